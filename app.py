@@ -1,0 +1,17 @@
+#!/usr/bin/env python3
+"""CDK entry point: validate the `mlops` context once, then synthesize one stage per environment."""
+
+import sys
+
+from aws_cdk import App
+
+from stacks.app import build_app
+from stacks.config import ConfigError, load_config
+
+app = App()
+try:
+    config = load_config(app.node.try_get_context("mlops"))
+except ConfigError as error:
+    sys.exit(f"Configuration error: {error}")
+build_app(app, config)
+app.synth()

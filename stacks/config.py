@@ -1,0 +1,332 @@
+"""Typed, validated configuration read once from the `mlops` block of cdk.json context.
+
+Every value a stack needs arrives here first; a wrong value stops synth with one message that
+names the key, the value and what is allowed. Stacks receive these frozen objects and never read
+context or the process environment themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+INSTANCE_FAMILIES = (
+    "t3", "m5", "m5d", "m6i", "m6g", "m7i", "c5", "c5d", "c6i", "c7i", "r5", "r6i",
+    "g4dn", "g5", "g6", "p3", "p4d", "p5", "inf2", "trn1",
+)
+INSTANCE_SIZES = ("medium", "large", "xlarge") + tuple(f"{n}xlarge" for n in (2, 4, 8, 9, 12, 16, 18, 24, 32, 48))
+APPROVAL_STATUSES = ("Approved", "PendingManualApproval")
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,#L-]+$")
+_PREFIX = re.compile(r"^([a-z0-9][a-z0-9._-]*/)+$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value: Any, allowed: str) -> None:
+        where = f"mlops.{key}" if key else "mlops"
+        super().__init__(f"cdk.json context '{where}' = {value!r} is invalid: {allowed}")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    retain_data: bool
+    noncurrent_version_expiration_days: int
+    access_log_expiration_days: int
+    log_retention_days: int
+    raw_data_prefix: str
+    training_trigger_suffix: str
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    processing_instance_type: str
+    processing_instance_count: int
+    training_instance_type: str
+    training_instance_count: int
+    tuning_max_jobs: int
+    tuning_max_parallel_jobs: int
+    mse_threshold: float
+    model_approval_status: str
+    training_image_tag: str
+    inference_image_tag: str
+
+
+@dataclass(frozen=True)
+class BatchPredictionConfig:
+    instance_type: str
+    instance_count: int
+    input_prefix: str
+    output_prefix: str
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    instance_type: str
+    initial_instance_count: int
+    min_capacity: int
+    max_capacity: int
+    target_invocations_per_instance: int
+    data_capture_percentage: int
+    max_latency_ms: int
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    timezone: str
+    retraining_enabled: bool
+    retraining_cron: str
+    batch_prediction_enabled: bool
+    batch_prediction_cron: str
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    account: str | None
+    region: str | None
+    production: bool
+    alert_email: str | None
+    storage: StorageConfig
+    training: TrainingConfig
+    batch_prediction: BatchPredictionConfig
+    endpoint: EndpointConfig
+    schedules: ScheduleConfig
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    project_name: str
+    environments: tuple[EnvironmentConfig, ...]
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.environments)
+        raise ConfigError("environments", name, f"unknown environment; defined: {known}")
+
+
+class _Reader:
+    """Reads one mapping of raw context values, knowing its dotted path for error messages."""
+
+    def __init__(self, raw: Any, path: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(path, raw, "must be an object")
+        self._raw = raw
+        self._path = path
+        self._used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self._path}.{name}" if self._path else name
+
+    def entries(self) -> dict[str, Any]:
+        self._used.update(self._raw)
+        return dict(self._raw)
+
+    def _get(self, name: str) -> Any:
+        self._used.add(name)
+        if name not in self._raw:
+            raise ConfigError(self.key(name), None, "is required")
+        return self._raw[name]
+
+    def optional(self, name: str) -> Any:
+        self._used.add(name)
+        return self._raw.get(name)
+
+    def section(self, name: str) -> "_Reader":
+        return _Reader(self._get(name), self.key(name))
+
+    def boolean(self, name: str) -> bool:
+        value = self._get(name)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), value, "must be true or false")
+        return value
+
+    def integer(self, name: str, minimum: int, maximum: int | None = None) -> int:
+        value = self._get(name)
+        in_range = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+        if not in_range or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise ConfigError(self.key(name), value, f"must be an integer of at least {minimum}{upper}")
+        return value
+
+    def positive_number(self, name: str) -> float:
+        value = self._get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(self.key(name), value, "must be a number greater than 0")
+        return float(value)
+
+    def choice(self, name: str, allowed: tuple[Any, ...]) -> Any:
+        value = self._get(name)
+        if value not in allowed:
+            raise ConfigError(self.key(name), value, f"must be one of {', '.join(map(str, allowed))}")
+        return value
+
+    def matching(self, name: str, pattern: re.Pattern[str], allowed: str, optional: bool = False) -> Any:
+        value = self.optional(name) if optional else self._get(name)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ConfigError(self.key(name), value, allowed)
+        return value
+
+    def instance_type(self, name: str) -> str:
+        value = self._get(name)
+        parts = value.split(".") if isinstance(value, str) else []
+        if len(parts) != 3 or parts[0] != "ml" or parts[1] not in INSTANCE_FAMILIES or parts[2] not in INSTANCE_SIZES:
+            raise ConfigError(
+                self.key(name), value,
+                f"must be ml.<family>.<size> with family one of {', '.join(INSTANCE_FAMILIES)}",
+            )
+        return value
+
+    def cron(self, name: str) -> str:
+        """An EventBridge Scheduler cron: six fields, one of day-of-month and day-of-week is '?'."""
+        value = self._get(name)
+        fields = value[5:-1].split(" ") if isinstance(value, str) and value.startswith("cron(") and value.endswith(")") else []
+        if len(fields) != 6 or not all(_CRON_FIELD.match(f) for f in fields) or "?" not in (fields[2], fields[4]):
+            raise ConfigError(
+                self.key(name), value,
+                "must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in day-of-month "
+                "or day-of-week, e.g. 'cron(0 2 * * ? *)'",
+            )
+        return value
+
+    def timezone(self, name: str) -> str:
+        value = self._get(name)
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+            raise ConfigError(self.key(name), value, "must be an IANA time zone such as 'UTC' or 'Europe/Berlin'") from None
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self._raw) - self._used)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), self._raw[unknown[0]], "unknown key; check its spelling")
+
+
+def _storage(r: _Reader) -> StorageConfig:
+    config = StorageConfig(
+        retain_data=r.boolean("retain_data"),
+        noncurrent_version_expiration_days=r.integer("noncurrent_version_expiration_days", 1),
+        access_log_expiration_days=r.integer("access_log_expiration_days", 1),
+        log_retention_days=r.choice("log_retention_days", LOG_RETENTION_DAYS),
+        raw_data_prefix=r.matching("raw_data_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/', e.g. 'incoming/'"),
+        training_trigger_suffix=r.matching("training_trigger_suffix", re.compile(r"^[A-Za-z0-9._-]+$"), "must be a file name suffix such as '_SUCCESS' or '.manifest'"),
+    )
+    r.done()
+    return config
+
+
+def _training(r: _Reader, production: bool) -> TrainingConfig:
+    tag = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    config = TrainingConfig(
+        processing_instance_type=r.instance_type("processing_instance_type"),
+        processing_instance_count=r.integer("processing_instance_count", 1, 10),
+        training_instance_type=r.instance_type("training_instance_type"),
+        training_instance_count=r.integer("training_instance_count", 1, 10),
+        tuning_max_jobs=r.integer("tuning_max_jobs", 1, 100),
+        tuning_max_parallel_jobs=r.integer("tuning_max_parallel_jobs", 1, 10),
+        mse_threshold=r.positive_number("mse_threshold"),
+        model_approval_status=r.choice("model_approval_status", APPROVAL_STATUSES),
+        training_image_tag=r.matching("training_image_tag", tag, "must be a Docker image tag"),
+        inference_image_tag=r.matching("inference_image_tag", tag, "must be a Docker image tag"),
+    )
+    if config.tuning_max_parallel_jobs > config.tuning_max_jobs:
+        raise ConfigError(r.key("tuning_max_parallel_jobs"), config.tuning_max_parallel_jobs, f"must not exceed tuning_max_jobs ({config.tuning_max_jobs})")
+    if production and config.model_approval_status != "PendingManualApproval":
+        raise ConfigError(r.key("model_approval_status"), config.model_approval_status, "a production environment must use PendingManualApproval")
+    r.done()
+    return config
+
+
+def _batch(r: _Reader) -> BatchPredictionConfig:
+    config = BatchPredictionConfig(
+        instance_type=r.instance_type("instance_type"),
+        instance_count=r.integer("instance_count", 1, 10),
+        input_prefix=r.matching("input_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/'"),
+        output_prefix=r.matching("output_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/'"),
+    )
+    r.done()
+    return config
+
+
+def _endpoint(r: _Reader) -> EndpointConfig:
+    config = EndpointConfig(
+        instance_type=r.instance_type("instance_type"),
+        initial_instance_count=r.integer("initial_instance_count", 1, 10),
+        min_capacity=r.integer("min_capacity", 1, 10),
+        max_capacity=r.integer("max_capacity", 1, 20),
+        target_invocations_per_instance=r.integer("target_invocations_per_instance", 1),
+        data_capture_percentage=r.integer("data_capture_percentage", 0, 100),
+        max_latency_ms=r.integer("max_latency_ms", 1),
+    )
+    if config.min_capacity > config.max_capacity:
+        raise ConfigError(r.key("min_capacity"), config.min_capacity, f"must not exceed max_capacity ({config.max_capacity})")
+    if not config.min_capacity <= config.initial_instance_count <= config.max_capacity:
+        raise ConfigError(r.key("initial_instance_count"), config.initial_instance_count, f"must lie between min_capacity ({config.min_capacity}) and max_capacity ({config.max_capacity})")
+    r.done()
+    return config
+
+
+def _schedules(r: _Reader) -> ScheduleConfig:
+    config = ScheduleConfig(
+        timezone=r.timezone("timezone"),
+        retraining_enabled=r.boolean("retraining_enabled"),
+        retraining_cron=r.cron("retraining_cron"),
+        batch_prediction_enabled=r.boolean("batch_prediction_enabled"),
+        batch_prediction_cron=r.cron("batch_prediction_cron"),
+    )
+    r.done()
+    return config
+
+
+def _environment(name: str, raw: Any) -> EnvironmentConfig:
+    r = _Reader(raw, f"environments.{name}")
+    if not _NAME.match(name):
+        raise ConfigError("environments", name, "environment names are 2-21 lower-case letters, digits or '-', starting with a letter")
+    production = r.boolean("production")
+    config = EnvironmentConfig(
+        name=name,
+        account=r.matching("account", _ACCOUNT, "must be a 12-digit AWS account id, or left out for an environment-agnostic synth", optional=True),
+        region=r.matching("region", _REGION, "must be an AWS region such as 'eu-west-1', or left out for an environment-agnostic synth", optional=True),
+        production=production,
+        alert_email=r.matching("alert_email", _EMAIL, "must be an e-mail address, or left out for no e-mail subscription", optional=True),
+        storage=_storage(r.section("storage")),
+        training=_training(r.section("training"), production),
+        batch_prediction=_batch(r.section("batch_prediction")),
+        endpoint=_endpoint(r.section("endpoint")),
+        schedules=_schedules(r.section("schedules")),
+    )
+    if (config.account is None) != (config.region is None):
+        raise ConfigError(r.key("account" if config.account is None else "region"), None, "account and region are given together or not at all")
+    r.done()
+    return config
+
+
+def load_config(context: Any) -> ProjectConfig:
+    """Validate the raw `mlops` context block and return the typed project configuration."""
+    if context is None:
+        raise ConfigError("", None, "the 'mlops' block is missing from cdk.json context")
+    r = _Reader(context, "")
+    project_name = r.matching("project_name", _NAME, "must be 2-21 lower-case letters, digits or '-', starting with a letter")
+    raw_envs = r.section("environments").entries()
+    if not raw_envs:
+        raise ConfigError("environments", raw_envs, "define at least one environment")
+    config = ProjectConfig(
+        project_name=project_name,
+        environments=tuple(_environment(name, raw) for name, raw in raw_envs.items()),
+    )
+    r.done()
+    return config

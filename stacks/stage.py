@@ -1,0 +1,21 @@
+"""One deployable environment: a cdk.Stage named after it, holding its stacks."""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Stage, Tags
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.storage import StorageStack
+
+
+class MlopsStage(Stage):
+    """All stacks of one environment; `cdk deploy '<env>/*'` deploys exactly this stage."""
+
+    def __init__(self, scope: Construct, *, project_name: str, environment: EnvironmentConfig) -> None:
+        env = Environment(account=environment.account, region=environment.region) if environment.account else None
+        super().__init__(scope, environment.name, env=env)
+        Tags.of(self).add("project", project_name)
+        Tags.of(self).add("environment", environment.name)
+
+        self.storage = StorageStack(self, "Storage", project_name=project_name, environment=environment)

@@ -1,0 +1,129 @@
+"""Encryption key, S3 buckets and ECR repositories: everything that holds data or images."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig, StorageConfig
+
+
+class StorageStack(Stack):
+    """One customer-managed key encrypts the data buckets and the image repositories.
+
+    Production retains the key, the buckets and the repositories when the stack is deleted;
+    other environments destroy them, emptying buckets and repositories first.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, project_name: str, environment: EnvironmentConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        storage = environment.storage
+        retain = storage.retain_data
+        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        prefix = f"{project_name}-{environment.name}"
+
+        self.key = kms.Key(
+            self, "DataKey",
+            alias=f"alias/{prefix}",
+            description=f"Encrypts data, models and images of {prefix}",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+
+        self.access_logs_bucket = s3.Bucket(
+            self, "AccessLogsBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=Duration.days(storage.access_log_expiration_days),
+                    noncurrent_version_expiration=Duration.days(storage.noncurrent_version_expiration_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=not retain,
+        )
+        Validations.of(self.access_logs_bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason="This bucket is the server access log destination; logging it into itself would loop. "
+                "S3 requires SSE-S3 on log destinations, so it cannot use the KMS key.",
+            )
+        )
+
+        self.raw_data_bucket = self._data_bucket("RawDataBucket", "raw-data", storage, removal)
+        # Native CloudFormation property instead of `event_bridge_enabled`, which adds a custom-resource Lambda.
+        raw_bucket_resource = self.raw_data_bucket.node.default_child
+        raw_bucket_resource.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+        self.features_bucket = self._data_bucket("FeaturesBucket", "features", storage, removal)
+        self.artifacts_bucket = self._data_bucket("ArtifactsBucket", "artifacts", storage, removal)
+
+        self.training_repository = self._repository("TrainingRepository", f"{prefix}-training", retain)
+        self.inference_repository = self._repository("InferenceRepository", f"{prefix}-inference", retain)
+
+        for name, value in (
+            ("RawDataBucketName", self.raw_data_bucket.bucket_name),
+            ("ArtifactsBucketName", self.artifacts_bucket.bucket_name),
+            ("TrainingRepositoryUri", self.training_repository.repository_uri),
+            ("InferenceRepositoryUri", self.inference_repository.repository_uri),
+        ):
+            CfnOutput(self, name, value=value)
+
+    def _data_bucket(
+        self, construct_id: str, log_prefix: str, storage: StorageConfig, removal: RemovalPolicy
+    ) -> s3.Bucket:
+        return s3.Bucket(
+            self, construct_id,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs_bucket,
+            server_access_logs_prefix=f"{log_prefix}/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=Duration.days(storage.noncurrent_version_expiration_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=removal == RemovalPolicy.DESTROY,
+        )
+
+    def _repository(self, construct_id: str, name: str, retain: bool) -> ecr.Repository:
+        return ecr.Repository(
+            self, construct_id,
+            repository_name=name,
+            image_scan_on_push=True,
+            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            encryption=ecr.RepositoryEncryption.KMS,
+            encryption_key=self.key,
+            lifecycle_rules=[
+                ecr.LifecycleRule(
+                    description="Expire untagged images after a week",
+                    tag_status=ecr.TagStatus.UNTAGGED,
+                    max_image_age=Duration.days(7),
+                    rule_priority=1,
+                ),
+                ecr.LifecycleRule(
+                    description="Keep the 30 most recent tagged images",
+                    tag_status=ecr.TagStatus.ANY,
+                    max_image_count=30,
+                    rule_priority=2,
+                ),
+            ],
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            empty_on_delete=not retain,
+        )

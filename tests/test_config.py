@@ -1,0 +1,128 @@
+"""The typed configuration: cdk.json loads, and each bad value stops synth with one exact message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, cdk_context
+from stacks.config import ConfigError, load_config
+
+
+def test_cdk_json_loads_dev_and_prod():
+    config = load_config(cdk_context()["mlops"])
+    dev, prod = config.environment("dev"), config.environment("prod")
+    assert (dev.production, prod.production) == (False, True)
+    assert (dev.storage.retain_data, prod.storage.retain_data) == (False, True)
+    assert prod.training.model_approval_status == "PendingManualApproval"
+    assert dev.account is None and dev.region is None
+
+
+def test_unknown_environment_names_the_known_ones():
+    with pytest.raises(ConfigError) as error:
+        load_config(cdk_context()["mlops"]).environment("staging")
+    assert str(error.value) == "cdk.json context 'mlops.environments' = 'staging' is invalid: unknown environment; defined: dev, prod"
+
+
+BAD_VALUES = [
+    ("region", "mars-1", "cdk.json context 'mlops.environments.dev.region' = 'mars-1' is invalid: "
+     "must be an AWS region such as 'eu-west-1', or left out for an environment-agnostic synth"),
+    ("account", "12345", "cdk.json context 'mlops.environments.dev.account' = '12345' is invalid: "
+     "must be a 12-digit AWS account id, or left out for an environment-agnostic synth"),
+    ("schedules.retraining_cron", "0 2 * * *", "cdk.json context 'mlops.environments.dev.schedules.retraining_cron' = "
+     "'0 2 * * *' is invalid: must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in "
+     "day-of-month or day-of-week, e.g. 'cron(0 2 * * ? *)'"),
+    ("schedules.batch_prediction_cron", "cron(0 6 * * * *)", "cdk.json context 'mlops.environments.dev.schedules."
+     "batch_prediction_cron' = 'cron(0 6 * * * *)' is invalid: must be 'cron(minutes hours day-of-month month "
+     "day-of-week year)' with '?' in day-of-month or day-of-week, e.g. 'cron(0 2 * * ? *)'"),
+    ("schedules.timezone", "Mars/Olympus", "cdk.json context 'mlops.environments.dev.schedules.timezone' = "
+     "'Mars/Olympus' is invalid: must be an IANA time zone such as 'UTC' or 'Europe/Berlin'"),
+    ("training.training_instance_count", -1, "cdk.json context 'mlops.environments.dev.training."
+     "training_instance_count' = -1 is invalid: must be an integer of at least 1 and at most 10"),
+    ("training.processing_instance_type", "ml.z9.large", "cdk.json context 'mlops.environments.dev.training."
+     "processing_instance_type' = 'ml.z9.large' is invalid: must be ml.<family>.<size> with family one of "
+     "t3, m5, m5d, m6i, m6g, m7i, c5, c5d, c6i, c7i, r5, r6i, g4dn, g5, g6, p3, p4d, p5, inf2, trn1"),
+    ("endpoint.data_capture_percentage", 101, "cdk.json context 'mlops.environments.dev.endpoint."
+     "data_capture_percentage' = 101 is invalid: must be an integer of at least 0 and at most 100"),
+    ("alert_email", "ops-at-example.com", "cdk.json context 'mlops.environments.dev.alert_email' = "
+     "'ops-at-example.com' is invalid: must be an e-mail address, or left out for no e-mail subscription"),
+    ("storage.log_retention_days", 10, "cdk.json context 'mlops.environments.dev.storage.log_retention_days' = 10 "
+     "is invalid: must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, "
+     "2192, 2557, 2922, 3288, 3653"),
+    ("storage.retain_data", "yes", "cdk.json context 'mlops.environments.dev.storage.retain_data' = 'yes' is "
+     "invalid: must be true or false"),
+    ("training.mse_threshold", 0, "cdk.json context 'mlops.environments.dev.training.mse_threshold' = 0 is "
+     "invalid: must be a number greater than 0"),
+    ("storage.retian_data", True, "cdk.json context 'mlops.environments.dev.storage.retian_data' = True is "
+     "invalid: unknown key; check its spelling"),
+    ("endpoint.min_capacity", 5, "cdk.json context 'mlops.environments.dev.endpoint.min_capacity' = 5 is invalid: "
+     "must not exceed max_capacity (2)"),
+    ("training.tuning_max_parallel_jobs", 5, "cdk.json context 'mlops.environments.dev.training."
+     "tuning_max_parallel_jobs' = 5 is invalid: must not exceed tuning_max_jobs (4)"),
+]
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree[part]
+    tree[leaf] = value
+
+
+@pytest.mark.parametrize(("key", "value", "message"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_bad_value_gives_exact_message(key, value, message):
+    mlops = cdk_context()["mlops"]
+    _set(mlops["environments"]["dev"], key, value)
+    if key == "account":
+        mlops["environments"]["dev"]["region"] = "eu-west-1"
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == message
+
+
+def test_production_cannot_auto_approve_models():
+    mlops = cdk_context()["mlops"]
+    mlops["environments"]["prod"]["training"]["model_approval_status"] = "Approved"
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == (
+        "cdk.json context 'mlops.environments.prod.training.model_approval_status' = 'Approved' is invalid: "
+        "a production environment must use PendingManualApproval"
+    )
+
+
+def test_account_without_region_is_rejected():
+    mlops = cdk_context()["mlops"]
+    mlops["environments"]["dev"]["account"] = "123456789012"
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == (
+        "cdk.json context 'mlops.environments.dev.region' = None is invalid: "
+        "account and region are given together or not at all"
+    )
+
+
+def test_missing_setting_is_named():
+    mlops = cdk_context()["mlops"]
+    del mlops["environments"]["prod"]["endpoint"]["max_latency_ms"]
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == "cdk.json context 'mlops.environments.prod.endpoint.max_latency_ms' = None is invalid: is required"
+
+
+def test_app_exits_with_the_message_and_no_traceback():
+    """app.py turns a bad value into one line on stderr and a non-zero exit, before any synth work."""
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "CDK_CONTEXT_JSON": '{"mlops": {"project_name": "X"}}'},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "Configuration error: cdk.json context 'mlops.project_name' = 'X' is invalid: "
+        "must be 2-21 lower-case letters, digits or '-', starting with a letter"
+    )

@@ -1,0 +1,103 @@
+"""Whole-template checks: snapshots, determinism, cfn-lint and the cdk-nag gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk import App
+from aws_cdk import aws_s3 as s3
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from conftest import REPO_ROOT, cdk_context, synthesize
+from stacks.app import build_app
+from stacks.config import load_config
+
+
+def _templates(outdir) -> dict[str, dict]:
+    return {
+        f"{path.parent.name}/{path.name}": json.loads(path.read_text())
+        for path in sorted(outdir.glob("assembly-*/*.template.json"))
+    }
+
+
+@pytest.fixture
+def json_snapshot(snapshot):
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+def test_one_assembly_per_environment(synthesized):
+    assert sorted(p.name for p in synthesized.outdir.glob("assembly-*")) == ["assembly-dev", "assembly-prod"]
+
+
+def test_template_snapshots(synthesized, json_snapshot):
+    templates = _templates(synthesized.outdir)
+    assert templates, "no templates were synthesized"
+    for name, template in templates.items():
+        assert template == json_snapshot(name=name.replace("/", "__"))
+
+
+def test_two_synths_in_a_row_are_identical(synthesized, tmp_path):
+    again = synthesize(cdk_context(), tmp_path / "again")
+    assert _templates(again.outdir) == _templates(synthesized.outdir)
+
+
+def test_templates_do_not_depend_on_the_checkout_path(synthesized, tmp_path):
+    """Asset hashes come from file contents, not from where the repository lies on disk."""
+    checkout = tmp_path / "elsewhere" / "checkout"
+    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    for relative in tracked:
+        source = REPO_ROOT / relative
+        if source.is_file():
+            (checkout / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, checkout / relative)
+    outdir = tmp_path / "out"
+    script = (
+        "import json, sys; from aws_cdk import App; from stacks.app import build_app; from stacks.config import load_config;"
+        "ctx = json.load(open('cdk.json'))['context']; app = App(context=ctx, outdir=sys.argv[1]);"
+        "build_app(app, load_config(ctx['mlops'])); app.synth()"
+    )
+    subprocess.run([sys.executable, "-c", script, str(outdir)], cwd=checkout, check=True, timeout=900,
+                   env={**__import__("os").environ, "PYTHONPATH": str(checkout)})
+    assert _templates(outdir) == _templates(synthesized.outdir)
+
+
+# Warnings cfn-lint raises on resources that aws-cdk-lib generates itself, which the app cannot change.
+CDK_GENERATED_WARNINGS = {("W3005", "CustomS3AutoDeleteObjectsCustomResourceProviderRole")}
+
+
+def test_cfn_lint_finds_no_error_and_no_warning_of_ours(synthesized):
+    files = [str(p) for p in synthesized.template_files()]
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), "--format", "parseable", *files], capture_output=True, text=True, timeout=600)
+    assert result.stderr == ""
+    findings = [line.split(":", 6)[5:] for line in result.stdout.splitlines()]
+    unexpected = [
+        f for f in findings
+        if not any(f[0] == rule and f[1].lstrip("'").startswith(resource) for rule, resource in CDK_GENERATED_WARNINGS)
+    ]
+    assert unexpected == []
+
+
+def test_cdk_nag_reports_no_unacknowledged_finding(synthesized):
+    report = json.loads((synthesized.outdir / "validation-report.json").read_text())
+    violations = [v for r in report["pluginReports"] for v in r["violations"]]
+    assert violations == []
+
+
+def test_the_app_fails_synth_on_any_unacknowledged_finding(tmp_path):
+    """The gate is attached to the real app: one careless bucket in a stage stops synth with its rule ids."""
+    context = cdk_context()
+    app = App(context=context, outdir=str(tmp_path))
+    stages = build_app(app, load_config(context["mlops"]))
+    s3.CfnBucket(stages["dev"].storage, "Careless")
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    flagged = {(v["ruleName"], c["constructPath"]) for r in report["pluginReports"] for v in r["violations"] for c in v["violatingConstructs"]}
+    assert flagged == {("AwsSolutions-S1", "dev/Storage/Careless"), ("AwsSolutions-S10", "dev/Storage/Careless")}
