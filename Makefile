@@ -15,7 +15,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 setup: $(STAMP_PY) $(STAMP_NODE)
 
-$(STAMP_PY): requirements.txt requirements-dev.txt pipeline_scripts/requirements.txt pipeline_scripts/constraints.txt layers/sagemaker_sdk/requirements.txt
+$(STAMP_PY): requirements.txt requirements-dev.txt containers/requirements.txt containers/constraints.txt layers/sagemaker_sdk/requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@

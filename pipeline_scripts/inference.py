@@ -1,0 +1,113 @@
+"""The one prediction path shared by the endpoint (serve.py), batch transform and evaluation.
+
+Requests carry raw abalone records (sex, then the seven measurements; no `rings`), as CSV lines or
+JSON; the feature spec saved with the model (features.json) says how to encode them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+
+MODEL_FILE = "model.txt"
+FEATURES_FILE = "features.json"
+
+
+class PayloadError(ValueError):
+    """A request the model cannot score; the message names the row or field and what was expected."""
+
+
+class Model:
+    """A LightGBM booster plus the feature spec it was trained with, loaded once."""
+
+    def __init__(self, model_dir: Path) -> None:
+        model_dir = Path(model_dir)
+        for name in (MODEL_FILE, FEATURES_FILE):
+            if not (model_dir / name).is_file():
+                raise FileNotFoundError(f"{model_dir / name} is missing; expected the training job's model artifact in {model_dir}")
+        self.booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
+        spec = json.loads((model_dir / FEATURES_FILE).read_text())
+        self.raw_columns: list[str] = spec["raw_columns"]
+        self.features: list[str] = spec["features"]
+        self.category_column, categories = next(iter(spec["categories"].items()))
+        self.categories: list[str] = categories
+        self._numeric = [c for c in self.raw_columns if c != self.category_column]
+        self._category_slot = {c: len(self._numeric) + i for i, c in enumerate(categories)}
+        if self.booster.num_feature() != len(self.features):
+            raise ValueError(f"model expects {self.booster.num_feature()} features but features.json lists {len(self.features)}")
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Predictions for an encoded feature matrix (columns in `self.features` order)."""
+        return self.booster.predict(features, num_threads=1)
+
+    def encode(self, records: list) -> np.ndarray:
+        """Encode raw records (sequences in raw-column order, or mappings by column name)."""
+        if not records:
+            raise PayloadError(f"no records; expected one or more rows of {','.join(self.raw_columns)}")
+        matrix = np.zeros((len(records), len(self.features)), dtype=np.float64)
+        width = len(self.raw_columns)
+        category_index = self.raw_columns.index(self.category_column)
+        for row, record in enumerate(records, start=1):
+            if isinstance(record, dict):
+                missing = [c for c in self.raw_columns if c not in record]
+                if missing:
+                    raise PayloadError(f"record {row}: missing field(s) {', '.join(missing)}")
+                record = [record[c] for c in self.raw_columns]
+            elif not isinstance(record, (list, tuple)) or len(record) != width:
+                got = len(record) if isinstance(record, (list, tuple)) else type(record).__name__
+                raise PayloadError(f"record {row}: expected {width} fields ({','.join(self.raw_columns)}), got {got}")
+            category = str(record[category_index]).strip().upper()
+            slot = self._category_slot.get(category)
+            if slot is None:
+                raise PayloadError(f"record {row}: {self.category_column} {record[category_index]!r} is not one of {', '.join(self.categories)}")
+            matrix[row - 1, slot] = 1.0
+            numeric = record[:category_index] + record[category_index + 1:]
+            for column, value in enumerate(numeric):
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    raise PayloadError(f"record {row}: {self._numeric[column]} must be a number, got {value!r}") from None
+                if not math.isfinite(number):
+                    raise PayloadError(f"record {row}: {self._numeric[column]} must be finite, got {value!r}")
+                matrix[row - 1, column] = number
+        return matrix
+
+    def predict_records(self, records: list) -> np.ndarray:
+        return self.predict(self.encode(records))
+
+
+def parse_csv(text: str, header: str) -> list[list[str]]:
+    """CSV lines to records, skipping blank lines and a header line equal to `header`."""
+    records = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and line.replace(" ", "").lower() != header:
+            records.append(line.split(","))
+    return records
+
+
+def parse_json(text: str) -> list:
+    """{"instances": [...]}, a list of records, or one record (an object or a list of values)."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PayloadError(f"body is not valid JSON: {error.msg} at position {error.pos}") from None
+    if isinstance(payload, dict):
+        payload = payload["instances"] if "instances" in payload else [payload]
+    if not isinstance(payload, list):
+        raise PayloadError('expected {"instances": [...]}, a list of records or one record object')
+    if payload and not isinstance(payload[0], (list, dict)):
+        payload = [payload]
+    return payload
+
+
+def format_csv(predictions: np.ndarray) -> str:
+    return "".join(f"{p:.6f}\n" for p in predictions)
+
+
+def format_json(predictions: np.ndarray) -> str:
+    return json.dumps({"predictions": [round(float(p), 6) for p in predictions]})

@@ -1,0 +1,138 @@
+"""SageMaker Processing script: validate raw abalone CSVs, one-hot encode `sex`, split, write CSVs.
+
+Runs in SageMaker's scikit-learn container (Python 3.9, pandas 1.x) as well as locally, so it keeps
+to APIs that both know. Inputs under <base>/processing/input; outputs (target first, no header, the
+layout the training script expects) to <base>/processing/{train,validation,test}, each with
+features.json describing the columns so training, evaluation and inference agree on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TARGET = "rings"
+CATEGORY = "sex"
+CATEGORIES = ("F", "I", "M")
+MEASUREMENTS = ("length", "diameter", "height", "whole_weight", "shucked_weight", "viscera_weight", "shell_weight")
+RAW_COLUMNS = (CATEGORY,) + MEASUREMENTS + (TARGET,)
+FEATURES = MEASUREMENTS + tuple(f"{CATEGORY}_{c}" for c in CATEGORIES)
+SPLITS = ("train", "validation", "test")
+
+
+class InputError(Exception):
+    """Bad input data: the message names the file, row or column and what was expected."""
+
+
+def feature_spec() -> dict:
+    return {"target": TARGET, "features": list(FEATURES), "raw_columns": list(RAW_COLUMNS[:-1]),
+            "categories": {CATEGORY: list(CATEGORIES)}}
+
+
+def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
+    """Read one CSV with or without a header row and check its columns, types and categories."""
+    try:
+        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    except pd.errors.ParserError as error:
+        raise InputError(f"{path}: rows have different numbers of fields ({error}); expected {len(columns)}: {', '.join(columns)}") from None
+    if frame.empty:
+        raise InputError(f"{path}: the file is empty; expected rows of {', '.join(columns)}")
+    has_header = str(frame.iloc[0, 0]).strip().lower() == columns[0]
+    first_row = 2 if has_header else 1
+    if has_header:
+        header = [str(v).strip().lower() for v in frame.iloc[0]]
+        if header != list(columns):
+            raise InputError(f"{path}: header is {','.join(header)}; expected {','.join(columns)}")
+        frame = frame.iloc[1:]
+    if frame.shape[1] != len(columns):
+        raise InputError(f"{path}: {frame.shape[1]} columns; expected {len(columns)}: {', '.join(columns)}")
+    if frame.empty:
+        raise InputError(f"{path}: the file has a header but no rows")
+    frame.columns = list(columns)
+    frame = frame.reset_index(drop=True)
+    categories = frame[CATEGORY].str.strip().str.upper()
+    unknown = ~categories.isin(CATEGORIES)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise InputError(f"{path}: row {row + first_row} column '{CATEGORY}': {frame[CATEGORY].iloc[row]!r} is not one of {', '.join(CATEGORIES)}")
+    result = pd.DataFrame({CATEGORY: categories})
+    for column in columns[1:]:
+        values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
+        bad = values.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"{path}: row {row + first_row} column '{column}': expected a number, got {frame[column].iloc[row]!r}")
+        result[column] = values.astype("float64")
+    return result
+
+
+def encode(frame: pd.DataFrame) -> pd.DataFrame:
+    """Feature columns in FEATURES order, with `sex` one-hot encoded over all known categories."""
+    encoded = frame[list(MEASUREMENTS)].copy()
+    for category in CATEGORIES:
+        encoded[f"{CATEGORY}_{category}"] = (frame[CATEGORY] == category).astype("float64")
+    return encoded
+
+
+def split_indices(n_rows: int, validation_fraction: float, test_fraction: float, seed: int):
+    order = np.random.default_rng(seed).permutation(n_rows)
+    n_test = max(1, int(round(n_rows * test_fraction)))
+    n_validation = max(1, int(round(n_rows * validation_fraction)))
+    if n_rows - n_test - n_validation < 1:
+        raise InputError(f"{n_rows} rows are too few to split into train, validation and test")
+    return {"test": order[:n_test], "validation": order[n_test:n_test + n_validation], "train": order[n_test + n_validation:]}
+
+
+def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_fraction: float, seed: int) -> dict:
+    files = sorted(p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() in (".csv", ".txt"))
+    if not files:
+        raise InputError(f"{input_dir}: no .csv files found; expected the raw abalone data there")
+    raw = pd.concat([read_raw_csv(p) for p in files], ignore_index=True)
+    table = pd.concat([raw[[TARGET]], encode(raw)], axis=1)
+    counts = {}
+    for split, rows in split_indices(len(table), validation_fraction, test_fraction, seed).items():
+        target_dir = output_dir / split
+        target_dir.mkdir(parents=True, exist_ok=True)
+        table.iloc[np.sort(rows)].to_csv(target_dir / f"{split}.csv", header=False, index=False)
+        (target_dir / "features.json").write_text(json.dumps(feature_spec(), indent=2))
+        counts[split] = int(len(rows))
+    return counts
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
+    return value
+
+
+def main(argv=None) -> int:
+    base = Path(os.environ.get("SM_BASE_DIR", "/opt/ml"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input-dir", type=Path, default=base / "processing" / "input")
+    parser.add_argument("--output-dir", type=Path, default=base / "processing")
+    parser.add_argument("--validation-fraction", type=_fraction, default=0.15)
+    parser.add_argument("--test-fraction", type=_fraction, default=0.15)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    if args.validation_fraction + args.test_fraction >= 1:
+        parser.error("--validation-fraction plus --test-fraction must stay below 1")
+    try:
+        counts = run(args.input_dir, args.output_dir, args.validation_fraction, args.test_fraction, args.seed)
+    except InputError as error:
+        print(f"preprocess error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps({"rows": counts}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The two Dockerfiles: lint clean, identical pinned libraries, and entry points that exist."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+CONTAINERS = REPO_ROOT / "containers"
+DOCKERFILES = {name: CONTAINERS / name / "Dockerfile" for name in ("training", "inference")}
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    return [tuple(line.split(None, 1)) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def pins() -> dict[str, str]:
+    lines = (CONTAINERS / "constraints.txt").read_text().splitlines()
+    return dict(line.split("==") for line in lines if line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_hadolint_is_clean(name):
+    hadolint = Path(sys.executable).parent / "hadolint"
+    result = subprocess.run([str(hadolint), str(DOCKERFILES[name])], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_base_image_is_pinned_and_copied_files_exist(name):
+    steps = instructions(DOCKERFILES[name])
+    base = [args for op, args in steps if op == "FROM"]
+    assert len(base) == 1 and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", base[0])
+    for op, args in steps:
+        if op == "COPY":
+            *sources, _ = args.split()
+            assert sources and all((REPO_ROOT / s).exists() for s in sources), args
+
+
+def test_both_images_install_the_same_pinned_libraries():
+    installs = {}
+    for name, dockerfile in DOCKERFILES.items():
+        steps = instructions(dockerfile)
+        installs[name] = [args for op, args in steps if op == "RUN" and "pip install" in args] + [
+            args for op, args in steps if op == "COPY" and "constraints.txt" in args
+        ]
+    assert installs["training"] == installs["inference"]
+    assert installs["training"] == [
+        "pip install --no-cache-dir -r /tmp/pins/requirements.txt && rm -rf /tmp/pins",
+        "containers/requirements.txt containers/constraints.txt /tmp/pins/",
+    ]
+    requirements = [line for line in (CONTAINERS / "requirements.txt").read_text().splitlines() if line and line[0].isalpha()]
+    assert requirements and all(r in pins() for r in requirements)
+
+
+def test_local_tests_run_the_pinned_versions():
+    """The tests train and serve with the very versions the images install."""
+    for package, version in pins().items():
+        assert metadata.version(package) == version, package
+
+
+def test_training_entry_point_is_the_training_script():
+    steps = dict(instructions(DOCKERFILES["training"]))
+    assert json.loads(steps["ENTRYPOINT"]) == ["python3", "/opt/program/train.py"]
+    assert ("COPY", "pipeline_scripts/ /opt/program/") in instructions(DOCKERFILES["training"])
+
+
+def test_inference_image_serves_as_non_root_with_serve_on_path():
+    steps = instructions(DOCKERFILES["inference"])
+    assert ("COPY", "pipeline_scripts/inference.py pipeline_scripts/serve.py /opt/program/") in steps
+    run = " ".join(args for op, args in steps if op == "RUN")
+    assert "ln -s /opt/program/serve.py /opt/program/serve" in run
+    assert 'PATH="/opt/program:${PATH}"' in dict(steps)["ENV"]
+    assert dict(steps)["USER"] != "root" and dict(steps)["EXPOSE"] == "8080"
+    assert (REPO_ROOT / "pipeline_scripts" / "serve.py").read_text().startswith("#!/usr/bin/env python3\n")

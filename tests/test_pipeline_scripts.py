@@ -1,0 +1,182 @@
+"""Each pipeline script as a real process in a temporary tree laid out as SageMaker lays it out."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+from abalone_data import HEADER, abalone_rows, write_csv
+from conftest import REPO_ROOT
+
+SCRIPTS = REPO_ROOT / "pipeline_scripts"
+
+
+def run_script(script: str, base, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPTS / script), *args], env={"SM_BASE_DIR": str(base)},
+                          capture_output=True, text=True, timeout=300)
+
+
+def preprocess(base, rows=None, header=True) -> subprocess.CompletedProcess:
+    write_csv(base / "processing" / "input" / "abalone.csv", abalone_rows(600) if rows is None else rows, header)
+    return run_script("preprocess.py", base)
+
+
+def train(base, *args: str) -> subprocess.CompletedProcess:
+    for channel in ("train", "validation"):
+        shutil.copytree(base / "processing" / channel, base / "input" / "data" / channel, dirs_exist_ok=True)
+    return run_script("train.py", base, "train", *args)
+
+
+def package_model(base) -> None:
+    (base / "processing" / "model").mkdir(exist_ok=True)
+    with tarfile.open(base / "processing" / "model" / "model.tar.gz", "w:gz") as tar:
+        for item in (base / "model").iterdir():
+            tar.add(item, arcname=item.name)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One preprocess -> train -> evaluate chain, shared by the tests that read its outputs."""
+    base = tmp_path_factory.mktemp("opt_ml")
+    results = {"preprocess": preprocess(base), "train": train(base)}
+    package_model(base)
+    results["evaluate"] = run_script("evaluate.py", base)
+    for name, result in results.items():
+        assert result.returncode == 0, (name, result.stderr)
+    return base, results
+
+
+def test_preprocess_writes_headerless_splits_target_first(trained):
+    base, _ = trained
+    counts = {}
+    for split in ("train", "validation", "test"):
+        table = np.loadtxt(base / "processing" / split / f"{split}.csv", delimiter=",", ndmin=2)
+        assert table.shape[1] == 11
+        assert set(np.unique(table[:, 8:])) <= {0.0, 1.0} and np.all(table[:, 8:].sum(axis=1) == 1)
+        counts[split] = len(table)
+        spec = json.loads((base / "processing" / split / "features.json").read_text())
+        assert spec["features"][-3:] == ["sex_F", "sex_I", "sex_M"] and spec["target"] == "rings"
+    assert counts == {"train": 420, "validation": 90, "test": 90}
+
+
+def test_preprocess_is_deterministic_and_reads_files_without_header(tmp_path, trained):
+    base, _ = trained
+    other = tmp_path / "opt_ml"
+    assert preprocess(other, header=False).returncode == 0
+    for split in ("train", "validation", "test"):
+        assert (other / "processing" / split / f"{split}.csv").read_text() == (base / "processing" / split / f"{split}.csv").read_text()
+
+
+def _rows_with(change):
+    rows = abalone_rows(50)
+    change(rows)
+    return rows
+
+
+BAD_INPUTS = {
+    "missing column": (lambda rows: [r.pop() for r in rows], False,
+                       "abalone.csv: 8 columns; expected 9: sex, length, diameter, height, whole_weight, shucked_weight, viscera_weight, shell_weight, rings"),
+    "extra column": (lambda rows: [r.append(1) for r in rows], False,
+                     "abalone.csv: 10 columns; expected 9: sex, length, diameter, height, whole_weight, shucked_weight, viscera_weight, shell_weight, rings"),
+    "non-numeric": (lambda rows: rows[4].__setitem__(3, "tall"), True, "abalone.csv: row 6 column 'height': expected a number, got 'tall'"),
+    "unknown sex": (lambda rows: rows[9].__setitem__(0, "X"), False, "abalone.csv: row 10 column 'sex': 'X' is not one of F, I, M"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_preprocess_rejects_bad_input_with_one_clear_line(tmp_path, case):
+    change, header, message = BAD_INPUTS[case]
+    result = preprocess(tmp_path, _rows_with(change), header=header)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("preprocess error: ") and result.stderr.strip().endswith(message)
+
+
+def test_preprocess_rejects_empty_file_and_missing_input(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "processing" / "input").mkdir(parents=True)
+    (empty / "processing" / "input" / "abalone.csv").write_text("")
+    result = run_script("preprocess.py", empty)
+    assert result.returncode == 1 and "abalone.csv: the file is empty; expected rows of sex, length" in result.stderr
+    (tmp_path / "none" / "processing" / "input").mkdir(parents=True)
+    result = run_script("preprocess.py", tmp_path / "none")
+    assert result.returncode == 1 and "no .csv files found" in result.stderr
+
+
+def test_train_prints_parsable_metrics_and_writes_the_model(trained):
+    base, results = trained
+    lines = results["train"].stdout.splitlines()
+    assert any(re.fullmatch(r"validation:rmse=\d+\.\d{6}", line) for line in lines)
+    assert any(re.fullmatch(r"train:mse=\d+\.\d{6}", line) for line in lines)
+    assert sorted(p.name for p in (base / "model").iterdir()) == ["features.json", "model.txt"]
+
+
+def test_train_takes_hyperparameters_from_file_and_command_line(tmp_path, trained):
+    base, _ = trained
+    shutil.copytree(base / "processing", tmp_path / "processing")
+    config = tmp_path / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps({"num_leaves": "5", "learning_rate": "0.2", "sagemaker_job": "x"}))
+    result = train(tmp_path, "--learning_rate", "0.1")
+    assert result.returncode == 0, result.stderr
+    model = (tmp_path / "model" / "model.txt").read_text()
+    assert "[num_leaves: 5]" in model and "[learning_rate: 0.1]" in model
+
+
+def test_train_missing_channel_fails_clearly_and_records_the_reason(tmp_path):
+    (tmp_path / "output").mkdir()
+    result = run_script("train.py", tmp_path, "train")
+    assert result.returncode == 1
+    expected = f"training error: channel 'train' not found at {tmp_path / 'input' / 'data' / 'train'}"
+    assert result.stderr.startswith(expected)
+    assert (tmp_path / "output" / "failure").read_text().startswith(expected)
+
+
+def test_evaluation_report_has_registry_shape_and_beats_the_mean(trained):
+    base, _ = trained
+    report = json.loads((base / "processing" / "evaluation" / "evaluation.json").read_text())
+    metrics = report["regression_metrics"]
+    assert set(metrics) == {"mse", "rmse", "mae", "r2"}
+    assert set(metrics["mse"]) == {"value", "standard_deviation"}
+    train_target = np.loadtxt(base / "processing" / "train" / "train.csv", delimiter=",")[:, 0]
+    test_target = np.loadtxt(base / "processing" / "test" / "test.csv", delimiter=",")[:, 0]
+    baseline = float(np.mean((test_target - train_target.mean()) ** 2))
+    assert metrics["mse"]["value"] < 0.5 * baseline
+    assert metrics["rmse"]["value"] == pytest.approx(metrics["mse"]["value"] ** 0.5)
+    assert 0.5 < metrics["r2"]["value"] <= 1
+
+
+def test_evaluate_without_model_fails_clearly(tmp_path):
+    result = run_script("evaluate.py", tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"evaluation error: {tmp_path / 'processing' / 'model' / 'model.tar.gz'} not found; expected the training job's model.tar.gz"
+
+
+def test_batch_predict_writes_one_prediction_per_row(tmp_path, trained):
+    base, _ = trained
+    rows = [r[:-1] for r in abalone_rows(25, seed=3)]
+    write_csv(tmp_path / "in" / "day.csv", rows, header=False)
+    result = subprocess.run([sys.executable, str(SCRIPTS / "batch_predict.py"), "--model-dir", str(base / "model"),
+                             "--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    predictions = np.loadtxt(tmp_path / "out" / "day.csv.out")
+    assert predictions.shape == (25,) and np.all((predictions > 0) & (predictions < 30))
+
+
+def test_local_runner_chains_every_step_and_beats_the_baseline(tmp_path):
+    data = write_csv(tmp_path / "abalone.csv", abalone_rows(800, seed=11))
+    result = subprocess.run([sys.executable, str(SCRIPTS / "local_run.py"), "--data", str(data)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout[result.stdout.index("{\n"):])
+    assert summary["regression_metrics"]["mse"]["value"] < summary["baseline_mse"]
+    assert summary["batch_predictions"] == 800 and set(summary["seconds"]) == {"preprocess", "train", "evaluate", "batch_inference"}
+    assert HEADER[0] == "sex"
