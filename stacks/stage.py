@@ -6,6 +6,7 @@ from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.pipelines import PipelinesStack
 from stacks.storage import StorageStack
 
 
@@ -19,3 +20,4 @@ class MlopsStage(Stage):
         Tags.of(self).add("environment", environment.name)
 
         self.storage = StorageStack(self, "Storage", project_name=project_name, environment=environment)
+        self.pipelines = PipelinesStack(self, "Pipelines", project_name=project_name, environment=environment, storage=self.storage)

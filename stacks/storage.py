@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -66,8 +67,12 @@ class StorageStack(Stack):
         self.features_bucket = self._data_bucket("FeaturesBucket", "features", storage, removal)
         self.artifacts_bucket = self._data_bucket("ArtifactsBucket", "artifacts", storage, removal)
 
-        self.training_repository = self._repository("TrainingRepository", f"{prefix}-training", retain)
-        self.inference_repository = self._repository("InferenceRepository", f"{prefix}-inference", retain)
+        self.training_repository_name = f"{prefix}-training"
+        self.inference_repository_name = f"{prefix}-inference"
+        self.training_repository = self._repository("TrainingRepository", self.training_repository_name, retain)
+        self.inference_repository = self._repository("InferenceRepository", self.inference_repository_name, retain)
+
+        self.data_access_policy = self._data_access_policy()
 
         for name, value in (
             ("RawDataBucketName", self.raw_data_bucket.bucket_name),
@@ -76,6 +81,28 @@ class StorageStack(Stack):
             ("InferenceRepositoryUri", self.inference_repository.repository_uri),
         ):
             CfnOutput(self, name, value=value)
+
+    def _data_access_policy(self) -> iam.ManagedPolicy:
+        """Read raw data, read and write features and artifacts, use the key, pull the images."""
+        data_buckets = (self.raw_data_bucket, self.features_bucket, self.artifacts_bucket)
+        policy = iam.ManagedPolicy(self, "DataAccessPolicy", description="Data and image access of the SageMaker execution role", statements=[
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[b.bucket_arn for b in data_buckets]),
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.raw_data_bucket.arn_for_objects("*")]),
+            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                                resources=[self.features_bucket.arn_for_objects("*"), self.artifacts_bucket.arn_for_objects("*")]),
+            iam.PolicyStatement(actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"], resources=[self.key.key_arn]),
+            iam.PolicyStatement(actions=["kms:CreateGrant"], resources=[self.key.key_arn],
+                                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
+            iam.PolicyStatement(actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                                resources=[self.training_repository.repository_arn, self.inference_repository.repository_arn]),
+        ])
+        for bucket in data_buckets:
+            arn = self.resolve(bucket.bucket_arn)["Fn::GetAtt"]
+            Validations.of(policy).acknowledge(Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{arn[0]}.{arn[1]}>/*]",
+                reason="Objects of one bucket of this environment: SageMaker jobs read and write keys generated per pipeline execution.",
+            ))
+        return policy
 
     def _data_bucket(
         self, construct_id: str, log_prefix: str, storage: StorageConfig, removal: RemovalPolicy

@@ -1,0 +1,73 @@
+"""The batch-prediction pipeline: resolve the latest Approved model and the day's data, then transform."""
+
+from __future__ import annotations
+
+from sagemaker.lambda_helper import Lambda
+from sagemaker.model import Model
+from sagemaker.transformer import Transformer
+from sagemaker.workflow.condition_step import ConditionStep
+from sagemaker.workflow.conditions import ConditionEquals
+from sagemaker.workflow.execution_variables import ExecutionVariables
+from sagemaker.workflow.fail_step import FailStep
+from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
+from sagemaker.workflow.model_step import ModelStep
+from sagemaker.workflow.parameters import ParameterInteger, ParameterString
+from sagemaker.workflow.pipeline import Pipeline
+from sagemaker.workflow.pipeline_context import PipelineSession
+from sagemaker.workflow.steps import TransformStep
+
+from settings import PipelineSettings
+
+RESOLVED_OUTPUTS = ("status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri")
+READY = "ready"
+
+
+def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -> Pipeline:
+    s = settings
+    input_prefix = ParameterString("InputPrefixUri", default_value=f"s3://{s.raw_data_bucket}/{s.batch_input_prefix}")
+    output_prefix = ParameterString("OutputPrefixUri", default_value=f"s3://{s.artifacts_bucket}/{s.batch_output_prefix}")
+    processing_date = ParameterString("ProcessingDate", default_value="")
+    instance_type = ParameterString("TransformInstanceType", default_value=s.transform_instance_type)
+    instance_count = ParameterInteger("TransformInstanceCount", default_value=s.transform_instance_count)
+
+    resolve = LambdaStep(
+        name="ResolveModelAndData",
+        lambda_func=Lambda(function_arn=s.resolve_batch_inputs_function_arn, session=session),
+        inputs={
+            "model_package_group_name": s.model_package_group_name,
+            "input_prefix_uri": input_prefix,
+            "output_prefix_uri": output_prefix,
+            "processing_date": processing_date,
+            "execution_id": ExecutionVariables.PIPELINE_EXECUTION_ID,
+        },
+        outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String) for name in RESOLVED_OUTPUTS],
+    )
+    resolved = resolve.properties.Outputs
+
+    # The image and model data of the resolved package: the SDK cannot create a model from a package ARN
+    # that is only known at execution time.
+    model = Model(image_uri=resolved["image_uri"], model_data=resolved["model_data_url"], role=s.role_arn,
+                  sagemaker_session=session)
+    create_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=instance_type))
+    transformer = Transformer(
+        model_name=create_model.properties.ModelName, instance_type=instance_type, instance_count=instance_count,
+        output_path=resolved["output_uri"], accept="text/csv", assemble_with="Line", strategy="MultiRecord",
+        output_kms_key=s.kms_key_arn, volume_kms_key=s.kms_key_arn, sagemaker_session=session,
+        base_transform_job_name=f"{s.batch_pipeline_name}-transform",
+    )
+    transform = TransformStep(
+        name="BatchTransform",
+        step_args=transformer.transform(data=resolved["input_uri"], content_type="text/csv", split_type="Line"),
+    )
+    nothing_to_do = FailStep(name="NoApprovedModelOrData", error_message=resolved["message"])
+    gate = ConditionStep(
+        name="CheckModelAndData",
+        conditions=[ConditionEquals(left=resolved["status"], right=READY)],
+        if_steps=[create_model, transform], else_steps=[nothing_to_do],
+    )
+    return Pipeline(
+        name=s.batch_pipeline_name,
+        parameters=[input_prefix, output_prefix, processing_date, instance_type, instance_count],
+        steps=[resolve, gate],
+        sagemaker_session=session,
+    )

@@ -1,0 +1,150 @@
+"""The training pipeline: preprocess -> tune LightGBM -> evaluate -> MSE gate -> register or fail."""
+
+from __future__ import annotations
+
+from sagemaker.estimator import Estimator
+from sagemaker.inputs import TrainingInput
+from sagemaker.model import Model
+from sagemaker.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.processing import FrameworkProcessor, ProcessingInput, ProcessingOutput
+from sagemaker.sklearn.estimator import SKLearn
+from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
+from sagemaker.workflow.condition_step import ConditionStep
+from sagemaker.workflow.conditions import ConditionLessThanOrEqualTo
+from sagemaker.workflow.execution_variables import ExecutionVariables
+from sagemaker.workflow.fail_step import FailStep
+from sagemaker.workflow.functions import Join, JsonGet
+from sagemaker.workflow.model_step import ModelStep
+from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
+from sagemaker.workflow.pipeline import Pipeline
+from sagemaker.workflow.pipeline_context import PipelineSession
+from sagemaker.workflow.properties import PropertyFile
+from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TuningStep
+
+from settings import PipelineSettings
+
+SKLEARN_VERSION = "1.2-1"
+OBJECTIVE = "validation:rmse"
+METRIC_DEFINITIONS = [
+    {"Name": f"{channel}:{metric}", "Regex": f"{channel}:{metric}=([0-9.]+)"}
+    for channel in ("train", "validation") for metric in ("rmse", "mse")
+]
+HYPERPARAMETER_RANGES = {
+    "num_leaves": IntegerParameter(7, 63),
+    "learning_rate": ContinuousParameter(0.01, 0.2, scaling_type="Logarithmic"),
+    "min_data_in_leaf": IntegerParameter(5, 60),
+    "feature_fraction": ContinuousParameter(0.6, 1.0),
+    "lambda_l2": ContinuousParameter(0.0, 10.0),
+}
+STATIC_HYPERPARAMETERS = {"num_boost_round": 3000, "early_stopping_rounds": 100}
+CONTENT_TYPES = ["text/csv", "application/json"]
+# Evaluation is a pure function of the model and test set it is given, so a cached result is correct.
+# Preprocessing is not cached: new objects can arrive under the same input URI.
+EVALUATION_CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
+
+
+def _s3(bucket: str, *parts) -> Join:
+    return Join(on="/", values=[f"s3://{bucket}", *parts])
+
+
+def build_training_pipeline(settings: PipelineSettings, session: PipelineSession) -> Pipeline:
+    s = settings
+    input_data = ParameterString("InputDataUri", default_value=f"s3://{s.raw_data_bucket}/{s.raw_data_prefix}")
+    processing_type = ParameterString("ProcessingInstanceType", default_value=s.processing_instance_type)
+    processing_count = ParameterInteger("ProcessingInstanceCount", default_value=s.processing_instance_count)
+    training_type = ParameterString("TrainingInstanceType", default_value=s.training_instance_type)
+    training_count = ParameterInteger("TrainingInstanceCount", default_value=s.training_instance_count)
+    training_image = ParameterString("TrainingImageUri", default_value=s.training_image_uri)
+    inference_image = ParameterString("InferenceImageUri", default_value=s.inference_image_uri)
+    mse_threshold = ParameterFloat("MseThreshold", default_value=s.mse_threshold)
+    approval_status = ParameterString("ModelApprovalStatus", default_value=s.model_approval_status)
+    run_prefix = [s.training_pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
+    common = {"role": s.role_arn, "sagemaker_session": session, "volume_kms_key": s.kms_key_arn, "output_kms_key": s.kms_key_arn}
+
+    preprocessor = FrameworkProcessor(
+        estimator_cls=SKLearn, framework_version=SKLEARN_VERSION, instance_type=processing_type,
+        instance_count=processing_count, base_job_name=f"{s.training_pipeline_name}-preprocess", **common,
+    )
+    preprocess = ProcessingStep(
+        name="Preprocess",
+        step_args=preprocessor.run(
+            code="preprocess.py", source_dir=str(s.scripts_dir),
+            inputs=[ProcessingInput(source=input_data, destination="/opt/ml/processing/input", input_name="raw")],
+            outputs=[
+                ProcessingOutput(output_name=split, source=f"/opt/ml/processing/{split}",
+                                 destination=_s3(s.features_bucket, *run_prefix, split))
+                for split in ("train", "validation", "test")
+            ],
+        ),
+    )
+
+    estimator = Estimator(
+        image_uri=training_image, instance_type=training_type, instance_count=training_count,
+        output_path=f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models",
+        hyperparameters=STATIC_HYPERPARAMETERS, metric_definitions=METRIC_DEFINITIONS,
+        enable_network_isolation=True, base_job_name=f"{s.training_pipeline_name}-train", **common,
+    )
+    tuner = HyperparameterTuner(
+        estimator=estimator, objective_metric_name=OBJECTIVE, objective_type="Minimize",
+        hyperparameter_ranges=HYPERPARAMETER_RANGES, metric_definitions=METRIC_DEFINITIONS, strategy="Bayesian",
+        max_jobs=s.tuning_max_jobs, max_parallel_jobs=s.tuning_max_parallel_jobs, early_stopping_type="Auto",
+    )
+    outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+    tune = TuningStep(
+        name="TuneLightGBM",
+        step_args=tuner.fit(inputs={
+            channel: TrainingInput(s3_data=outputs[channel].S3Output.S3Uri, content_type="text/csv")
+            for channel in ("train", "validation")
+        }),
+    )
+    best_model = tune.get_top_model_s3_uri(top_k=0, s3_bucket=s.artifacts_bucket, prefix=f"{s.training_pipeline_name}/models")
+
+    evaluator = FrameworkProcessor(
+        estimator_cls=SKLearn, framework_version=SKLEARN_VERSION, image_uri=training_image, command=["python3"],
+        instance_type=processing_type, instance_count=1, base_job_name=f"{s.training_pipeline_name}-evaluate", **common,
+    )
+    report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
+    evaluation_uri = _s3(s.artifacts_bucket, *run_prefix, "evaluation")
+    evaluate = ProcessingStep(
+        name="EvaluateModel",
+        step_args=evaluator.run(
+            code="evaluate.py", source_dir=str(s.scripts_dir),
+            inputs=[
+                ProcessingInput(source=best_model, destination="/opt/ml/processing/model", input_name="model"),
+                ProcessingInput(source=outputs["test"].S3Output.S3Uri, destination="/opt/ml/processing/test", input_name="test"),
+            ],
+            outputs=[ProcessingOutput(output_name="evaluation", source="/opt/ml/processing/evaluation", destination=evaluation_uri)],
+        ),
+        property_files=[report],
+        cache_config=EVALUATION_CACHE,
+    )
+    test_mse = JsonGet(step_name=evaluate.name, property_file=report, json_path="regression_metrics.mse.value")
+
+    model = Model(image_uri=inference_image, model_data=best_model, role=s.role_arn, sagemaker_session=session)
+    register = ModelStep(
+        name="RegisterModel",
+        step_args=model.register(
+            content_types=CONTENT_TYPES, response_types=CONTENT_TYPES,
+            inference_instances=[s.endpoint_instance_type], transform_instances=[s.transform_instance_type],
+            model_package_group_name=s.model_package_group_name, approval_status=approval_status,
+            model_metrics=ModelMetrics(model_statistics=MetricsSource(
+                s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]), content_type="application/json",
+            )),
+        ),
+    )
+    reject = FailStep(
+        name="MseAboveThreshold",
+        error_message=Join(on=" ", values=["Model rejected: test MSE", test_mse, "is above the threshold", mse_threshold]),
+    )
+    gate = ConditionStep(
+        name="CheckMse",
+        conditions=[ConditionLessThanOrEqualTo(left=test_mse, right=mse_threshold)],
+        if_steps=[register], else_steps=[reject],
+    )
+    return Pipeline(
+        name=s.training_pipeline_name,
+        parameters=[input_data, processing_type, processing_count, training_type, training_count, training_image,
+                    inference_image, mse_threshold, approval_status],
+        steps=[preprocess, tune, evaluate, gate],
+        sagemaker_session=session,
+    )

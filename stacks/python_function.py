@@ -1,0 +1,45 @@
+"""A Lambda function with this project's defaults: the layer's runtime and architecture, its own log group."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from layers.build_layer import LAMBDA_TARGET
+
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+ARCHITECTURE = lambda_.Architecture.ARM_64
+if RUNTIME.name != f"python{LAMBDA_TARGET.python_version}" or ARCHITECTURE.name != LAMBDA_TARGET.architecture:
+    raise RuntimeError(f"Lambda runtime {RUNTIME.name}/{ARCHITECTURE.name} differs from the layer target {LAMBDA_TARGET.key}")
+
+RETENTION = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH", 60: "TWO_MONTHS",
+    90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS", 1827: "FIVE_YEARS", 2192: "SIX_YEARS",
+    2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS", 3653: "TEN_YEARS",
+}
+
+
+def retention(days: int) -> logs.RetentionDays:
+    return getattr(logs.RetentionDays, RETENTION[days])
+
+
+class PythonFunction(Construct):
+    """`function` logs to `log_group`, which keeps the environment's retention and removal policy."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, code: lambda_.Code, role: iam.IRole, description: str,
+                 log_retention_days: int, removal_policy: RemovalPolicy, environment: dict[str, str] | None = None,
+                 layers: list[lambda_.ILayerVersion] | None = None, timeout: Duration = Duration.seconds(60),
+                 memory_size: int = 256, **function_options) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "Logs", retention=retention(log_retention_days), removal_policy=removal_policy)
+        self.function = lambda_.Function(
+            self, "Function", runtime=RUNTIME, architecture=ARCHITECTURE, handler="handler.handler", code=code,
+            role=role, description=description, environment=environment, layers=layers, timeout=timeout,
+            memory_size=memory_size, log_group=self.log_group, logging_format=lambda_.LoggingFormat.JSON,
+            **function_options,
+        )
+        self.log_group.grant_write(role)
