@@ -4,6 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
+STAMP_WHEELS := .cache/wheels/.downloaded
 
 # The pinned CDK CLI and Node.js 22 from node_modules, the virtualenv's python for `app`.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
@@ -13,11 +14,16 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 .PHONY: setup synth test bench clean
 
-setup: $(STAMP_PY) $(STAMP_NODE)
+setup: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WHEELS)
 
 $(STAMP_PY): requirements.txt requirements-dev.txt containers/requirements.txt containers/constraints.txt layers/sagemaker_sdk/requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# The layer's wheels for the Lambda target and the local interpreter: the one network step of the layer build.
+$(STAMP_WHEELS): $(STAMP_PY) layers/sagemaker_sdk/requirements.txt layers/build_layer.py
+	$(PYTHON) -m layers.build_layer download
 	touch $@
 
 $(STAMP_NODE): package.json package-lock.json

@@ -29,10 +29,10 @@ REQUIREMENTS = LAYER_DIR / "requirements.txt"
 CACHE = Path(__file__).resolve().parent.parent / ".cache"
 BUDGET_MB = 120
 
-# botocore service models the pipeline code needs; the SDK also loads `emr` at import time.
+# botocore service models the pipeline code needs; the SDK also loads `emr` on import and `scheduler` on upsert.
 BOTOCORE_SERVICES = frozenset({
     "sagemaker", "sagemaker-runtime", "sagemaker-featurestore-runtime", "sagemaker-metrics",
-    "s3", "sts", "iam", "lambda", "ecr", "logs", "emr",
+    "s3", "sts", "iam", "lambda", "ecr", "logs", "emr", "scheduler",
 })
 # Installed as dependencies of the SDK but never imported when defining and upserting pipelines
 # (local mode, model serving, remote functions); the layer import test proves it.
@@ -42,7 +42,7 @@ UNUSED_PACKAGES = frozenset({
     "pathos", "dill", "multiprocess", "_multiprocess", "ppft", "pp", "pox", "tqdm", "bin",
 })
 # Parts of numpy and PyYAML that only building, typing or the optional C loader use.
-UNUSED_PATHS = ("numpy/f2py", "numpy/typing", "numpy/_pyinstaller", "numpy/_core/include", "numpy/random/_examples")
+UNUSED_PATHS = ("numpy/f2py", "numpy/_pyinstaller", "numpy/_core/include", "numpy/random/_examples")
 UNUSED_DIR_NAMES = frozenset({"tests", "__pycache__"})
 UNUSED_SUFFIXES = (".pyi", ".pyc", ".pyx", ".pxd", ".c", ".h")
 
@@ -123,6 +123,12 @@ def trim(site: Path) -> None:
                 path.unlink()
     for relative in UNUSED_PATHS:
         shutil.rmtree(site / relative, ignore_errors=True)
+    for dist_info in site.glob("*.dist-info"):
+        record = dist_info / "RECORD"
+        tops = {line.split("/")[0].split(",")[0] for line in record.read_text().splitlines()} if record.is_file() else set()
+        tops = {t for t in tops if t and not t.endswith(".dist-info") and t != ".."}
+        if tops and not any((site / t).exists() for t in tops):
+            shutil.rmtree(dist_info)
     models = site / "botocore" / "data"
     for entry in models.iterdir():
         if entry.is_dir() and entry.name not in BOTOCORE_SERVICES:

@@ -50,7 +50,7 @@ def upsert(settings: PipelineSettings, names=tuple(BUILDERS), boto_session=None)
 def delete(pipeline_names: list[str], client) -> None:
     for name in pipeline_names:
         try:
-            client.delete_pipeline(PipelineName=name, ClientRequestToken=f"delete-{name}"[:128])
+            client.delete_pipeline(PipelineName=name)
             logger.info(json.dumps({"action": "delete", "pipeline": name}))
         except client.exceptions.ResourceNotFound:
             logger.info(json.dumps({"action": "delete", "pipeline": name, "result": "already gone"}))

@@ -1,0 +1,74 @@
+"""The batch pipeline's resolver against moto: latest Approved package, the day's prefix, clear refusals."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from conftest import ACCOUNT, REGION, load_lambda
+
+resolver = load_lambda("resolve_batch_inputs")
+GROUP = "mlops-test"
+EVENT = {"model_package_group_name": GROUP, "input_prefix_uri": "s3://raw-data/batch-input/",
+         "output_prefix_uri": "s3://artifacts/batch-predictions/", "processing_date": "2026-11-23", "execution_id": "e-1"}
+
+
+@pytest.fixture
+def clients(aws):
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="raw-data", CreateBucketConfiguration={"LocationConstraint": REGION})
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    return sagemaker, s3
+
+
+def _package(sagemaker, status: str, version: int) -> str:
+    return sagemaker.create_model_package(
+        ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
+        InferenceSpecification={"Containers": [{"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inference:{version}",
+                                                "ModelDataUrl": f"s3://artifacts/models/{version}/model.tar.gz"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"]
+
+
+def test_no_approved_package_is_a_clear_refusal(clients):
+    sagemaker, _ = clients
+    _package(sagemaker, "PendingManualApproval", 1)
+    result = resolver.resolve(EVENT, *clients)
+    assert result["status"] == "no-approved-model"
+    assert result["message"] == f"No Approved model package in group {GROUP}; approve one in the SageMaker Model Registry, then rerun"
+    assert set(result) == {"status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri"}
+
+
+def test_latest_approved_package_and_dated_prefixes(clients):
+    sagemaker, s3 = clients
+    _package(sagemaker, "Approved", 1)
+    latest = _package(sagemaker, "Approved", 2)
+    _package(sagemaker, "PendingManualApproval", 3)
+    s3.put_object(Bucket="raw-data", Key="batch-input/2026-11-23/part-0.csv", Body=b"M,0.4,0.3,0.1,0.5,0.2,0.1,0.1\n")
+    result = resolver.resolve(EVENT, *clients)
+    assert result == {
+        "status": "ready", "message": f"scoring s3://raw-data/batch-input/2026-11-23/ with {latest}",
+        "model_package_arn": latest, "image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inference:2",
+        "model_data_url": "s3://artifacts/models/2/model.tar.gz",
+        "input_uri": "s3://raw-data/batch-input/2026-11-23/", "output_uri": "s3://artifacts/batch-predictions/2026-11-23/",
+    }
+
+
+def test_no_data_for_the_day(clients):
+    _package(clients[0], "Approved", 1)
+    result = resolver.resolve(EVENT, *clients)
+    assert (result["status"], result["message"]) == ("no-data", "No new data under s3://raw-data/batch-input/2026-11-23/; nothing to predict for 2026-11-23")
+
+
+def test_default_date_is_today_in_utc(clients):
+    _package(clients[0], "Approved", 1)
+    today = resolver.datetime.now(resolver.timezone.utc).date().isoformat()
+    assert resolver.resolve({**EVENT, "processing_date": ""}, *clients)["input_uri"] == f"s3://raw-data/batch-input/{today}/"
+
+
+def test_bad_date_and_missing_inputs(clients):
+    result = resolver.resolve({**EVENT, "processing_date": "23/11/2026"}, *clients)
+    assert (result["status"], result["message"]) == ("bad-date", "ProcessingDate '23/11/2026' is not a date like 2026-01-31")
+    with pytest.raises(ValueError, match="missing input\\(s\\) model_package_group_name, input_prefix_uri"):
+        resolver.resolve({"output_prefix_uri": "s3://a/b/"}, *clients)
