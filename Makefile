@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test bench clean
+.PHONY: setup synth test bench local-run clean
 
 setup: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WHEELS)
 
@@ -37,8 +37,16 @@ synth: setup
 test: setup
 	$(PYTHON) -m pytest
 
+# Prints the figures recorded in BENCHMARKS.md (the scripts' benchmark needs ../shared/data/abalone.csv).
 bench: setup
-	$(PYTHON) benchmarks/synth_time.py
+	$(PYTHON) benchmarks/synth_bench.py --with-tests
+	$(PYTHON) benchmarks/layer_bench.py
+	$(PYTHON) benchmarks/pipeline_scripts_bench.py
+
+# preprocess -> train -> evaluate -> batch inference on DATA, in a SageMaker-shaped temporary tree.
+DATA ?= ../shared/data/abalone.csv
+local-run: setup
+	$(PYTHON) pipeline_scripts/local_run.py --data $(DATA)
 
 clean:
 	rm -rf cdk.out .pytest_cache
