@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, CustomResource, Duration, RemovalPolicy, Stack
+import jsii
+from aws_cdk import CfnOutput, CustomResource, Duration, RemovalPolicy, Resource, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sagemaker as sagemaker
@@ -14,6 +15,31 @@ from stacks.config import EnvironmentConfig
 from stacks.execution_role import RoleResources, SageMakerExecutionRole
 from stacks.python_function import ARCHITECTURE, RUNTIME, PythonFunction
 from stacks.storage import StorageStack
+
+
+@jsii.implements(sagemaker.IPipeline)
+class RegisteredPipeline(Resource):
+    """A pipeline that the registration custom resource upserts, usable as a schedule or rule target."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, pipeline_name: str) -> None:
+        super().__init__(scope, construct_id)
+        self._name = pipeline_name
+        self._arn = Stack.of(self).format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
+
+    @property
+    def pipeline_name(self) -> str:
+        return self._name
+
+    @property
+    def pipeline_arn(self) -> str:
+        return self._arn
+
+    @property
+    def pipeline_ref(self) -> sagemaker.PipelineReference:
+        return sagemaker.PipelineReference(pipeline_name=self._name)
+
+    def grant_start_pipeline_execution(self, grantee: iam.IGrantable) -> iam.Grant:
+        return iam.Grant.add_to_principal(grantee=grantee, actions=["sagemaker:StartPipelineExecution"], resource_arns=[self._arn])
 
 
 class PipelinesStack(Stack):
@@ -80,6 +106,7 @@ class PipelinesStack(Stack):
             "ENDPOINT_INSTANCE_TYPE": endpoint.instance_type,
             "TRANSFORM_INSTANCE_TYPE": batch.instance_type,
             "TRANSFORM_INSTANCE_COUNT": str(batch.instance_count),
+            "PROCESSING_TIMEZONE": environment.schedules.timezone,
         }
         self.register_pipelines = PythonFunction(
             self, "RegisterPipelines", code=function_code("register_pipelines", with_pipeline_scripts=True),

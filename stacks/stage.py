@@ -6,6 +6,7 @@ from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.orchestration import OrchestrationStack
 from stacks.pipelines import PipelinesStack
 from stacks.storage import StorageStack
 
@@ -21,3 +22,5 @@ class MlopsStage(Stage):
 
         self.storage = StorageStack(self, "Storage", project_name=project_name, environment=environment)
         self.pipelines = PipelinesStack(self, "Pipelines", project_name=project_name, environment=environment, storage=self.storage)
+        self.orchestration = OrchestrationStack(self, "Orchestration", project_name=project_name, environment=environment,
+                                                storage=self.storage, pipelines=self.pipelines)

@@ -69,6 +69,7 @@ def load_lambda(name: str):
         sys.path.insert(0, str(directory))
     spec = importlib.util.spec_from_file_location(f"{name}_handler", directory / "handler.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -93,7 +94,7 @@ def pipeline_environment(**overrides: str) -> dict[str, str]:
         "TRAINING_INSTANCE_TYPE": "ml.m5.2xlarge", "TRAINING_INSTANCE_COUNT": "1",
         "TUNING_MAX_JOBS": "6", "TUNING_MAX_PARALLEL_JOBS": "3", "MSE_THRESHOLD": "5.5",
         "MODEL_APPROVAL_STATUS": "PendingManualApproval", "ENDPOINT_INSTANCE_TYPE": "ml.m5.large",
-        "TRANSFORM_INSTANCE_TYPE": "ml.c5.xlarge", "TRANSFORM_INSTANCE_COUNT": "2",
+        "TRANSFORM_INSTANCE_TYPE": "ml.c5.xlarge", "TRANSFORM_INSTANCE_COUNT": "2", "PROCESSING_TIMEZONE": "Europe/Berlin",
         "PIPELINE_SCRIPTS_DIR": str(REPO_ROOT / "pipeline_scripts"), "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
     }
     env.update(overrides)

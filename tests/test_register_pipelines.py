@@ -154,6 +154,7 @@ def test_batch_pipeline_resolves_the_model_at_execution_time(definitions):
     resolve = _step(batch, "ResolveModelAndData")
     assert resolve["FunctionArn"] == ENV["RESOLVE_BATCH_INPUTS_FUNCTION_ARN"]
     assert resolve["Arguments"]["model_package_group_name"] == "mlops-test"
+    assert resolve["Arguments"]["timezone"] == "Europe/Berlin"
     assert {o["OutputName"] for o in resolve["OutputParameters"]} == {
         "status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri"}
     check = _step(batch, "CheckModelAndData")["Arguments"]

@@ -61,10 +61,12 @@ def test_no_data_for_the_day(clients):
     assert (result["status"], result["message"]) == ("no-data", "No new data under s3://raw-data/batch-input/2026-11-23/; nothing to predict for 2026-11-23")
 
 
-def test_default_date_is_today_in_utc(clients):
+@pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
+def test_default_date_is_today_in_the_schedules_time_zone(clients, zone):
     _package(clients[0], "Approved", 1)
-    today = resolver.datetime.now(resolver.timezone.utc).date().isoformat()
-    assert resolver.resolve({**EVENT, "processing_date": ""}, *clients)["input_uri"] == f"s3://raw-data/batch-input/{today}/"
+    today = resolver.datetime.now(resolver.ZoneInfo(zone)).date().isoformat()
+    result = resolver.resolve({**EVENT, "processing_date": "", "timezone": zone}, *clients)
+    assert result["input_uri"] == f"s3://raw-data/batch-input/{today}/"
 
 
 def test_bad_date_and_missing_inputs(clients):

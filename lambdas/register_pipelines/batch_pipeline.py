@@ -38,6 +38,7 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
             "input_prefix_uri": input_prefix,
             "output_prefix_uri": output_prefix,
             "processing_date": processing_date,
+            "timezone": s.processing_timezone,
             "execution_id": ExecutionVariables.PIPELINE_EXECUTION_ID,
         },
         outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String) for name in RESOLVED_OUTPUTS],

@@ -43,6 +43,7 @@ class PipelineSettings:
     endpoint_instance_type: str
     transform_instance_type: str
     transform_instance_count: int
+    processing_timezone: str
     scripts_dir: Path
 
     @classmethod

@@ -1,5 +1,7 @@
 """Batch pipeline's first step: the latest Approved model package and the day's input prefix.
 
+"The day" is today in the schedules' time zone unless the execution's ProcessingDate names one.
+
 Called by the pipeline's LambdaStep at execution time, so a newly approved model is picked up by the
 next run without re-registering the pipeline. Answers with status "ready", or with a status and a
 message that the pipeline's Fail step shows, when there is no approved model or no data.
@@ -9,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, timezone
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import boto3
 
@@ -32,7 +35,8 @@ def resolve(event: dict, sagemaker, s3) -> dict:
     missing = [k for k in REQUIRED if not event.get(k)]
     if missing:
         raise ValueError(f"missing input(s) {', '.join(missing)}; the batch pipeline's LambdaStep passes them")
-    raw_date = event.get("processing_date") or datetime.now(timezone.utc).date().isoformat()
+    zone = ZoneInfo(event.get("timezone") or "UTC")
+    raw_date = event.get("processing_date") or datetime.now(zone).date().isoformat()
     try:
         day = date.fromisoformat(raw_date).isoformat()
     except ValueError:

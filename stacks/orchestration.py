@@ -1,0 +1,257 @@
+"""What runs the platform by itself: schedules, data and image triggers, the endpoint deployer, alerts."""
+
+from __future__ import annotations
+
+import jsii
+from aws_cdk import Acknowledgment, ArnFormat, Duration, RemovalPolicy, Stack, TimeZone, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.bundling import function_code
+from stacks.config import EnvironmentConfig
+from stacks.pipelines import PipelinesStack, RegisteredPipeline
+from stacks.python_function import PythonFunction
+from stacks.storage import StorageStack
+
+SAGEMAKER = "aws.sagemaker"
+
+
+@jsii.implements(events.IRuleTarget)
+class StartPipeline:
+    """EventBridge rule target that starts a SageMaker pipeline with its default parameters."""
+
+    def __init__(self, pipeline: RegisteredPipeline, role: iam.IRole, dead_letter_queue: sqs.IQueue) -> None:
+        self._pipeline, self._role, self._queue = pipeline, role, dead_letter_queue
+
+    def bind(self, rule: events.IRule, id: str | None = None) -> events.RuleTargetConfig:
+        self._pipeline.grant_start_pipeline_execution(self._role)
+        self._queue.add_to_resource_policy(iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("events.amazonaws.com")], actions=["sqs:SendMessage"],
+            resources=[self._queue.queue_arn], conditions={"ArnEquals": {"aws:SourceArn": rule.rule_arn}},
+        ))
+        return events.RuleTargetConfig(
+            arn=self._pipeline.pipeline_arn, role=self._role,
+            dead_letter_config=events.CfnRule.DeadLetterConfigProperty(arn=self._queue.queue_arn),
+            retry_policy=events.CfnRule.RetryPolicyProperty(maximum_retry_attempts=3, maximum_event_age_in_seconds=3600),
+        )
+
+
+class OrchestrationStack(Stack):
+    """Schedule -> pipeline; new data or image -> training; approval -> deployer -> endpoint; failure -> alert."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, project_name: str, environment: EnvironmentConfig,
+                 storage: StorageStack, pipelines: PipelinesStack, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.endpoint_name = f"{project_name}-{environment.name}"
+        removal = RemovalPolicy.RETAIN if environment.storage.retain_data else RemovalPolicy.DESTROY
+        self.training_pipeline = RegisteredPipeline(self, "TrainingPipeline", pipeline_name=pipelines.training_pipeline_name)
+        self.batch_pipeline = RegisteredPipeline(self, "BatchPipeline", pipeline_name=pipelines.batch_pipeline_name)
+
+        self._alerts(environment, removal)
+        self._endpoint_alarms(environment)
+        self._deployer(environment, storage, pipelines, removal)
+        self._pipeline_triggers(environment, storage)
+        self._schedules(environment, storage)
+        self._failure_alerts()
+
+    def _alerts(self, environment: EnvironmentConfig, removal: RemovalPolicy) -> None:
+        self.alerts_key = kms.Key(self, "AlertsKey", enable_key_rotation=True, removal_policy=removal,
+                                  description=f"Encrypts the alerts topic of {self.endpoint_name}")
+        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+            self.alerts_key.add_to_resource_policy(iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(service)], actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            ))
+        self.alerts = sns.Topic(self, "Alerts", master_key=self.alerts_key, enforce_ssl=True,
+                                display_name=f"{self.endpoint_name} MLOps alerts")
+        if environment.alert_email:
+            self.alerts.add_subscription(subscriptions.EmailSubscription(environment.alert_email))
+        self.dead_letters = sqs.Queue(self, "DeadLetters", encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+                                      retention_period=Duration.days(14), removal_policy=removal)
+        Validations.of(self.dead_letters).acknowledge(Acknowledgment(
+            id="AwsSolutions-SQS3", reason="This queue is itself the dead-letter queue of the rules, schedules and deployer."))
+        self._alarm("DeadLettersWaiting", self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+                    threshold=1, description="Events that could not be delivered to a pipeline or the deployer")
+
+    def _alarm(self, construct_id: str, metric: cloudwatch.IMetric, *, threshold: float, description: str,
+               alarm_name: str | None = None, periods: int = 1) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self, construct_id, metric=metric, threshold=threshold, evaluation_periods=periods, datapoints_to_alarm=periods,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING, alarm_description=description, alarm_name=alarm_name,
+        )
+        alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.alerts))
+        return alarm
+
+    def _endpoint_alarms(self, environment: EnvironmentConfig) -> None:
+        """Named alarms that the deployer hands to SageMaker for automatic rollback; they also alert."""
+        dimensions = {"EndpointName": self.endpoint_name, "VariantName": "AllTraffic"}
+        errors = cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="Invocation5XXErrors", dimensions_map=dimensions,
+                                   statistic="Sum", period=Duration.minutes(1))
+        latency = cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="ModelLatency", dimensions_map=dimensions,
+                                    statistic="p99", period=Duration.minutes(1))
+        self.rollback_alarms = [
+            self._alarm("Endpoint5xxErrors", errors, threshold=1, periods=2, alarm_name=f"{self.endpoint_name}-5xx-errors",
+                        description="Endpoint answers with 5xx errors; an update in progress rolls back"),
+            self._alarm("EndpointModelLatency", latency, threshold=environment.endpoint.max_latency_ms * 1000, periods=2,
+                        alarm_name=f"{self.endpoint_name}-model-latency",
+                        description=f"p99 model latency above {environment.endpoint.max_latency_ms} ms; an update in progress rolls back"),
+        ]
+
+    def _deployer(self, environment: EnvironmentConfig, storage: StorageStack, pipelines: PipelinesStack,
+                  removal: RemovalPolicy) -> None:
+        endpoint = environment.endpoint
+        role = iam.Role(self, "DeployerRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description="Endpoint deployer: models, endpoint configs and the endpoint of this environment")
+        sagemaker_arn = lambda kind, name: self.format_arn(service="sagemaker", resource=kind, resource_name=name)  # noqa: E731
+        group = pipelines.model_package_group_name
+        statements = [
+            (["sagemaker:DescribeModelPackage"], [sagemaker_arn("model-package", f"{group}/*")]),
+            (["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel"],
+             [sagemaker_arn("model", f"{self.endpoint_name}-v*")]),
+            (["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig"],
+             [sagemaker_arn("endpoint-config", f"{self.endpoint_name}-v*")]),
+            (["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"],
+             [sagemaker_arn("endpoint", self.endpoint_name)]),
+            (["sagemaker:ListEndpointConfigs", "application-autoscaling:RegisterScalableTarget",
+              "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DeregisterScalableTarget",
+              "application-autoscaling:PutScalingPolicy", "application-autoscaling:DescribeScalingPolicies",
+              "application-autoscaling:DeleteScalingPolicy"], ["*"]),
+            (["cloudwatch:DescribeAlarms"], [a.alarm_arn for a in self.rollback_alarms]),
+            (["kms:CreateGrant", "kms:DescribeKey"], [storage.key.key_arn]),
+        ]
+        for actions, resources in statements:
+            role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[pipelines.execution_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["iam:CreateServiceLinkedRole"],
+            resources=[self.format_arn(service="iam", region="", resource="role", arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+                                       resource_name="aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                                                     "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")],
+            conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}))
+        self._acknowledge_deployer_wildcards(role, group)
+
+        self.deployer = PythonFunction(
+            self, "DeployEndpoint", code=function_code("deploy_endpoint"), role=role, timeout=Duration.minutes(15),
+            description="Approved model package -> model -> endpoint config -> endpoint (blue/green)",
+            log_retention_days=environment.storage.log_retention_days, removal_policy=removal,
+            dead_letter_queue=self.dead_letters, retry_attempts=2, max_event_age=Duration.hours(1),
+            environment={
+                "ENDPOINT_NAME": self.endpoint_name, "MODEL_PACKAGE_GROUP_NAME": group,
+                "EXECUTION_ROLE_ARN": pipelines.execution_role.role_arn, "INSTANCE_TYPE": endpoint.instance_type,
+                "INITIAL_INSTANCE_COUNT": str(endpoint.initial_instance_count), "MIN_CAPACITY": str(endpoint.min_capacity),
+                "MAX_CAPACITY": str(endpoint.max_capacity),
+                "TARGET_INVOCATIONS_PER_INSTANCE": str(endpoint.target_invocations_per_instance),
+                "DATA_CAPTURE_PERCENTAGE": str(endpoint.data_capture_percentage),
+                "DATA_CAPTURE_S3_URI": f"s3://{storage.artifacts_bucket.bucket_name}/data-capture/{self.endpoint_name}",
+                "KMS_KEY_ARN": storage.key.key_arn,
+                "ROLLBACK_ALARM_NAMES": ",".join(a.alarm_name for a in self.rollback_alarms),
+            },
+        ).function
+        self._alarm("DeployerErrors", self.deployer.metric_errors(period=Duration.minutes(5)), threshold=1,
+                    description="The endpoint deployer failed; see its log group")
+
+        approval = events.Rule(self, "ModelApproved", description="An approved model version goes to the deployer",
+                               event_pattern=events.EventPattern(
+                                   source=[SAGEMAKER], detail_type=["SageMaker Model Package State Change"],
+                                   detail={"ModelPackageGroupName": [group], "ModelApprovalStatus": ["Approved"]}))
+        in_service = events.Rule(self, "EndpointInService", description="A created or updated endpoint gets autoscaling",
+                                 event_pattern=events.EventPattern(
+                                     source=[SAGEMAKER], detail_type=["SageMaker Endpoint State Change"],
+                                     detail={"EndpointName": [self.endpoint_name], "EndpointStatus": ["IN_SERVICE"]}))
+        for rule in (approval, in_service):
+            rule.add_target(targets.LambdaFunction(self.deployer, dead_letter_queue=self.dead_letters, retry_attempts=3,
+                                                   max_event_age=Duration.hours(1)))
+
+    def _acknowledge_deployer_wildcards(self, role: iam.Role, group: str) -> None:
+        prefix = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
+        reasons = {
+            f"Resource::{prefix}:model-package/{group}/*": "Versions of this environment's one model package group.",
+            f"Resource::{prefix}:model/{self.endpoint_name}-v*": "Models the deployer names after this endpoint and a package version.",
+            f"Resource::{prefix}:endpoint-config/{self.endpoint_name}-v*": "Endpoint configs the deployer names after this endpoint and a package version.",
+            "Resource::*": "sagemaker:ListEndpointConfigs and the Application Auto Scaling actions support no resource-level permissions.",
+        }
+        policy = role.node.find_child("DefaultPolicy")
+        for finding, reason in reasons.items():
+            Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
+
+    def _starter_role(self) -> iam.Role:
+        """Assumed by EventBridge and EventBridge Scheduler to start this environment's pipelines."""
+        if not hasattr(self, "_pipeline_starter"):
+            self._pipeline_starter = iam.Role(
+                self, "PipelineStarterRole", description="Starts this environment's SageMaker pipelines",
+                assumed_by=iam.CompositePrincipal(iam.ServicePrincipal("events.amazonaws.com"),
+                                                  iam.ServicePrincipal("scheduler.amazonaws.com")).with_conditions(
+                    {"StringEquals": {"aws:SourceAccount": self.account}}),
+            )
+            self.dead_letters.grant_send_messages(self._pipeline_starter)
+        return self._pipeline_starter
+
+    def _pipeline_triggers(self, environment: EnvironmentConfig, storage: StorageStack) -> None:
+        prefix, marker = environment.storage.raw_data_prefix, environment.storage.training_trigger_suffix
+        new_data = events.Rule(
+            self, "NewTrainingData",
+            description=f"A '{marker}' marker under {prefix} ends an upload of training data: retrain once, not per file",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"], detail_type=["Object Created"],
+                detail={"bucket": {"name": [storage.raw_data_bucket.bucket_name]},
+                        "object": {"key": [{"wildcard": f"{prefix}*{marker}"}]}}))
+        new_image = events.Rule(
+            self, "NewTrainingImage",
+            description="The configured training image tag was pushed: train with it",
+            event_pattern=events.EventPattern(
+                source=["aws.ecr"], detail_type=["ECR Image Action"],
+                detail={"action-type": ["PUSH"], "result": ["SUCCESS"], "repository-name": [storage.training_repository_name],
+                        "image-tag": [environment.training.training_image_tag]}))
+        for rule in (new_data, new_image):
+            rule.add_target(StartPipeline(self.training_pipeline, self._starter_role(), self.dead_letters))
+
+    def _schedules(self, environment: EnvironmentConfig, storage: StorageStack) -> None:
+        config = environment.schedules
+        zone = TimeZone.of(config.timezone)
+        parameter = scheduler_targets.SageMakerPipelineParameter
+        scheduler.Schedule(
+            self, "NightlyRetraining", description="Nightly retraining on everything under the raw-data prefix",
+            enabled=config.retraining_enabled, schedule=scheduler.ScheduleExpression.expression(config.retraining_cron, zone),
+            target=scheduler_targets.SageMakerStartPipelineExecution(
+                self.training_pipeline, role=self._starter_role(), dead_letter_queue=self.dead_letters, retry_attempts=3,
+                pipeline_parameter_list=[parameter(
+                    name="InputDataUri", value=f"s3://{storage.raw_data_bucket.bucket_name}/{environment.storage.raw_data_prefix}")]),
+        )
+        scheduler.Schedule(
+            self, "DailyBatchPrediction",
+            description="Daily batch prediction of the day's new data (dated prefix, schedule time zone) with the latest approved model",
+            enabled=config.batch_prediction_enabled,
+            schedule=scheduler.ScheduleExpression.expression(config.batch_prediction_cron, zone),
+            target=scheduler_targets.SageMakerStartPipelineExecution(
+                self.batch_pipeline, role=self._starter_role(), dead_letter_queue=self.dead_letters, retry_attempts=3,
+                pipeline_parameter_list=[
+                    parameter(name="InputPrefixUri",
+                              value=f"s3://{storage.raw_data_bucket.bucket_name}/{environment.batch_prediction.input_prefix}"),
+                    parameter(name="OutputPrefixUri",
+                              value=f"s3://{storage.artifacts_bucket.bucket_name}/{environment.batch_prediction.output_prefix}"),
+                ]),
+        )
+
+    def _failure_alerts(self) -> None:
+        rule = events.Rule(self, "PipelineFailed", description="A training or batch-prediction execution failed",
+                           event_pattern=events.EventPattern(
+                               source=[SAGEMAKER], detail_type=["SageMaker Model Building Pipeline Execution Status Change"],
+                               detail={"currentPipelineExecutionStatus": ["Failed"],
+                                       "pipelineArn": [self.training_pipeline.pipeline_arn, self.batch_pipeline.pipeline_arn]}))
+        rule.add_target(targets.SnsTopic(self.alerts, message=events.RuleTargetInput.from_text(
+            f"SageMaker pipeline execution failed: {events.EventField.from_path('$.detail.pipelineExecutionArn')} "
+            f"({events.EventField.from_path('$.detail.pipelineExecutionDisplayName')}). "
+            "See the execution's failed step in SageMaker Studio.")))

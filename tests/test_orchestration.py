@@ -1,0 +1,224 @@
+"""Schedules, rules, the deployer, alarms, topic and queue, for dev and prod; rules matched against real events."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+from moto.events.models import EventPattern
+
+import aws_events
+from conftest import ACCOUNT, REGION, cdk_context, load_lambda, synthesize
+
+deployer_module = load_lambda("deploy_endpoint")
+RAW_BUCKET = "raw-data-bucket"
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
+
+
+def resolve(value):
+    """Concrete values for the intrinsics a rule pattern holds, as CloudFormation would deploy them."""
+    if isinstance(value, list):
+        return [resolve(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value and value["Ref"] in PSEUDO:
+        return PSEUDO[value["Ref"]]
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(resolve(p) for p in parts)
+    if "Fn::GetStackOutput" in value:
+        output = value["Fn::GetStackOutput"]["OutputName"]
+        assert "RawDataBucket" in output, output
+        return RAW_BUCKET
+    return {k: resolve(v) for k, v in value.items()}
+
+
+def rule_pattern(template, description_start: str) -> EventPattern:
+    rules = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
+             if r["Properties"].get("Description", "").startswith(description_start)]
+    assert len(rules) == 1, description_start
+    return EventPattern.load(json.dumps(resolve(rules[0]["EventPattern"])))
+
+
+def test_model_approval_rule(synthesized, environment):
+    pattern = rule_pattern(synthesized.template(environment, "orchestration"), "An approved model version")
+    group = f"abalone-mlops-{environment}"
+    assert pattern.matches_event(aws_events.model_package_state_change(group, "Approved"))
+    assert not pattern.matches_event(aws_events.model_package_state_change(group, "PendingManualApproval"))
+    assert not pattern.matches_event(aws_events.model_package_state_change(group, "Rejected"))
+    assert not pattern.matches_event(aws_events.model_package_state_change("another-group", "Approved"))
+
+
+def test_new_data_rule_fires_on_the_marker_only(synthesized, environment):
+    pattern = rule_pattern(synthesized.template(environment, "orchestration"), "A '_SUCCESS' marker")
+    assert pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, "incoming/2026-11-23/_SUCCESS"))
+    assert pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, "incoming/_SUCCESS"))
+    assert not pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, "incoming/2026-11-23/part-0001.csv"))
+    assert not pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, "batch-input/2026-11-23/_SUCCESS"))
+    assert not pattern.matches_event(aws_events.s3_object_created("someone-elses-bucket", "incoming/_SUCCESS"))
+
+
+def test_new_image_rule_fires_on_the_configured_training_tag(synthesized, environment):
+    pattern = rule_pattern(synthesized.template(environment, "orchestration"), "The configured training image tag")
+    repository = f"abalone-mlops-{environment}-training"
+    assert pattern.matches_event(aws_events.ecr_image_action(repository, "1.0.0"))
+    assert not pattern.matches_event(aws_events.ecr_image_action(repository, "1.0.0", action="DELETE"))
+    assert not pattern.matches_event(aws_events.ecr_image_action(repository, "1.0.0", result="FAILURE"))
+    assert not pattern.matches_event(aws_events.ecr_image_action(repository, "experiment-7"))
+    assert not pattern.matches_event(aws_events.ecr_image_action(f"abalone-mlops-{environment}-inference", "1.0.0"))
+
+
+def test_pipeline_failure_rule(synthesized, environment):
+    pattern = rule_pattern(synthesized.template(environment, "orchestration"), "A training or batch-prediction execution failed")
+    for pipeline in ("training", "batch-prediction"):
+        name = f"abalone-mlops-{environment}-{pipeline}"
+        assert pattern.matches_event(aws_events.pipeline_execution_status_change(name, "Failed"))
+        assert not pattern.matches_event(aws_events.pipeline_execution_status_change(name, "Succeeded"))
+    assert not pattern.matches_event(aws_events.pipeline_execution_status_change("another-pipeline", "Failed"))
+
+
+def test_endpoint_in_service_rule(synthesized, environment):
+    pattern = rule_pattern(synthesized.template(environment, "orchestration"), "A created or updated endpoint")
+    endpoint = f"abalone-mlops-{environment}"
+    assert pattern.matches_event(aws_events.endpoint_state_change(endpoint, "IN_SERVICE"))
+    assert not pattern.matches_event(aws_events.endpoint_state_change(endpoint, "CREATING"))
+    assert not pattern.matches_event(aws_events.endpoint_state_change("other-endpoint", "IN_SERVICE"))
+
+
+def _targets(template, description_start: str) -> list[dict]:
+    (rule,) = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
+               if r["Properties"]["Description"].startswith(description_start)]
+    return rule["Targets"]
+
+
+def test_rule_targets_start_pipelines_or_the_deployer_with_dead_letters(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    (queue_id,) = template.find_resources("AWS::SQS::Queue")
+    for description, pipeline in (("A '_SUCCESS' marker", "training"), ("The configured training image tag", "training")):
+        (target,) = _targets(template, description)
+        assert f":pipeline/abalone-mlops-{environment}-{pipeline}" in json.dumps(target["Arn"])
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+        assert "RoleArn" in target
+    deployer_id = next(k for k, f in template.find_resources("AWS::Lambda::Function").items()
+                       if "ENDPOINT_NAME" in f["Properties"]["Environment"]["Variables"])
+    for description in ("An approved model version", "A created or updated endpoint"):
+        (target,) = _targets(template, description)
+        assert target["Arn"] == {"Fn::GetAtt": [deployer_id, "Arn"]}
+        assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
+    template.has_resource_properties("AWS::Lambda::Permission", {
+        "Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com",
+        "FunctionName": {"Fn::GetAtt": [deployer_id, "Arn"]}})
+
+
+def _schedules(template) -> dict:
+    return {s["Properties"]["Description"].split(" ")[0]: s["Properties"] for s in template.find_resources("AWS::Scheduler::Schedule").values()}
+
+
+def test_schedules_use_cron_in_the_time_zone_and_pass_parameters(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    schedules = _schedules(template)
+    assert set(schedules) == {"Nightly", "Daily"}
+    nightly, daily = schedules["Nightly"], schedules["Daily"]
+    assert (nightly["ScheduleExpression"], nightly["ScheduleExpressionTimezone"], nightly["State"]) == ("cron(0 2 * * ? *)", "UTC", "ENABLED")
+    assert (daily["ScheduleExpression"], daily["State"]) == ("cron(0 6 * * ? *)", "ENABLED")
+    assert f":pipeline/abalone-mlops-{environment}-training" in json.dumps(nightly["Target"]["Arn"])
+    assert f":pipeline/abalone-mlops-{environment}-batch-prediction" in json.dumps(daily["Target"]["Arn"])
+    assert [p["Name"] for p in nightly["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]] == ["InputDataUri"]
+    assert [p["Name"] for p in daily["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]] == ["InputPrefixUri", "OutputPrefixUri"]
+    (queue_id,) = template.find_resources("AWS::SQS::Queue")
+    for schedule in schedules.values():
+        assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+        assert schedule["Target"]["RoleArn"]["Fn::GetAtt"][0].startswith("PipelineStarterRole")
+
+
+def test_pipeline_starter_role_may_only_start_these_pipelines(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    starter = [p for p in template.find_resources("AWS::IAM::Policy").values()
+               if p["Properties"]["Roles"][0]["Ref"].startswith("PipelineStarterRole")]
+    statements = [s for p in starter for s in p["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == "sagemaker:StartPipelineExecution"]
+    resources = json.dumps([s["Resource"] for s in statements])
+    assert f"pipeline/abalone-mlops-{environment}-training" in resources and f"pipeline/abalone-mlops-{environment}-batch-prediction" in resources
+    assert "pipeline/*" not in resources
+
+
+def test_alarms_alert_and_drive_rollback(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    alarms = {a["Properties"].get("AlarmName", a["Properties"]["AlarmDescription"]): a["Properties"]
+              for a in template.find_resources("AWS::CloudWatch::Alarm").values()}
+    (topic_id,) = template.find_resources("AWS::SNS::Topic")
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    errors, latency = alarms[f"abalone-mlops-{environment}-5xx-errors"], alarms[f"abalone-mlops-{environment}-model-latency"]
+    assert (errors["MetricName"], errors["Namespace"], errors["Threshold"]) == ("Invocation5XXErrors", "AWS/SageMaker", 1)
+    assert (latency["MetricName"], latency["ExtendedStatistic"], latency["Threshold"]) == ("ModelLatency", "p99", 200_000)
+    variables = next(f["Properties"]["Environment"]["Variables"] for f in template.find_resources("AWS::Lambda::Function").values()
+                     if "ROLLBACK_ALARM_NAMES" in f["Properties"]["Environment"]["Variables"])
+    separator, parts = variables["ROLLBACK_ALARM_NAMES"]["Fn::Join"]
+    named = {k: a["Properties"]["AlarmName"] for k, a in template.find_resources("AWS::CloudWatch::Alarm").items() if "AlarmName" in a["Properties"]}
+    assert (separator, [named[p["Ref"]] if isinstance(p, dict) else p for p in parts]) == (
+        "", [f"abalone-mlops-{environment}-5xx-errors", ",", f"abalone-mlops-{environment}-model-latency"])
+    descriptions = {a["AlarmDescription"] for a in alarms.values()}
+    assert "The endpoint deployer failed; see its log group" in descriptions
+    assert "Events that could not be delivered to a pipeline or the deployer" in descriptions
+
+
+def test_topic_and_queue_are_encrypted_and_ssl_only(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    (key_id,) = template.find_resources("AWS::KMS::Key")
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]}})
+    template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 1209600})
+    for kind in ("AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
+        template.has_resource_properties(kind, {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({
+            "Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
+
+
+def test_deployer_settings_match_what_the_lambda_reads(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    (deployer,) = [f["Properties"] for f in template.find_resources("AWS::Lambda::Function").values()]
+    variables = deployer["Environment"]["Variables"]
+    assert set(variables) == {f.name.upper() for f in dataclasses.fields(deployer_module.Settings)}
+    expected = {"dev": ("ml.t3.medium", "1", "1", "2", "100"), "prod": ("ml.m5.large", "2", "2", "6", "20")}[environment]
+    assert (variables["INSTANCE_TYPE"], variables["INITIAL_INSTANCE_COUNT"], variables["MIN_CAPACITY"],
+            variables["MAX_CAPACITY"], variables["DATA_CAPTURE_PERCENTAGE"]) == expected
+    assert deployer["Timeout"] == 900 and "TargetArn" in deployer["DeadLetterConfig"]
+    template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600})
+
+
+def test_deployer_role_is_scoped_to_this_endpoint(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    role_id = next(k for k in template.find_resources("AWS::IAM::Role") if k.startswith("DeployerRole"))
+    statements = [s for p in template.find_resources("AWS::IAM::Policy").values() if p["Properties"]["Roles"] == [{"Ref": role_id}]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    endpoint = next(s for s in statements if "sagemaker:UpdateEndpoint" in s["Action"])
+    assert json.dumps(endpoint["Resource"]).endswith(f':endpoint/abalone-mlops-{environment}"]]}}')
+    passrole = next(s for s in statements if s["Action"] == "iam:PassRole")
+    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_log_retention_and_email_subscription_follow_the_config(tmp_path):
+    context = cdk_context()
+    context["mlops"]["environments"] = {"prod": context["mlops"]["environments"]["prod"]}
+    prod = context["mlops"]["environments"]["prod"]
+    prod["alert_email"] = "oncall@example.com"
+    prod["schedules"].update(retraining_enabled=False, timezone="Europe/Berlin")
+    template = synthesize(context, tmp_path).template("prod", "orchestration")
+    template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
+    schedules = _schedules(template)
+    assert (schedules["Nightly"]["State"], schedules["Daily"]["State"]) == ("DISABLED", "ENABLED")
+    assert {s["ScheduleExpressionTimezone"] for s in schedules.values()} == {"Europe/Berlin"}
+    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 365})
+
+
+def test_dev_has_no_email_subscription(synthesized):
+    assert synthesized.template("dev", "orchestration").find_resources("AWS::SNS::Subscription") == {}
+
+
+@pytest.mark.parametrize("kind", ["AWS::KMS::Key", "AWS::SQS::Queue", "AWS::Logs::LogGroup"])
+def test_prod_retains_and_dev_destroys_orchestration_state(synthesized, kind):
+    for environment, policy in (("dev", "Delete"), ("prod", "Retain")):
+        resources = synthesized.template(environment, "orchestration").find_resources(kind)
+        assert resources and all(r["DeletionPolicy"] == policy for r in resources.values())
