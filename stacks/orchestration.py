@@ -148,6 +148,7 @@ class OrchestrationStack(Stack):
             description="Approved model package -> model -> endpoint config -> endpoint (blue/green)",
             log_retention_days=environment.storage.log_retention_days, removal_policy=removal,
             dead_letter_queue=self.dead_letters, retry_attempts=2, max_event_age=Duration.hours(1),
+            reserved_concurrent_executions=1,  # deployments of one endpoint run one at a time, never racing
             environment={
                 "ENDPOINT_NAME": self.endpoint_name, "MODEL_PACKAGE_GROUP_NAME": group,
                 "EXECUTION_ROLE_ARN": pipelines.execution_role.role_arn, "INSTANCE_TYPE": endpoint.instance_type,

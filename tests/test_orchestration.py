@@ -185,6 +185,7 @@ def test_deployer_settings_match_what_the_lambda_reads(synthesized, environment)
     assert (variables["INSTANCE_TYPE"], variables["INITIAL_INSTANCE_COUNT"], variables["MIN_CAPACITY"],
             variables["MAX_CAPACITY"], variables["DATA_CAPTURE_PERCENTAGE"]) == expected
     assert deployer["Timeout"] == 900 and "TargetArn" in deployer["DeadLetterConfig"]
+    assert deployer["ReservedConcurrentExecutions"] == 1
     template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600})
 
 

@@ -126,3 +126,13 @@ def test_resources_carry_project_and_environment_tags(synthesized, environment):
     template.has_resource_properties("AWS::KMS::Key", {
         "Tags": Match.array_with([{"Key": "environment", "Value": environment}]),
     })
+
+
+def test_every_tagged_resource_of_every_stack_carries_project_and_environment(synthesized, environment):
+    for stack in ("storage", "pipelines", "orchestration"):
+        resources = synthesized.template(environment, stack).to_json()["Resources"]
+        tagged = {name: r["Properties"]["Tags"] for name, r in resources.items() if isinstance(r.get("Properties", {}).get("Tags"), list)}
+        assert tagged, stack
+        for name, tags in tagged.items():
+            pairs = {(t["Key"], t["Value"]) for t in tags}
+            assert {("project", "abalone-mlops"), ("environment", environment)} <= pairs, (stack, name)
