@@ -113,7 +113,10 @@ class OrchestrationStack(Stack):
         endpoint = environment.endpoint
         role = iam.Role(self, "DeployerRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                         description="Endpoint deployer: models, endpoint configs and the endpoint of this environment")
-        sagemaker_arn = lambda kind, name: self.format_arn(service="sagemaker", resource=kind, resource_name=name)  # noqa: E731
+
+        def sagemaker_arn(kind: str, name: str) -> str:
+            return self.format_arn(service="sagemaker", resource=kind, resource_name=name)
+
         group = pipelines.model_package_group_name
         statements = [
             (["sagemaker:DescribeModelPackage"], [sagemaker_arn("model-package", f"{group}/*")]),
