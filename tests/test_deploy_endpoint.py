@@ -83,6 +83,17 @@ def test_approval_event_creates_model_config_and_endpoint(deployment):
     assert deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == result["endpoint_config"]
 
 
+def test_volume_key_only_where_sagemaker_accepts_one(deployment, monkeypatch):
+    assert deployment.describe_endpoint_config(EndpointConfigName=deployer_module.handler(
+        {"model_package_arn": package(deployment)}, None)["endpoint_config"])["KmsKeyId"] == ENV["KMS_KEY_ARN"]
+    monkeypatch.setenv("INSTANCE_TYPE", "ml.g4dn.xlarge")
+    deployer_module.settings.cache_clear()
+    target = deployer(deployment)
+    target._create_endpoint_config("nvme-config", "abalone-mlops-dev-v1")
+    config = deployment.describe_endpoint_config(EndpointConfigName="nvme-config")
+    assert "KmsKeyId" not in config and config["DataCaptureConfig"]["KmsKeyId"] == ENV["KMS_KEY_ARN"]
+
+
 def test_same_package_again_is_a_no_op(deployment):
     arn = package(deployment)
     first = deployer_module.handler({"model_package_arn": arn}, None)

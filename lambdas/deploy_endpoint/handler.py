@@ -34,6 +34,8 @@ BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "Up
 PACKAGE_EVENT = "SageMaker Model Package State Change"
 ENDPOINT_EVENT = "SageMaker Endpoint State Change"
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>\d+)$")
+# Instances with NVMe instance storage encrypt it in hardware; SageMaker refuses a volume KMS key for them.
+INSTANCE_STORE_FAMILIES = frozenset({"m5d", "c5d", "r5d", "g4dn", "g5", "g6", "p3dn", "p4d", "p5", "inf2", "trn1"})
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
@@ -216,10 +218,12 @@ class EndpointDeployer:
     def _create_endpoint_config(self, name: str, model_name: str) -> None:
         c = self.config
         request = {
-            "EndpointConfigName": name, "KmsKeyId": c.kms_key_arn,
+            "EndpointConfigName": name,
             "ProductionVariants": [{"VariantName": VARIANT, "ModelName": model_name, "InstanceType": c.instance_type,
                                     "InitialInstanceCount": c.initial_instance_count}],
         }
+        if c.instance_type.split(".")[1] not in INSTANCE_STORE_FAMILIES:
+            request["KmsKeyId"] = c.kms_key_arn
         if c.data_capture_percentage > 0:
             request["DataCaptureConfig"] = {
                 "EnableCapture": True, "InitialSamplingPercentage": c.data_capture_percentage,
