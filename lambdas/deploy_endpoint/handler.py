@@ -274,21 +274,23 @@ class EndpointDeployer:
         in_use = {description.get("EndpointConfigName"), (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")}
         configs = self.sagemaker.list_endpoint_configs(NameContains=f"{endpoint}-v", SortBy="CreationTime",
                                                        SortOrder="Descending", MaxResults=100)["EndpointConfigs"]
+        kept = {model for c in configs[:KEEP_VERSIONS] for model in self._models_of(c["EndpointConfigName"])}
         deleted = []
         for old in configs[KEEP_VERSIONS:]:
             name = old["EndpointConfigName"]
             if name in in_use:
                 continue
-            models = [v["ModelName"] for v in self.sagemaker.describe_endpoint_config(EndpointConfigName=name)["ProductionVariants"]]
+            models = self._models_of(name)
             self.sagemaker.delete_endpoint_config(EndpointConfigName=name)
             deleted.append(name)
-            kept = {v["ModelName"] for c in configs[:KEEP_VERSIONS]
-                    for v in self.sagemaker.describe_endpoint_config(EndpointConfigName=c["EndpointConfigName"])["ProductionVariants"]}
             for model in models:
                 if model not in kept:
                     self.sagemaker.delete_model(ModelName=model)
                     deleted.append(model)
         return deleted
+
+    def _models_of(self, config_name: str) -> list[str]:
+        return [v["ModelName"] for v in self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]]
 
 
 def handler(event, context):
