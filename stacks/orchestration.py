@@ -60,6 +60,7 @@ class OrchestrationStack(Stack):
         self._alerts(environment, removal)
         self._endpoint_alarms(environment)
         self._deployer(environment, storage, pipelines, removal)
+        self.pipeline_starter = self._pipeline_starter_role()
         self._pipeline_triggers(environment, storage)
         self._schedules(environment, storage)
         self._failure_alerts()
@@ -191,17 +192,16 @@ class OrchestrationStack(Stack):
         for finding, reason in reasons.items():
             Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
 
-    def _starter_role(self) -> iam.Role:
+    def _pipeline_starter_role(self) -> iam.Role:
         """Assumed by EventBridge and EventBridge Scheduler to start this environment's pipelines."""
-        if not hasattr(self, "_pipeline_starter"):
-            self._pipeline_starter = iam.Role(
-                self, "PipelineStarterRole", description="Starts this environment's SageMaker pipelines",
-                assumed_by=iam.CompositePrincipal(iam.ServicePrincipal("events.amazonaws.com"),
-                                                  iam.ServicePrincipal("scheduler.amazonaws.com")).with_conditions(
-                    {"StringEquals": {"aws:SourceAccount": self.account}}),
-            )
-            self.dead_letters.grant_send_messages(self._pipeline_starter)
-        return self._pipeline_starter
+        role = iam.Role(
+            self, "PipelineStarterRole", description="Starts this environment's SageMaker pipelines",
+            assumed_by=iam.CompositePrincipal(iam.ServicePrincipal("events.amazonaws.com"),
+                                              iam.ServicePrincipal("scheduler.amazonaws.com")).with_conditions(
+                {"StringEquals": {"aws:SourceAccount": self.account}}),
+        )
+        self.dead_letters.grant_send_messages(role)
+        return role
 
     def _pipeline_triggers(self, environment: EnvironmentConfig, storage: StorageStack) -> None:
         prefix, marker = environment.storage.raw_data_prefix, environment.storage.training_trigger_suffix
@@ -220,7 +220,7 @@ class OrchestrationStack(Stack):
                 detail={"action-type": ["PUSH"], "result": ["SUCCESS"], "repository-name": [storage.training_repository_name],
                         "image-tag": [environment.training.training_image_tag]}))
         for rule in (new_data, new_image):
-            rule.add_target(StartPipeline(self.training_pipeline, self._starter_role(), self.dead_letters))
+            rule.add_target(StartPipeline(self.training_pipeline, self.pipeline_starter, self.dead_letters))
 
     def _schedules(self, environment: EnvironmentConfig, storage: StorageStack) -> None:
         config = environment.schedules
@@ -230,7 +230,7 @@ class OrchestrationStack(Stack):
             self, "NightlyRetraining", description="Nightly retraining on everything under the raw-data prefix",
             enabled=config.retraining_enabled, schedule=scheduler.ScheduleExpression.expression(config.retraining_cron, zone),
             target=scheduler_targets.SageMakerStartPipelineExecution(
-                self.training_pipeline, role=self._starter_role(), dead_letter_queue=self.dead_letters, retry_attempts=3,
+                self.training_pipeline, role=self.pipeline_starter, dead_letter_queue=self.dead_letters, retry_attempts=3,
                 pipeline_parameter_list=[parameter(
                     name="InputDataUri", value=f"s3://{storage.raw_data_bucket.bucket_name}/{environment.storage.raw_data_prefix}")]),
         )
@@ -240,7 +240,7 @@ class OrchestrationStack(Stack):
             enabled=config.batch_prediction_enabled,
             schedule=scheduler.ScheduleExpression.expression(config.batch_prediction_cron, zone),
             target=scheduler_targets.SageMakerStartPipelineExecution(
-                self.batch_pipeline, role=self._starter_role(), dead_letter_queue=self.dead_letters, retry_attempts=3,
+                self.batch_pipeline, role=self.pipeline_starter, dead_letter_queue=self.dead_letters, retry_attempts=3,
                 pipeline_parameter_list=[
                     parameter(name="InputPrefixUri",
                               value=f"s3://{storage.raw_data_bucket.bucket_name}/{environment.batch_prediction.input_prefix}"),
