@@ -36,6 +36,7 @@ class Model:
         self.category_column, categories = next(iter(spec["categories"].items()))
         self.categories: list[str] = categories
         self._numeric = [c for c in self.raw_columns if c != self.category_column]
+        self._category_index = self.raw_columns.index(self.category_column)
         self._category_slot = {c: len(self._numeric) + i for i, c in enumerate(categories)}
         if self.booster.num_feature() != len(self.features):
             raise ValueError(f"model expects {self.booster.num_feature()} features but features.json lists {len(self.features)}")
@@ -49,8 +50,7 @@ class Model:
         if not records:
             raise PayloadError(f"no records; expected one or more rows of {','.join(self.raw_columns)}")
         matrix = np.zeros((len(records), len(self.features)), dtype=np.float64)
-        width = len(self.raw_columns)
-        category_index = self.raw_columns.index(self.category_column)
+        width, category_index = len(self.raw_columns), self._category_index
         for row, record in enumerate(records, start=1):
             if isinstance(record, dict):
                 missing = [c for c in self.raw_columns if c not in record]

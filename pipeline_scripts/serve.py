@@ -19,6 +19,8 @@ from inference import Model, PayloadError, format_csv, format_json, parse_csv, p
 
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 100 * 1024 * 1024))
 CSV, JSON = "text/csv", "application/json"
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}
 log = logging.getLogger("serve")
 
 
@@ -78,10 +80,8 @@ class ModelServer:
 
     @staticmethod
     def _reply(start_response, status: int, body: str, content_type: str = "text/plain"):
-        reasons = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                   413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}
         data = body.encode("utf-8")
-        start_response(f"{status} {reasons[status]}", [("Content-Type", content_type), ("Content-Length", str(len(data)))])
+        start_response(f"{status} {REASONS[status]}", [("Content-Type", content_type), ("Content-Length", str(len(data)))])
         return [data]
 
 
