@@ -135,9 +135,8 @@ def test_scripts_are_uploaded_from_the_local_path_into_the_artifacts_bucket(defi
         assert code.startswith("s3://artifacts/mlops-test-training/code/") and code.endswith("/sourcedir.tar.gz")
         archive = buckets.get_object(Bucket="artifacts", Key=code.removeprefix("s3://artifacts/"))["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            names = set(tar.getnames())
-        assert {script, "inference.py", "train.py"} <= names
-        assert (REPO_ROOT / "pipeline_scripts" / script).read_bytes() == tarfile.open(fileobj=io.BytesIO(archive)).extractfile(script).read()
+            assert {script, "inference.py", "train.py"} <= set(tar.getnames())
+            assert (REPO_ROOT / "pipeline_scripts" / script).read_bytes() == tar.extractfile(script).read()
 
 
 def test_evaluation_runs_in_the_training_image_and_caches(definitions):
