@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -52,17 +53,23 @@ def _local_code(source: Path, asset_hash: str, fill: Callable[[Path], None]) -> 
     )
 
 
-def function_code(name: str, with_pipeline_scripts: bool = False) -> lambda_.Code:
-    """lambdas/<name>/, plus pipeline_scripts/ beside the handler when the function uses the scripts."""
+def package_dir(module: str) -> Path:
+    """The installed directory of a pure-Python package pinned in requirements.txt (e.g. tzdata)."""
+    return Path(importlib.import_module(module).__file__).resolve().parent
+
+
+def function_code(name: str, with_pipeline_scripts: bool = False, packages: tuple[str, ...] = ()) -> lambda_.Code:
+    """lambdas/<name>/, plus pipeline_scripts/ and pinned pure-Python `packages` beside the handler."""
     source = LAMBDAS / name
     if not (source / "handler.py").is_file():
         raise FileNotFoundError(f"{source / 'handler.py'} does not exist; each Lambda lives in lambdas/<name>/handler.py")
-    roots = (source, PIPELINE_SCRIPTS) if with_pipeline_scripts else (source,)
+    extras = ((PIPELINE_SCRIPTS,) if with_pipeline_scripts else ()) + tuple(package_dir(p) for p in packages)
+    roots = (source, *extras)
 
     def fill(output: Path) -> None:
         shutil.copytree(source, output, ignore=IGNORED, dirs_exist_ok=True)
-        if with_pipeline_scripts:
-            shutil.copytree(PIPELINE_SCRIPTS, output / "pipeline_scripts", ignore=IGNORED, dirs_exist_ok=True)
+        for extra in extras:
+            shutil.copytree(extra, output / extra.name, ignore=IGNORED, dirs_exist_ok=True)
 
     return _local_code(source, content_hash(*roots), fill)
 

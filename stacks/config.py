@@ -10,13 +10,22 @@ from __future__ import annotations
 import re
 import zoneinfo
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Mapping
 
-INSTANCE_FAMILIES = (
-    "t3", "m5", "m5d", "m6i", "m6g", "m7i", "c5", "c5d", "c6i", "c7i", "r5", "r6i",
-    "g4dn", "g5", "g6", "p3", "p4d", "p5", "inf2", "trn1",
-)
-INSTANCE_SIZES = ("medium", "large", "xlarge") + tuple(f"{n}xlarge" for n in (2, 4, 8, 9, 12, 16, 18, 24, 32, 48))
+import botocore.session
+
+# Each use of an instance type is an enum of its own in SageMaker's API model: real-time hosting has
+# no ml.t3 types, processing has no ml.t2, and so on. botocore ships that model, so it is the oracle.
+INSTANCE_TYPE_SHAPES = {
+    "hosting": "ProductionVariantInstanceType",
+    "transform": "TransformInstanceType",
+    "processing": "ProcessingInstanceType",
+    "training": "TrainingInstanceType",
+}
+# The longest endpoint name that leaves room for "-v<version>-<digest>-<count>" within SageMaker's 63 characters.
+MAX_ENDPOINT_NAME = 40
+MAX_DAYS = 36500
 APPROVAL_STATUSES = ("Approved", "PendingManualApproval")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
@@ -24,8 +33,55 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-_CRON_FIELD = re.compile(r"^[0-9A-Za-z*?/,#L-]+$")
+# EventBridge Scheduler cron fields: name, range, names in order (documented in "Schedule types on EventBridge Scheduler").
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_CRON_FIELDS = (
+    ("minutes", 0, 59, ()), ("hours", 0, 23, ()), ("day-of-month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS), ("day-of-week", 1, 7, _DAYS), ("year", 1970, 2199, ()),
+)
+_CRON_SPECIAL = {"day-of-month": re.compile(r"L|LW|\d{1,2}W"), "day-of-week": re.compile(r"L|\d{1}L|\d{1}#[1-5]")}
+def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], label: str) -> bool:
+    def number(text: str) -> bool:
+        if text.upper() in names:
+            return True
+        return text.isdigit() and low <= int(text) <= high
+
+    if field == "?":
+        return label in ("day-of-month", "day-of-week")
+    special = _CRON_SPECIAL.get(label)
+    for item in field.split(","):
+        if special and special.fullmatch(item):
+            continue
+        base, _, step = item.partition("/")
+        if step and not (step.isdigit() and 0 < int(step) <= high):
+            return False
+        start, _, end = base.partition("-")
+        if base == "*" or (number(start) and (not end or number(end))):
+            continue
+        return False
+    return True
+
+
 _PREFIX = re.compile(r"^([a-z0-9][a-z0-9._-]*/)+$")
+
+
+@cache
+def instance_types(use: str) -> tuple[str, ...]:
+    """The instance types SageMaker accepts for `use` (hosting, transform, processing, training)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return tuple(model.shape_for(INSTANCE_TYPE_SHAPES[use]).enum)
+
+
+def supports_volume_kms(instance_type: str) -> bool:
+    """False for instance types with NVMe instance storage, which SageMaker refuses a volume KMS key for.
+
+    "You can't request a KmsKeyId when using an instance type with local storage" (CreateEndpointConfig,
+    CreateTrainingJob and CreateTransformJob API references). The rule is the SageMaker Python SDK's
+    (`sagemaker.utils.instance_supports_kms`); a test holds the two equal over every type in botocore's enums.
+    """
+    family = instance_type.split(".")[1]
+    return "d" not in family and not family.startswith(("g5", "g6", "p5", "trn1"))
 
 
 class ConfigError(ValueError):
@@ -176,30 +232,36 @@ class _Reader:
         value = self.optional(name) if optional else self._get(name)
         if value is None and optional:
             return None
-        if not isinstance(value, str) or not pattern.match(value):
+        if not isinstance(value, str) or not pattern.fullmatch(value):
             raise ConfigError(self.key(name), value, allowed)
         return value
 
-    def instance_type(self, name: str) -> str:
+    def instance_type(self, name: str, use: str) -> str:
         value = self._get(name)
-        parts = value.split(".") if isinstance(value, str) else []
-        if len(parts) != 3 or parts[0] != "ml" or parts[1] not in INSTANCE_FAMILIES or parts[2] not in INSTANCE_SIZES:
+        allowed = instance_types(use)
+        if value not in allowed:
+            family = value.rsplit(".", 1)[0] + "." if isinstance(value, str) and "." in value else "ml."
+            same_family = [t for t in allowed if t.startswith(family)] or [t for t in allowed if t.startswith("ml.m5.")]
             raise ConfigError(
                 self.key(name), value,
-                f"must be ml.<family>.<size> with family one of {', '.join(INSTANCE_FAMILIES)}",
+                f"is not a SageMaker {use} instance type (SageMaker API model); for example {', '.join(same_family[:6])}",
             )
         return value
 
     def cron(self, name: str) -> str:
-        """An EventBridge Scheduler cron: six fields, one of day-of-month and day-of-week is '?'."""
+        """An EventBridge Scheduler cron: six fields in range, one of day-of-month and day-of-week is '?'."""
         value = self._get(name)
         fields = value[5:-1].split(" ") if isinstance(value, str) and value.startswith("cron(") and value.endswith(")") else []
-        if len(fields) != 6 or not all(_CRON_FIELD.match(f) for f in fields) or "?" not in (fields[2], fields[4]):
+        if len(fields) != 6 or "?" not in (fields[2], fields[4]):
             raise ConfigError(
                 self.key(name), value,
                 "must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in day-of-month "
                 "or day-of-week, e.g. 'cron(0 2 * * ? *)'",
             )
+        for field, (label, low, high, names) in zip(fields, _CRON_FIELDS):
+            if not _cron_field_ok(field, low, high, names, label):
+                raise ConfigError(self.key(name), value, f"{label} field {field!r} is out of range; allowed {low}-{high}"
+                                  + (f" or {names[0]}-{names[-1]}" if names else "") + ", with , - * / and ?")
         return value
 
     def timezone(self, name: str) -> str:
@@ -219,8 +281,8 @@ class _Reader:
 def _storage(r: _Reader) -> StorageConfig:
     config = StorageConfig(
         retain_data=r.boolean("retain_data"),
-        noncurrent_version_expiration_days=r.integer("noncurrent_version_expiration_days", 1),
-        access_log_expiration_days=r.integer("access_log_expiration_days", 1),
+        noncurrent_version_expiration_days=r.integer("noncurrent_version_expiration_days", 1, MAX_DAYS),
+        access_log_expiration_days=r.integer("access_log_expiration_days", 1, MAX_DAYS),
         log_retention_days=r.choice("log_retention_days", LOG_RETENTION_DAYS),
         raw_data_prefix=r.matching("raw_data_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/', e.g. 'incoming/'"),
         training_trigger_suffix=r.matching("training_trigger_suffix", re.compile(r"^[A-Za-z0-9._-]+$"), "must be a file name suffix such as '_SUCCESS' or '.manifest'"),
@@ -232,9 +294,9 @@ def _storage(r: _Reader) -> StorageConfig:
 def _training(r: _Reader, production: bool) -> TrainingConfig:
     tag = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
     config = TrainingConfig(
-        processing_instance_type=r.instance_type("processing_instance_type"),
+        processing_instance_type=r.instance_type("processing_instance_type", "processing"),
         processing_instance_count=r.integer("processing_instance_count", 1, 10),
-        training_instance_type=r.instance_type("training_instance_type"),
+        training_instance_type=r.instance_type("training_instance_type", "training"),
         training_instance_count=r.integer("training_instance_count", 1, 10),
         tuning_max_jobs=r.integer("tuning_max_jobs", 1, 100),
         tuning_max_parallel_jobs=r.integer("tuning_max_parallel_jobs", 1, 10),
@@ -253,7 +315,7 @@ def _training(r: _Reader, production: bool) -> TrainingConfig:
 
 def _batch(r: _Reader) -> BatchPredictionConfig:
     config = BatchPredictionConfig(
-        instance_type=r.instance_type("instance_type"),
+        instance_type=r.instance_type("instance_type", "transform"),
         instance_count=r.integer("instance_count", 1, 10),
         input_prefix=r.matching("input_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/'"),
         output_prefix=r.matching("output_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/'"),
@@ -264,13 +326,13 @@ def _batch(r: _Reader) -> BatchPredictionConfig:
 
 def _endpoint(r: _Reader) -> EndpointConfig:
     config = EndpointConfig(
-        instance_type=r.instance_type("instance_type"),
+        instance_type=r.instance_type("instance_type", "hosting"),
         initial_instance_count=r.integer("initial_instance_count", 1, 10),
         min_capacity=r.integer("min_capacity", 1, 10),
         max_capacity=r.integer("max_capacity", 1, 20),
-        target_invocations_per_instance=r.integer("target_invocations_per_instance", 1),
+        target_invocations_per_instance=r.integer("target_invocations_per_instance", 1, 100000),
         data_capture_percentage=r.integer("data_capture_percentage", 0, 100),
-        max_latency_ms=r.integer("max_latency_ms", 1),
+        max_latency_ms=r.integer("max_latency_ms", 1, 60000),
     )
     if config.min_capacity > config.max_capacity:
         raise ConfigError(r.key("min_capacity"), config.min_capacity, f"must not exceed max_capacity ({config.max_capacity})")
@@ -292,9 +354,9 @@ def _schedules(r: _Reader) -> ScheduleConfig:
     return config
 
 
-def _environment(name: str, raw: Any) -> EnvironmentConfig:
+def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
     r = _Reader(raw, f"environments.{name}")
-    if not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError("environments", name, "environment names are 2-21 lower-case letters, digits or '-', starting with a letter")
     production = r.boolean("production")
     config = EnvironmentConfig(
@@ -309,6 +371,9 @@ def _environment(name: str, raw: Any) -> EnvironmentConfig:
         endpoint=_endpoint(r.section("endpoint")),
         schedules=_schedules(r.section("schedules")),
     )
+    if len(f"{project_name}-{name}") > MAX_ENDPOINT_NAME:
+        raise ConfigError("environments", name, f"'{project_name}-{name}' names the endpoint and must be at most "
+                          f"{MAX_ENDPOINT_NAME} characters; shorten the project or environment name")
     if (config.account is None) != (config.region is None):
         raise ConfigError(r.key("account" if config.account is None else "region"), None, "account and region are given together or not at all")
     r.done()
@@ -326,7 +391,7 @@ def load_config(context: Any) -> ProjectConfig:
         raise ConfigError("environments", raw_envs, "define at least one environment")
     config = ProjectConfig(
         project_name=project_name,
-        environments=tuple(_environment(name, raw) for name, raw in raw_envs.items()),
+        environments=tuple(_environment(project_name, name, raw) for name, raw in raw_envs.items()),
     )
     r.done()
     return config

@@ -18,7 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.bundling import function_code
-from stacks.config import EnvironmentConfig
+from stacks.config import EnvironmentConfig, supports_volume_kms
 from stacks.pipelines import PipelinesStack, RegisteredPipeline
 from stacks.python_function import PythonFunction
 from stacks.storage import StorageStack
@@ -119,15 +119,26 @@ class OrchestrationStack(Stack):
             return self.format_arn(service="sagemaker", resource=kind, resource_name=name)
 
         group = pipelines.model_package_group_name
+        endpoint_arn = sagemaker_arn("endpoint", self.endpoint_name)
+        config_arns = sagemaker_arn("endpoint-config", f"{self.endpoint_name}-v*")
+        # Target tracking creates and deletes its own alarms, named after the scalable resource.
+        tracking_alarms = self.format_arn(service="cloudwatch", resource="alarm", arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                                          resource_name=f"TargetTracking-endpoint/{self.endpoint_name}/variant/*")
         statements = [
             (["sagemaker:DescribeModelPackage"], [sagemaker_arn("model-package", f"{group}/*")]),
             (["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel"],
              [sagemaker_arn("model", f"{self.endpoint_name}-v*")]),
             (["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig"],
-             [sagemaker_arn("endpoint-config", f"{self.endpoint_name}-v*")]),
-            (["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpoint"],
-             [sagemaker_arn("endpoint", self.endpoint_name)]),
-            (["sagemaker:ListEndpointConfigs", "application-autoscaling:RegisterScalableTarget",
+             [config_arns]),
+            # CreateEndpoint and UpdateEndpoint authorize the endpoint config as well as the endpoint
+            # (Service Authorization Reference: both resource types are required).
+            (["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"], [endpoint_arn, config_arns]),
+            # Application Auto Scaling checks that its caller may do what target tracking will do
+            # (Application Auto Scaling User Guide, "Permissions required to call Application Auto Scaling API actions").
+            (["sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],
+             [endpoint_arn]),
+            (["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"], [tracking_alarms]),
+            (["sagemaker:ListEndpointConfigs", "sagemaker:ListModelPackages", "application-autoscaling:RegisterScalableTarget",
               "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DeregisterScalableTarget",
               "application-autoscaling:PutScalingPolicy", "application-autoscaling:DescribeScalingPolicies",
               "application-autoscaling:DeleteScalingPolicy"], ["*"]),
@@ -136,9 +147,7 @@ class OrchestrationStack(Stack):
         ]
         for actions, resources in statements:
             role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))
-        role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["iam:PassRole"], resources=[pipelines.execution_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}))
+        pipelines.roles.job_role.grant_pass_role(role)
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["iam:CreateServiceLinkedRole"],
             resources=[self.format_arn(service="iam", region="", resource="role", arn_format=ArnFormat.SLASH_RESOURCE_NAME,
@@ -152,16 +161,16 @@ class OrchestrationStack(Stack):
             description="Approved model package -> model -> endpoint config -> endpoint (blue/green)",
             log_retention_days=environment.storage.log_retention_days, removal_policy=removal,
             dead_letter_queue=self.dead_letters, retry_attempts=2, max_event_age=Duration.hours(1),
-            reserved_concurrent_executions=1,  # deployments of one endpoint run one at a time, never racing
             environment={
                 "ENDPOINT_NAME": self.endpoint_name, "MODEL_PACKAGE_GROUP_NAME": group,
-                "EXECUTION_ROLE_ARN": pipelines.execution_role.role_arn, "INSTANCE_TYPE": endpoint.instance_type,
+                "EXECUTION_ROLE_ARN": pipelines.roles.job_role.role_arn, "INSTANCE_TYPE": endpoint.instance_type,
                 "INITIAL_INSTANCE_COUNT": str(endpoint.initial_instance_count), "MIN_CAPACITY": str(endpoint.min_capacity),
                 "MAX_CAPACITY": str(endpoint.max_capacity),
                 "TARGET_INVOCATIONS_PER_INSTANCE": str(endpoint.target_invocations_per_instance),
                 "DATA_CAPTURE_PERCENTAGE": str(endpoint.data_capture_percentage),
                 "DATA_CAPTURE_S3_URI": f"s3://{storage.artifacts_bucket.bucket_name}/data-capture/{self.endpoint_name}",
                 "KMS_KEY_ARN": storage.key.key_arn,
+                "VOLUME_KMS_KEY_ARN": storage.key.key_arn if supports_volume_kms(endpoint.instance_type) else "",
                 "ROLLBACK_ALARM_NAMES": ",".join(a.alarm_name for a in self.rollback_alarms),
             },
         ).function
@@ -186,7 +195,10 @@ class OrchestrationStack(Stack):
             f"Resource::{prefix}:model-package/{group}/*": "Versions of this environment's one model package group.",
             f"Resource::{prefix}:model/{self.endpoint_name}-v*": "Models the deployer names after this endpoint and a package version.",
             f"Resource::{prefix}:endpoint-config/{self.endpoint_name}-v*": "Endpoint configs the deployer names after this endpoint and a package version.",
-            "Resource::*": "sagemaker:ListEndpointConfigs and the Application Auto Scaling actions support no resource-level permissions.",
+            f"Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:alarm:TargetTracking-endpoint/{self.endpoint_name}/variant/*":
+                "The alarms target tracking creates for this endpoint's variant; Application Auto Scaling names them.",
+            "Resource::*": "sagemaker:ListEndpointConfigs, sagemaker:ListModelPackages and the Application Auto Scaling "
+                           "actions support no resource-level permissions.",
         }
         policy = role.node.find_child("DefaultPolicy")
         for finding, reason in reasons.items():

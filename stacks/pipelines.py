@@ -1,20 +1,26 @@
-"""The SDK layer, the pipeline Lambdas, the model package group and the registration on every deploy."""
+"""The SDK layer, the pipeline Lambdas and roles, the model package group and the registration on every deploy."""
 
 from __future__ import annotations
 
 import jsii
-from aws_cdk import CfnOutput, CustomResource, Duration, RemovalPolicy, Resource, Stack
+from aws_cdk import Acknowledgment, CfnOutput, CustomResource, Duration, RemovalPolicy, Resource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import custom_resources
 from constructs import Construct
 
 from layers.build_layer import LAMBDA_TARGET, build_key
-from stacks.bundling import content_hash, function_code, layer_code, LAMBDAS, PIPELINE_SCRIPTS
+from stacks.bundling import LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code, layer_code
 from stacks.config import EnvironmentConfig
-from stacks.execution_role import RoleResources, SageMakerExecutionRole
-from stacks.python_function import ARCHITECTURE, RUNTIME, PythonFunction
+from stacks.nag import acknowledge_iam5, resource_finding
+from stacks.python_function import ARCHITECTURE, RUNTIME, PythonFunction, retention
+from stacks.sagemaker_roles import SageMakerRoles, SageMakerRolesProps
 from stacks.storage import StorageStack
+
+# CloudFormation waits this long for the registration's answer before failing the deploy, instead of an hour.
+REGISTRATION_TIMEOUT = Duration.minutes(10)
 
 
 @jsii.implements(sagemaker.IPipeline)
@@ -60,78 +66,116 @@ class PipelinesStack(Stack):
         )
         self.model_package_group.apply_removal_policy(removal)
 
-        self.execution_role = SageMakerExecutionRole(self, "ExecutionRole", resources=RoleResources(
-            data_access_policy=storage.data_access_policy,
+        self.roles = SageMakerRoles(self, "Roles", props=SageMakerRolesProps(
+            data_access_policy=storage.data_access_policy, artifacts_read_policy=storage.artifacts_read_policy,
+            code_upload_policy=storage.code_upload_policy,
             pipeline_names=(self.training_pipeline_name, self.batch_pipeline_name),
             model_package_group_name=self.model_package_group_name,
-        )).role
+        ))
 
         self.sdk_layer = lambda_.LayerVersion(
             self, "SageMakerSdkLayer", code=layer_code(LAMBDA_TARGET), compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE], removal_policy=RemovalPolicy.DESTROY,
             description="SageMaker Python SDK 2.x, trimmed for defining pipelines",
         )
-        logs = {"log_retention_days": environment.storage.log_retention_days, "removal_policy": removal}
+        log_settings = {"log_retention_days": environment.storage.log_retention_days, "removal_policy": removal}
 
+        resolver_role = iam.Role(self, "ResolveBatchInputsRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                                 description="Batch pipeline step: reads the package group and lists the raw-data bucket")
+        resolver_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["sagemaker:DescribeModelPackage"],
+            resources=[self.format_arn(service="sagemaker", resource="model-package",
+                                       resource_name=f"{self.model_package_group_name}/*")]))
+        # ListModelPackages supports no resource-level permissions; ListBucket alone needs no grant_read's GetObject.
+        resolver_role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+        resolver_role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"],
+                                                                  resources=[storage.raw_data_bucket.bucket_arn]))
+        Validations.of(resolver_role.node.find_child("DefaultPolicy")).acknowledge(
+            Acknowledgment(id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                              f"model-package/{self.model_package_group_name}/*]",
+                           reason="Versions of this environment's one model package group, numbered by SageMaker."),
+            Acknowledgment(id="AwsSolutions-IAM5[Resource::*]",
+                           reason="sagemaker:ListModelPackages supports no resource-level permissions."),
+        )
         self.resolve_batch_inputs = PythonFunction(
-            self, "ResolveBatchInputs", code=function_code("resolve_batch_inputs"), role=self.execution_role,
+            self, "ResolveBatchInputs", code=function_code("resolve_batch_inputs", packages=("tzdata",)), role=resolver_role,
             description="Batch pipeline step: latest Approved model package and the day's input prefix",
-            timeout=Duration.seconds(30), **logs,
+            timeout=Duration.seconds(30), **log_settings,
         ).function
+        self.resolve_batch_inputs.grant_invoke(self.roles.pipeline_execution_role)
+        self.roles.acknowledge_invoke(self.resolve_batch_inputs.function_arn)
 
         training, batch, endpoint = environment.training, environment.batch_prediction, environment.endpoint
         settings = {
-            "ROLE_ARN": self.execution_role.role_arn,
-            "KMS_KEY_ARN": storage.key.key_arn,
-            "RAW_DATA_BUCKET": storage.raw_data_bucket.bucket_name,
-            "FEATURES_BUCKET": storage.features_bucket.bucket_name,
-            "ARTIFACTS_BUCKET": storage.artifacts_bucket.bucket_name,
-            "RAW_DATA_PREFIX": environment.storage.raw_data_prefix,
-            "BATCH_INPUT_PREFIX": batch.input_prefix,
-            "BATCH_OUTPUT_PREFIX": batch.output_prefix,
-            "TRAINING_PIPELINE_NAME": self.training_pipeline_name,
-            "BATCH_PIPELINE_NAME": self.batch_pipeline_name,
-            "MODEL_PACKAGE_GROUP_NAME": self.model_package_group_name,
-            "TRAINING_IMAGE_URI": self.image_uri(storage.training_repository_name, training.training_image_tag),
-            "INFERENCE_IMAGE_URI": self.image_uri(storage.inference_repository_name, training.inference_image_tag),
-            "RESOLVE_BATCH_INPUTS_FUNCTION_ARN": self.resolve_batch_inputs.function_arn,
-            "PROCESSING_INSTANCE_TYPE": training.processing_instance_type,
-            "PROCESSING_INSTANCE_COUNT": str(training.processing_instance_count),
-            "TRAINING_INSTANCE_TYPE": training.training_instance_type,
-            "TRAINING_INSTANCE_COUNT": str(training.training_instance_count),
-            "TUNING_MAX_JOBS": str(training.tuning_max_jobs),
-            "TUNING_MAX_PARALLEL_JOBS": str(training.tuning_max_parallel_jobs),
-            "MSE_THRESHOLD": str(training.mse_threshold),
-            "MODEL_APPROVAL_STATUS": training.model_approval_status,
-            "ENDPOINT_INSTANCE_TYPE": endpoint.instance_type,
-            "TRANSFORM_INSTANCE_TYPE": batch.instance_type,
-            "TRANSFORM_INSTANCE_COUNT": str(batch.instance_count),
-            "PROCESSING_TIMEZONE": environment.schedules.timezone,
+            "region": self.region,
+            "pipeline_definition_role_arn": self.roles.pipeline_definition_role.role_arn,
+            "pipeline_execution_role_arn": self.roles.pipeline_execution_role.role_arn,
+            "job_role_arn": self.roles.job_role.role_arn,
+            "kms_key_arn": storage.key.key_arn,
+            "raw_data_bucket": storage.raw_data_bucket.bucket_name,
+            "features_bucket": storage.features_bucket.bucket_name,
+            "artifacts_bucket": storage.artifacts_bucket.bucket_name,
+            "raw_data_prefix": environment.storage.raw_data_prefix,
+            "batch_input_prefix": batch.input_prefix,
+            "batch_output_prefix": batch.output_prefix,
+            "training_pipeline_name": self.training_pipeline_name,
+            "batch_pipeline_name": self.batch_pipeline_name,
+            "model_package_group_name": self.model_package_group_name,
+            "training_image_uri": self.image_uri(storage.training_repository_name, training.training_image_tag),
+            "inference_image_uri": self.image_uri(storage.inference_repository_name, training.inference_image_tag),
+            "resolve_batch_inputs_function_arn": self.resolve_batch_inputs.function_arn,
+            "processing_instance_type": training.processing_instance_type,
+            "processing_instance_count": training.processing_instance_count,
+            "training_instance_type": training.training_instance_type,
+            "training_instance_count": training.training_instance_count,
+            "tuning_max_jobs": training.tuning_max_jobs,
+            "tuning_max_parallel_jobs": training.tuning_max_parallel_jobs,
+            "mse_threshold": training.mse_threshold,
+            "model_approval_status": training.model_approval_status,
+            "endpoint_instance_type": endpoint.instance_type,
+            "transform_instance_type": batch.instance_type,
+            "transform_instance_count": batch.instance_count,
+            "processing_timezone": environment.schedules.timezone,
         }
+        settings_json = self.to_json_string(settings)
         self.register_pipelines = PythonFunction(
             self, "RegisterPipelines", code=function_code("register_pipelines", with_pipeline_scripts=True),
-            role=self.execution_role, layers=[self.sdk_layer], memory_size=1024, timeout=Duration.minutes(5),
+            role=self.roles.pipeline_definition_role, layers=[self.sdk_layer], memory_size=1024, timeout=Duration.minutes(5),
             description="Defines the SageMaker Pipelines with the SDK and upserts them",
-            environment={**settings, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}, **logs,
+            environment={"SETTINGS": settings_json, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}, **log_settings,
         ).function
-        # A policy of its own: in the role's default policy it would make the function depend on itself.
-        iam.Policy(self, "InvokeResolveBatchInputs", roles=[self.execution_role], statements=[
-            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.resolve_batch_inputs.function_arn]),
-        ])
 
+        provider = custom_resources.Provider(
+            self, "RegistrationProvider", on_event_handler=self.register_pipelines,
+            log_group=logs.LogGroup(self, "RegistrationProviderLogs", retention=retention(environment.storage.log_retention_days),
+                                    removal_policy=removal),
+        )
+        self._acknowledge_provider(provider)
         registration = CustomResource(
-            self, "PipelineRegistration", service_token=self.register_pipelines.function_arn,
-            resource_type="Custom::SageMakerPipelines",
+            self, "PipelineRegistration", service_token=provider.service_token, resource_type="Custom::SageMakerPipelines",
+            service_timeout=REGISTRATION_TIMEOUT,
             properties={
                 "DefinitionHash": content_hash(LAMBDAS / "register_pipelines", PIPELINE_SCRIPTS),
                 "LayerHash": build_key(LAMBDA_TARGET),
-                "Settings": settings,
+                "Settings": settings_json,
             },
         )
         registration.node.add_dependency(self.model_package_group)
         CfnOutput(self, "TrainingPipelineName", value=self.training_pipeline_name)
         CfnOutput(self, "BatchPipelineName", value=self.batch_pipeline_name)
         CfnOutput(self, "RegisterPipelinesFunctionName", value=self.register_pipelines.function_name)
+
+    def _acknowledge_provider(self, provider: custom_resources.Provider) -> None:
+        framework = provider.node.find_child("framework-onEvent")
+        Validations.of(framework).acknowledge(
+            Acknowledgment(id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                           reason="The CDK Provider framework's own function logs with the AWS-managed basic execution policy."),
+            Acknowledgment(id="AwsSolutions-L1", reason="The CDK Provider framework chooses its own Node.js runtime."),
+        )
+        acknowledge_iam5(framework.node.find_child("ServiceRole").node.find_child("DefaultPolicy"), {
+            resource_finding(self, self.register_pipelines.function_arn, ":*"):
+                "The Provider framework invokes the registration function's versions and aliases.",
+        })
 
     def image_uri(self, repository_name: str, tag: str) -> str:
         """Built from this stack's account and region: no cross-stack reference to parse at deploy time."""

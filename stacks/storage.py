@@ -73,6 +73,14 @@ class StorageStack(Stack):
         self.inference_repository = self._repository("InferenceRepository", self.inference_repository_name, retain)
 
         self.data_access_policy = self._data_access_policy()
+        self.artifacts_read_policy = self._artifacts_policy(
+            "ArtifactsReadPolicy", "Read the artifacts bucket (pipeline property files such as the evaluation report)",
+            lambda principal: self.artifacts_bucket.grant_read(principal), "/*",
+            "Property files are written per pipeline execution under the artifacts bucket.")
+        self.code_upload_policy = self._artifacts_policy(
+            "CodeUploadPolicy", "Upload pipeline scripts under code/ of the artifacts bucket",
+            self._grant_code_upload, "/code/*",
+            "The SageMaker SDK uploads pipeline scripts under code/, named by content hash.")
 
         for name, value in (
             ("RawDataBucketName", self.raw_data_bucket.bucket_name),
@@ -102,6 +110,25 @@ class StorageStack(Stack):
                 id=f"AwsSolutions-IAM5[Resource::<{arn[0]}.{arn[1]}>/*]",
                 reason="Objects of one bucket of this environment: SageMaker jobs read and write keys generated per pipeline execution.",
             ))
+        return policy
+
+    def _grant_code_upload(self, principal: iam.IGrantable) -> None:
+        self.artifacts_bucket.grant_put(principal, "code/*")
+        principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[self.artifacts_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": ["code", "code/*"]}}))
+
+    def _artifacts_policy(self, construct_id: str, description: str, grant, suffix: str, reason: str) -> iam.ManagedPolicy:
+        """A bucket grant packaged as a managed policy of this stack, for roles of other stacks to attach."""
+        policy = iam.ManagedPolicy(self, construct_id, description=description)
+        grant(policy)
+        arn = self.resolve(self.artifacts_bucket.bucket_arn)["Fn::GetAtt"]
+        findings = {f"Resource::<{arn[0]}.{arn[1]}>{suffix}": reason}
+        findings.update({f"Action::{action}": f"Part of the bucket's own grant method: {description.lower()}."
+                         for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*",
+                                        "kms:GenerateDataKey*", "kms:ReEncrypt*")})
+        for finding, text in findings.items():
+            Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=text))
         return policy
 
     def _data_bucket(

@@ -5,10 +5,16 @@ Events it takes:
   any other status is ignored with a log line;
 - a direct invocation {"model_package_arn": "...", "endpoint_name": "optional"};
 - "SageMaker Endpoint State Change" to IN_SERVICE for the endpoint: registers autoscaling (which
-  cannot be registered while the endpoint is still being created) and deletes old versions.
+  cannot be registered while the endpoint is still being created), deletes old versions, then
+  converges: deploys the latest approved package if it is not the one serving.
 
-Package -> model -> endpoint config (data capture under KMS) -> create, or update with blue/green
-canary traffic shifting and automatic rollback on the stack's CloudWatch alarms.
+Package -> model -> endpoint config (data capture under KMS) -> create, or update blue/green with
+automatic rollback on the stack's CloudWatch alarms.
+
+SageMaker itself keeps deployments from racing: it refuses to update an endpoint that is changing and
+to create one that exists. A deployer that finds the endpoint busy, or loses such a race, defers: the
+endpoint's next IN_SERVICE event deploys whatever is then the latest approved package. No reserved
+concurrency is needed, which new accounts (a concurrency quota of 10) could not grant.
 """
 
 from __future__ import annotations
@@ -34,17 +40,15 @@ BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "Up
 PACKAGE_EVENT = "SageMaker Model Package State Change"
 ENDPOINT_EVENT = "SageMaker Endpoint State Change"
 PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>\d+)$")
-# Instances with NVMe instance storage encrypt it in hardware; SageMaker refuses a volume KMS key for them.
-INSTANCE_STORE_FAMILIES = frozenset({"m5d", "c5d", "r5d", "g4dn", "g5", "g6", "p3dn", "p4d", "p5", "inf2", "trn1"})
+# SageMaker's ValidationException messages for names that exist and endpoints that are changing, e.g.
+# 'Cannot create already existing model "arn:aws:sagemaker:...:model/name".'
+ALREADY_EXISTS = "Cannot create already existing"
+IN_PROGRESS = "Cannot update in-progress"
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 class DeployError(Exception):
     """A request the deployer cannot carry out; the message names what is wrong and how to fix it."""
-
-
-class EndpointBusyError(DeployError):
-    """The endpoint is changing; retrying later is safe (asynchronous invocations are retried)."""
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,15 @@ class Settings:
     data_capture_s3_uri: str
     kms_key_arn: str
     rollback_alarm_names: str
+    volume_kms_key_arn: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> "Settings":
         values = {}
         for field in fields(cls):
             raw = environ.get(field.name.upper(), "")
+            if not raw and field.default == "":
+                continue
             if not raw:
                 raise DeployError(f"environment variable {field.name.upper()} is missing or empty; the orchestration stack sets it, so redeploy it")
             try:
@@ -96,8 +103,10 @@ def parse_event(event, config: Settings) -> Deployment | str | None:
     """A Deployment to carry out, an endpoint name whose autoscaling to ensure, or None to ignore."""
     if not isinstance(event, dict):
         raise DeployError(f"event must be a JSON object, got {type(event).__name__}")
+    detail = event.get("detail") or {}
+    if not isinstance(detail, dict):
+        raise DeployError(f"event 'detail' must be a JSON object, got {type(detail).__name__}")
     if event.get("source") == "aws.sagemaker" and event.get("detail-type") == PACKAGE_EVENT:
-        detail = event.get("detail") or {}
         arn, group, status = detail.get("ModelPackageArn"), detail.get("ModelPackageGroupName"), detail.get("ModelApprovalStatus")
         if not arn or not group or not status:
             raise DeployError("model package event lacks detail.ModelPackageArn, ModelPackageGroupName or ModelApprovalStatus")
@@ -108,7 +117,6 @@ def parse_event(event, config: Settings) -> Deployment | str | None:
             return None
         return Deployment(_checked_arn(arn, config), config.endpoint_name)
     if event.get("source") == "aws.sagemaker" and event.get("detail-type") == ENDPOINT_EVENT:
-        detail = event.get("detail") or {}
         if detail.get("EndpointName") != config.endpoint_name or detail.get("EndpointStatus") != "IN_SERVICE":
             logger.info("ignoring endpoint event", extra={"endpoint": detail.get("EndpointName"), "status": detail.get("EndpointStatus")})
             return None
@@ -134,14 +142,37 @@ def _checked_arn(arn, config: Settings) -> str:
     return arn
 
 
-def resource_names(deployment: Deployment, config: Settings) -> tuple[str, str]:
-    """Model and endpoint-config names from the package version and the serving settings, never a clock."""
-    version = PACKAGE_ARN.match(deployment.model_package_arn)["version"]
-    serving = json.dumps([config.instance_type, config.initial_instance_count, config.data_capture_percentage,
-                          config.data_capture_s3_uri, config.kms_key_arn, config.execution_role_arn])
+def package_version(arn: str) -> int:
+    return int(PACKAGE_ARN.match(arn)["version"])
+
+
+def config_prefix(deployment: Deployment, config: Settings) -> str:
+    """`<endpoint>-v<version>-<digest of the serving settings>-`: every config of this package and these settings."""
+    serving = json.dumps([config.instance_type, config.data_capture_percentage, config.data_capture_s3_uri,
+                          config.kms_key_arn, config.volume_kms_key_arn, config.execution_role_arn])
     digest = hashlib.sha256(serving.encode()).hexdigest()[:8]
-    model = f"{deployment.endpoint_name}-v{version}"
-    return model, f"{model}-{digest}"
+    return f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}-{digest}-"
+
+
+def resource_names(deployment: Deployment, config: Settings, instance_count: int) -> tuple[str, str]:
+    """Model and endpoint-config names from the package version, the serving settings and the fleet size, never a clock."""
+    return f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}", \
+        f"{config_prefix(deployment, config)}{instance_count}"
+
+
+def traffic_routing(instance_count: int) -> dict:
+    """Canary of one instance where that is at most half the fleet, as SageMaker requires; else all at once.
+
+    "CanarySize ... Value must be less than or equal to 50% of the variant's total instance count"
+    (SageMaker API reference, TrafficRoutingConfig). Both keep blue/green's baking period and alarm rollback.
+    """
+    if instance_count >= 2:
+        return {"Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 300}
+    return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}
+
+
+def _error(error: ClientError, code: str, text: str) -> bool:
+    return error.response["Error"]["Code"] == code and text in error.response["Error"]["Message"]
 
 
 class EndpointDeployer:
@@ -152,48 +183,93 @@ class EndpointDeployer:
         try:
             return self.sagemaker.describe_endpoint(EndpointName=name)
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ValidationException" and "Could not find" in error.response["Error"]["Message"]:
+            if _error(error, "ValidationException", "Could not find endpoint"):
                 return None
             raise
 
     def deploy(self, deployment: Deployment) -> dict:
         package = self._approved_package(deployment.model_package_arn)
-        model_name, config_name = resource_names(deployment, self.config)
         endpoint = self.describe_endpoint(deployment.endpoint_name)
-        result = {"endpoint": deployment.endpoint_name, "model_package_arn": deployment.model_package_arn,
-                  "model": model_name, "endpoint_config": config_name}
+        result = {"endpoint": deployment.endpoint_name, "model_package_arn": deployment.model_package_arn}
         if endpoint and endpoint["EndpointStatus"] in BUSY:
-            raise EndpointBusyError(f"endpoint {deployment.endpoint_name} is {endpoint['EndpointStatus']}; retry once it is InService or Failed")
-        if endpoint and endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] == config_name:
+            logger.info("endpoint busy; its next InService event deploys the latest approved package", extra=result)
+            return {**result, "action": "deferred", "reason": f"endpoint is {endpoint['EndpointStatus']}"}
+        if endpoint and endpoint["EndpointStatus"] == "InService" and \
+                endpoint["EndpointConfigName"].startswith(config_prefix(deployment, self.config)):
             logger.info("endpoint already serves this package", extra=result)
-            return {**result, "action": "none"}
+            return {**result, "action": "none", "endpoint_config": endpoint["EndpointConfigName"]}
+        count = self._fleet_size(endpoint)
+        model_name, config_name = resource_names(deployment, self.config, count)
+        result.update(model=model_name, endpoint_config=config_name)
         self._create_model(model_name, package)
-        self._create_endpoint_config(config_name, model_name)
+        self._create_endpoint_config(config_name, model_name, count)
         if endpoint and endpoint["EndpointStatus"] == "Failed":
             logger.info("replacing failed endpoint", extra=result)
             self.sagemaker.delete_endpoint(EndpointName=deployment.endpoint_name)
             self.sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=deployment.endpoint_name,
                                                                WaiterConfig={"Delay": 10, "MaxAttempts": 60})
             endpoint = None
-        if endpoint is None:
-            self.sagemaker.create_endpoint(EndpointName=deployment.endpoint_name, EndpointConfigName=config_name)
-            logger.info("endpoint creation started", extra=result)
-            return {**result, "action": "created"}
-        self._deregister_scaling_if_instance_type_changes(deployment.endpoint_name, endpoint["EndpointConfigName"])
-        self.sagemaker.update_endpoint(
-            EndpointName=deployment.endpoint_name, EndpointConfigName=config_name, RetainAllVariantProperties=False,
-            DeploymentConfig={
-                "BlueGreenUpdatePolicy": {
-                    "TrafficRoutingConfiguration": {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
-                                                    "WaitIntervalInSeconds": 300},
-                    "TerminationWaitInSeconds": 300,
-                    "MaximumExecutionTimeoutInSeconds": 3600,
+        try:
+            if endpoint is None:
+                self.sagemaker.create_endpoint(EndpointName=deployment.endpoint_name, EndpointConfigName=config_name)
+                logger.info("endpoint creation started", extra=result)
+                return {**result, "action": "created"}
+            self._deregister_scaling_if_instance_type_changes(deployment.endpoint_name, endpoint["EndpointConfigName"])
+            self.sagemaker.update_endpoint(
+                EndpointName=deployment.endpoint_name, EndpointConfigName=config_name, RetainAllVariantProperties=False,
+                DeploymentConfig={
+                    "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": traffic_routing(count),
+                                              "TerminationWaitInSeconds": 300, "MaximumExecutionTimeoutInSeconds": 3600},
+                    "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in self.config.alarms]},
                 },
-                "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in self.config.alarms]},
-            },
-        )
+            )
+        except ClientError as error:
+            if not (_error(error, "ValidationException", ALREADY_EXISTS) or _error(error, "ValidationException", IN_PROGRESS)):
+                raise
+            self._forget_unused_config(deployment.endpoint_name, config_name)
+            logger.info("another deployment got there first; the next InService event converges", extra=result)
+            return {**result, "action": "deferred", "reason": error.response["Error"]["Message"]}
         logger.info("blue/green update started", extra=result)
         return {**result, "action": "updated"}
+
+    def _fleet_size(self, endpoint: dict | None) -> int:
+        """The serving variant's current instance count (autoscaling may have changed it), within min and max."""
+        c = self.config
+        variants = (endpoint or {}).get("ProductionVariants") or []
+        current = variants[0].get("DesiredInstanceCount") or variants[0].get("CurrentInstanceCount") if variants else None
+        return min(max(current or c.initial_instance_count, c.min_capacity), c.max_capacity)
+
+    def _forget_unused_config(self, endpoint_name: str, config_name: str) -> None:
+        """A config that lost a race is deleted, so convergence does not take it for an attempted deployment."""
+        endpoint = self.describe_endpoint(endpoint_name) or {}
+        if config_name not in (endpoint.get("EndpointConfigName"), (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")):
+            self.sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
+
+    def converge(self, endpoint_name: str) -> dict:
+        """Deploy the latest approved package unless it serves or was already tried (a failed or rolled-back update).
+
+        An update that fails leaves the endpoint InService with a FailureReason (DescribeEndpoint API
+        reference); retrying it on every InService event would loop, so a tried package is only deployed
+        again on a new approval or a direct invocation.
+        """
+        packages = self.sagemaker.list_model_packages(
+            ModelPackageGroupName=self.config.model_package_group_name, ModelApprovalStatus="Approved",
+            SortBy="CreationTime", SortOrder="Descending", MaxResults=1)["ModelPackageSummaryList"]
+        if not packages:
+            return {"action": "none", "reason": "no approved model package"}
+        deployment = Deployment(packages[0]["ModelPackageArn"], endpoint_name)
+        prefix = config_prefix(deployment, self.config)
+        tried = [c["EndpointConfigName"] for c in self.sagemaker.list_endpoint_configs(NameContains=prefix, MaxResults=10)["EndpointConfigs"]
+                 if c["EndpointConfigName"].startswith(prefix)]
+        endpoint = self.describe_endpoint(endpoint_name) or {}
+        if endpoint.get("EndpointConfigName", "").startswith(prefix):
+            return {"action": "none", "reason": "the latest approved package serves", "model_package_arn": deployment.model_package_arn}
+        if tried:
+            logger.warning("latest approved package was deployed before and does not serve; not retrying",
+                           extra={"model_package_arn": deployment.model_package_arn, "failure": endpoint.get("FailureReason")})
+            return {"action": "none", "reason": "the latest approved package was tried and does not serve; "
+                    "invoke the deployer with its model_package_arn to try again", "model_package_arn": deployment.model_package_arn}
+        return self.deploy(deployment)
 
     def _approved_package(self, arn: str) -> dict:
         try:
@@ -212,18 +288,18 @@ class EndpointDeployer:
                                         Containers=[{"ModelPackageName": package["ModelPackageArn"]}],
                                         EnableNetworkIsolation=True)
         except ClientError as error:
-            if "already exists" not in error.response["Error"]["Message"]:
+            if not _error(error, "ValidationException", ALREADY_EXISTS):
                 raise
 
-    def _create_endpoint_config(self, name: str, model_name: str) -> None:
+    def _create_endpoint_config(self, name: str, model_name: str, instance_count: int) -> None:
         c = self.config
         request = {
             "EndpointConfigName": name,
             "ProductionVariants": [{"VariantName": VARIANT, "ModelName": model_name, "InstanceType": c.instance_type,
-                                    "InitialInstanceCount": c.initial_instance_count}],
+                                    "InitialInstanceCount": instance_count}],
         }
-        if c.instance_type.split(".")[1] not in INSTANCE_STORE_FAMILIES:
-            request["KmsKeyId"] = c.kms_key_arn
+        if c.volume_kms_key_arn:
+            request["KmsKeyId"] = c.volume_kms_key_arn
         if c.data_capture_percentage > 0:
             request["DataCaptureConfig"] = {
                 "EnableCapture": True, "InitialSamplingPercentage": c.data_capture_percentage,
@@ -234,7 +310,7 @@ class EndpointDeployer:
         try:
             self.sagemaker.create_endpoint_config(**request)
         except ClientError as error:
-            if "already exists" not in error.response["Error"]["Message"]:
+            if not _error(error, "ValidationException", ALREADY_EXISTS):
                 raise
 
     def _deregister_scaling_if_instance_type_changes(self, endpoint: str, current_config: str) -> None:
@@ -249,6 +325,12 @@ class EndpointDeployer:
         if self.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])["ScalableTargets"]:
             self.autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
                                                         ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+
+    def in_service(self, endpoint: str) -> dict:
+        """Autoscaling, pruning, then convergence on the latest approved package."""
+        scaling = self.ensure_autoscaling(endpoint)
+        deleted = self.delete_old_versions(endpoint)
+        return {**scaling, "deleted": deleted, "converge": self.converge(endpoint)}
 
     def ensure_autoscaling(self, endpoint: str) -> dict:
         c = self.config
@@ -265,26 +347,25 @@ class EndpointDeployer:
                 "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
             },
         )
-        return {"endpoint": endpoint, "action": "autoscaling", "min": c.min_capacity, "max": c.max_capacity,
-                "deleted": self.delete_old_versions(endpoint)}
+        return {"endpoint": endpoint, "action": "autoscaling", "min": c.min_capacity, "max": c.max_capacity}
 
     def delete_old_versions(self, endpoint: str) -> list[str]:
-        """Endpoint configs (and their models) beyond the newest few, unless an endpoint still uses them."""
+        """Endpoint configs beyond the newest few and their models, never one the live or pending config uses."""
         description = self.describe_endpoint(endpoint) or {}
         in_use = {description.get("EndpointConfigName"), (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")}
-        configs = self.sagemaker.list_endpoint_configs(NameContains=f"{endpoint}-v", SortBy="CreationTime",
-                                                       SortOrder="Descending", MaxResults=100)["EndpointConfigs"]
-        kept = {model for c in configs[:KEEP_VERSIONS] for model in self._models_of(c["EndpointConfigName"])}
-        deleted = []
-        for old in configs[KEEP_VERSIONS:]:
-            name = old["EndpointConfigName"]
-            if name in in_use:
+        configs = [c["EndpointConfigName"] for c in self.sagemaker.list_endpoint_configs(
+            NameContains=f"{endpoint}-v", SortBy="CreationTime", SortOrder="Descending", MaxResults=100)["EndpointConfigs"]]
+        kept = set(configs[:KEEP_VERSIONS]) | (in_use & set(configs))
+        models = {name: self._models_of(name) for name in configs}
+        spared = {model for name in kept for model in models[name]}
+        deleted: list[str] = []
+        for name in configs:
+            if name in kept:
                 continue
-            models = self._models_of(name)
             self.sagemaker.delete_endpoint_config(EndpointConfigName=name)
             deleted.append(name)
-            for model in models:
-                if model not in kept:
+            for model in models[name]:
+                if model not in spared and model not in deleted:
                     self.sagemaker.delete_model(ModelName=model)
                     deleted.append(model)
         return deleted
@@ -301,7 +382,7 @@ def handler(event, context):
             return {"action": "ignored"}
         deployer = EndpointDeployer(config, boto3.client("sagemaker"), boto3.client("application-autoscaling"))
         if isinstance(request, str):
-            return deployer.ensure_autoscaling(request)
+            return deployer.in_service(request)
         return deployer.deploy(request)
     except DeployError as error:
         logger.error(str(error), extra={"event_type": type(error).__name__})

@@ -1,4 +1,8 @@
-"""The batch-prediction pipeline: resolve the latest Approved model and the day's data, then transform."""
+"""The batch-prediction pipeline: resolve the latest Approved model and the day's data, then transform.
+
+A day with no data or no approved model is not a failure: the execution succeeds without the
+transform, and the resolve step's `message` output says why. A malformed input fails the resolve step.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ from sagemaker.transformer import Transformer
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals
 from sagemaker.workflow.execution_variables import ExecutionVariables
-from sagemaker.workflow.fail_step import FailStep
 from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
 from sagemaker.workflow.model_step import ModelStep
 from sagemaker.workflow.parameters import ParameterInteger, ParameterString
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.steps import TransformStep
+
+from sagemaker.utils import instance_supports_kms
 
 from settings import PipelineSettings
 
@@ -47,28 +52,29 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
 
     # The image and model data of the resolved package: the SDK cannot create a model from a package ARN
     # that is only known at execution time.
-    model = Model(image_uri=resolved["image_uri"], model_data=resolved["model_data_url"], role=s.role_arn,
+    model = Model(image_uri=resolved["image_uri"], model_data=resolved["model_data_url"], role=s.job_role_arn,
                   sagemaker_session=session)
     create_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=instance_type))
     transformer = Transformer(
         model_name=create_model.properties.ModelName, instance_type=instance_type, instance_count=instance_count,
         output_path=resolved["output_uri"], accept="text/csv", assemble_with="Line", strategy="MultiRecord",
-        output_kms_key=s.kms_key_arn, volume_kms_key=s.kms_key_arn, sagemaker_session=session,
+        output_kms_key=s.kms_key_arn, sagemaker_session=session,
+        volume_kms_key=s.kms_key_arn if instance_supports_kms(s.transform_instance_type) else None,
         base_transform_job_name=f"{s.batch_pipeline_name}-transform",
     )
     transform = TransformStep(
         name="BatchTransform",
         step_args=transformer.transform(data=resolved["input_uri"], content_type="text/csv", split_type="Line"),
     )
-    nothing_to_do = FailStep(name="NoApprovedModelOrData", error_message=resolved["message"])
     gate = ConditionStep(
         name="CheckModelAndData",
         conditions=[ConditionEquals(left=resolved["status"], right=READY)],
-        if_steps=[create_model, transform], else_steps=[nothing_to_do],
+        if_steps=[create_model, transform], else_steps=[],
     )
     return Pipeline(
         name=s.batch_pipeline_name,
         parameters=[input_prefix, output_prefix, processing_date, instance_type, instance_count],
         steps=[resolve, gate],
         sagemaker_session=session,
+        pipeline_experiment_config=None,
     )

@@ -1,7 +1,8 @@
 """Defines both SageMaker Pipelines with the SDK and upserts them; deletes them with the stack.
 
-Invoked by CloudFormation (the stack's custom resource, on every deploy whose definitions, scripts
-or settings changed) or directly: {} or {"pipelines": ["training"]} upserts on demand.
+Invoked by the CDK Provider framework for the stack's custom resource (`on_event`), with the settings
+in the resource's properties, or directly (`handler`): {} or {"pipelines": ["training"]} upserts on
+demand with the settings in the SETTINGS variable.
 """
 
 from __future__ import annotations
@@ -9,41 +10,68 @@ from __future__ import annotations
 import json
 import logging
 import os
-import urllib.request
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 import boto3  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
 from sagemaker.workflow.pipeline_context import PipelineSession  # noqa: E402
 
 from batch_pipeline import build_batch_pipeline  # noqa: E402
-from settings import PipelineSettings, SettingsError  # noqa: E402
+from settings import PipelineSettings, SettingsError, scripts_dir  # noqa: E402
 from training_pipeline import build_training_pipeline  # noqa: E402
 
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
 
-BUILDERS = {"training": build_training_pipeline, "batch-prediction": build_batch_pipeline}
+NAMES = ("training", "batch-prediction")
+SEPARATOR = "|"
 
 
 class RequestError(ValueError):
     """A malformed invocation; the message names what is wrong and what is accepted."""
 
 
-def build_pipelines(settings: PipelineSettings, names=tuple(BUILDERS), boto_session=None) -> dict:
+def build_pipelines(settings: PipelineSettings, names=NAMES, boto_session=None) -> dict:
     """Pipeline objects by short name, built with a PipelineSession on the artifacts bucket."""
     session = PipelineSession(boto_session=boto_session or boto3.Session(region_name=settings.region),
-                              default_bucket=settings.artifacts_bucket)
-    return {name: BUILDERS[name](settings, session) for name in names}
+                              default_bucket=settings.artifacts_bucket, default_bucket_prefix="code")
+    builders = {"training": lambda: build_training_pipeline(settings, session, scripts_dir()),
+                "batch-prediction": lambda: build_batch_pipeline(settings, session)}
+    return {name: builders[name]() for name in names}
 
 
-def upsert(settings: PipelineSettings, names=tuple(BUILDERS), boto_session=None) -> dict:
+def _exists(client, name: str) -> bool:
+    """ResourceNotFound is DescribePipeline's modelled error; SageMaker has also answered ValidationException."""
+    try:
+        client.describe_pipeline(PipelineName=name)
+        return True
+    except ClientError as error:
+        code, message = error.response["Error"]["Code"], error.response["Error"]["Message"]
+        if code == "ResourceNotFound" or (code == "ValidationException" and "not" in message and "find" in message.lower()):
+            return False
+        raise
+
+
+def upsert(settings: PipelineSettings, names=NAMES, boto_session=None, undo_on_failure: bool = False) -> dict:
+    """Create or update the pipelines; with undo_on_failure, a failure deletes the ones this call created."""
+    session = boto_session or boto3.Session(region_name=settings.region)
+    client = session.client("sagemaker")
     tags = [{"Key": "managed-by", "Value": "register-pipelines"}]
-    arns = {}
-    for name, pipeline in build_pipelines(settings, names, boto_session).items():
-        response = pipeline.upsert(role_arn=settings.role_arn, description=f"{name} pipeline, registered on deploy", tags=tags)
-        arns[name] = response["PipelineArn"]
-        logger.info(json.dumps({"action": "upsert", "pipeline": pipeline.name, "arn": arns[name]}))
+    arns, created = {}, []
+    try:
+        for name, pipeline in build_pipelines(settings, names, session).items():
+            new = not _exists(client, pipeline.name)
+            response = pipeline.upsert(role_arn=settings.pipeline_execution_role_arn,
+                                       description=f"{name} pipeline, registered on deploy", tags=tags)
+            if new:
+                created.append(pipeline.name)
+            arns[name] = response["PipelineArn"]
+            logger.info(json.dumps({"action": "upsert", "pipeline": pipeline.name, "arn": arns[name], "created": new}))
+    except Exception:
+        if undo_on_failure:
+            delete(created, client)
+        raise
     return arns
 
 
@@ -52,8 +80,27 @@ def delete(pipeline_names: list[str], client) -> None:
         try:
             client.delete_pipeline(PipelineName=name)
             logger.info(json.dumps({"action": "delete", "pipeline": name}))
-        except client.exceptions.ResourceNotFound:
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceNotFound":
+                raise
             logger.info(json.dumps({"action": "delete", "pipeline": name, "result": "already gone"}))
+
+
+def on_event(event, context) -> dict:
+    """The Provider framework's onEvent handler: raise to fail, return the physical id and data to succeed."""
+    if not isinstance(event, dict) or event.get("RequestType") not in ("Create", "Update", "Delete"):
+        raise RequestError("not a CloudFormation custom resource event: RequestType must be Create, Update or Delete")
+    if event["RequestType"] == "Delete":
+        physical_id = event.get("PhysicalResourceId", "")
+        names = physical_id.split(SEPARATOR) if SEPARATOR in physical_id else []
+        delete(names, boto3.client("sagemaker"))
+        return {"PhysicalResourceId": physical_id}
+    properties = event.get("ResourceProperties")
+    settings = PipelineSettings.from_json(properties.get("Settings") if isinstance(properties, dict) else None,
+                                          source="ResourceProperties.Settings")
+    arns = upsert(settings, undo_on_failure=event["RequestType"] == "Create")
+    return {"PhysicalResourceId": SEPARATOR.join((settings.training_pipeline_name, settings.batch_pipeline_name)),
+            "Data": {"TrainingPipelineArn": arns["training"], "BatchPipelineArn": arns["batch-prediction"]}}
 
 
 def requested_names(event) -> tuple[str, ...]:
@@ -62,53 +109,19 @@ def requested_names(event) -> tuple[str, ...]:
     unknown_keys = set(event) - {"pipelines"}
     if unknown_keys:
         raise RequestError(f"unknown key(s) {', '.join(sorted(unknown_keys))}; send {{}} or {{\"pipelines\": [...]}}")
-    names = event.get("pipelines", list(BUILDERS))
-    if not isinstance(names, list) or not names:
-        raise RequestError(f"'pipelines' must be a non-empty list drawn from {', '.join(BUILDERS)}")
-    unknown = [n for n in names if n not in BUILDERS]
+    names = event.get("pipelines", list(NAMES))
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise RequestError(f"'pipelines' must be a non-empty list drawn from {', '.join(NAMES)}")
+    unknown = [n for n in names if n not in NAMES]
     if unknown:
-        raise RequestError(f"unknown pipeline {unknown[0]!r}; choose from {', '.join(BUILDERS)}")
-    return tuple(names)
-
-
-def _respond(event, context, status: str, reason: str = "", physical_id: str | None = None, data=None) -> None:
-    body = json.dumps({
-        "Status": status, "Reason": reason[:3000] or f"see CloudWatch log stream {context.log_stream_name}",
-        "PhysicalResourceId": physical_id or event.get("PhysicalResourceId") or "no-pipelines-registered",
-        "StackId": event["StackId"], "RequestId": event["RequestId"], "LogicalResourceId": event["LogicalResourceId"],
-        "Data": data or {},
-    }).encode()
-    request = urllib.request.Request(event["ResponseURL"], data=body, method="PUT",
-                                     headers={"Content-Type": "", "Content-Length": str(len(body))})
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the pre-signed CloudFormation URL
-        logger.info(json.dumps({"action": "cfn-response", "status": status, "http": response.status}))
-
-
-def _custom_resource(event, context) -> None:
-    """Create/Update upsert both pipelines; Delete removes the pipelines named in the physical id."""
-    try:
-        if event["RequestType"] == "Delete":
-            physical_id = event.get("PhysicalResourceId", "")
-            names = [n for n in physical_id.split("|") if n] if "|" in physical_id else []
-            delete(names, boto3.client("sagemaker"))
-            _respond(event, context, "SUCCESS", "pipelines deleted", physical_id)
-            return
-        settings = PipelineSettings.from_environment()
-        arns = upsert(settings)
-        physical_id = f"{settings.training_pipeline_name}|{settings.batch_pipeline_name}"
-        data = {"TrainingPipelineArn": arns["training"], "BatchPipelineArn": arns["batch-prediction"]}
-        _respond(event, context, "SUCCESS", "pipelines upserted", physical_id, data)
-    except Exception as error:  # noqa: BLE001 - CloudFormation must always get an answer, or the stack hangs
-        logger.exception("custom resource %s failed", event.get("RequestType"))
-        _respond(event, context, "FAILED", f"{type(error).__name__}: {error}")
+        raise RequestError(f"unknown pipeline {unknown[0]!r}; choose from {', '.join(NAMES)}")
+    return tuple(dict.fromkeys(names))
 
 
 def handler(event, context):
-    if isinstance(event, dict) and "ResponseURL" in event and "RequestType" in event:
-        return _custom_resource(event, context)
     names = requested_names(event)
     try:
-        settings = PipelineSettings.from_environment()
+        settings = PipelineSettings.from_json(os.environ.get("SETTINGS"))
     except SettingsError as error:
         logger.error(str(error))
         raise

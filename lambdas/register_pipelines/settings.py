@@ -1,24 +1,32 @@
-"""Everything the pipeline definitions need, read from the environment variables the stack sets."""
+"""Everything the pipeline definitions need: one JSON object the stack writes and this module validates.
+
+The stack passes the same object as the custom resource's `Settings` property (so a rollback rebuilds
+the pipelines from the previous properties) and as the function's SETTINGS variable (for direct
+invocations).
+"""
 
 from __future__ import annotations
 
-import os
+import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
-# The asset bundles pipeline_scripts/ beside this file; tests point PIPELINE_SCRIPTS_DIR at the repository's.
+# The asset bundles pipeline_scripts/ beside this file.
 BUNDLED_SCRIPTS = Path(__file__).resolve().parent / "pipeline_scripts"
+TYPES = {"str": str, "int": int, "float": (int, float)}
 
 
-class SettingsError(RuntimeError):
-    """A missing or malformed environment variable; names it and who sets it."""
+class SettingsError(ValueError):
+    """Missing or malformed settings; names the key and who writes it."""
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
     region: str
-    role_arn: str
+    pipeline_definition_role_arn: str
+    pipeline_execution_role_arn: str
+    job_role_arn: str
     kms_key_arn: str
     raw_data_bucket: str
     features_bucket: str
@@ -44,24 +52,34 @@ class PipelineSettings:
     transform_instance_type: str
     transform_instance_count: int
     processing_timezone: str
-    scripts_dir: Path
 
     @classmethod
-    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "PipelineSettings":
-        values = {}
+    def from_json(cls, text: Any, source: str = "SETTINGS") -> "PipelineSettings":
+        try:
+            values = json.loads(text) if isinstance(text, str) else None
+        except json.JSONDecodeError as error:
+            raise SettingsError(f"{source} is not valid JSON ({error}); the pipelines stack writes it, so redeploy it") from None
+        if not isinstance(values, dict):
+            raise SettingsError(f"{source} must be a JSON object written by the pipelines stack; redeploy it")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SettingsError(f"{source} has unknown key(s) {', '.join(unknown)}; this function and its stack differ, redeploy both")
         for field in fields(cls):
-            if field.name == "scripts_dir":
-                values["scripts_dir"] = Path(environ.get("PIPELINE_SCRIPTS_DIR", BUNDLED_SCRIPTS))
-                continue
-            name = "AWS_REGION" if field.name == "region" else field.name.upper()
-            raw = environ.get(name, "")
-            if not raw:
-                raise SettingsError(f"environment variable {name} is missing or empty; the stack sets it, so redeploy it or set it when running locally")
-            try:
-                values[field.name] = {"int": int, "float": float}.get(field.type, str)(raw)
-            except ValueError:
-                raise SettingsError(f"environment variable {name}={raw!r} is not a valid {field.type}") from None
-        settings = cls(**values)
-        if not (settings.scripts_dir / "preprocess.py").is_file():
-            raise SettingsError(f"pipeline scripts not found in {settings.scripts_dir}; the Lambda asset bundles pipeline_scripts/ there")
-        return settings
+            value = values.get(field.name)
+            expected = TYPES[str(field.type)]
+            if value is None or value == "" or isinstance(value, bool) or not isinstance(value, expected):
+                raise SettingsError(f"{source}.{field.name} = {value!r} must be a non-empty {field.type}; "
+                                    "the pipelines stack writes it, so redeploy it")
+        # JSON (and CloudFormation) write 6.0 as 6: a float setting takes either.
+        return cls(**{f.name: float(values[f.name]) if f.type == "float" else values[f.name] for f in fields(cls)})
+
+    def to_json(self) -> str:
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, sort_keys=True)
+
+
+def scripts_dir(directory: Path | None = None) -> Path:
+    directory = directory or BUNDLED_SCRIPTS
+    if not (directory / "preprocess.py").is_file():
+        raise SettingsError(f"pipeline scripts not found in {directory}; the Lambda asset bundles pipeline_scripts/ there")
+    return directory

@@ -21,6 +21,10 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TuningStep
 
+from pathlib import Path
+
+from sagemaker.utils import instance_supports_kms
+
 from settings import PipelineSettings
 
 SKLEARN_VERSION = "1.2-1"
@@ -47,7 +51,7 @@ def _s3(bucket: str, *parts) -> Join:
     return Join(on="/", values=[f"s3://{bucket}", *parts])
 
 
-def build_training_pipeline(settings: PipelineSettings, session: PipelineSession) -> Pipeline:
+def build_training_pipeline(settings: PipelineSettings, session: PipelineSession, scripts: Path) -> Pipeline:
     s = settings
     input_data = ParameterString("InputDataUri", default_value=f"s3://{s.raw_data_bucket}/{s.raw_data_prefix}")
     processing_type = ParameterString("ProcessingInstanceType", default_value=s.processing_instance_type)
@@ -59,16 +63,22 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     mse_threshold = ParameterFloat("MseThreshold", default_value=s.mse_threshold)
     approval_status = ParameterString("ModelApprovalStatus", default_value=s.model_approval_status)
     run_prefix = [s.training_pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
-    common = {"role": s.role_arn, "sagemaker_session": session, "volume_kms_key": s.kms_key_arn, "output_kms_key": s.kms_key_arn}
+    # SageMaker refuses a volume key on instance types with NVMe instance storage (encrypted in hardware).
+    def encryption(instance_type: str) -> dict:
+        volume_key = s.kms_key_arn if instance_supports_kms(instance_type) else None
+        return {"volume_kms_key": volume_key, "output_kms_key": s.kms_key_arn}
+
+    common = {"role": s.job_role_arn, "sagemaker_session": session}
 
     preprocessor = FrameworkProcessor(
         estimator_cls=SKLearn, framework_version=SKLEARN_VERSION, instance_type=processing_type,
         instance_count=processing_count, base_job_name=f"{s.training_pipeline_name}-preprocess", **common,
+        **encryption(s.processing_instance_type),
     )
     preprocess = ProcessingStep(
         name="Preprocess",
         step_args=preprocessor.run(
-            code="preprocess.py", source_dir=str(s.scripts_dir),
+            code="preprocess.py", source_dir=str(scripts),
             inputs=[ProcessingInput(source=input_data, destination="/opt/ml/processing/input", input_name="raw")],
             outputs=[
                 ProcessingOutput(output_name=split, source=f"/opt/ml/processing/{split}",
@@ -83,6 +93,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         output_path=f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models",
         hyperparameters=STATIC_HYPERPARAMETERS, metric_definitions=METRIC_DEFINITIONS,
         enable_network_isolation=True, base_job_name=f"{s.training_pipeline_name}-train", **common,
+        **encryption(s.training_instance_type),
     )
     tuner = HyperparameterTuner(
         estimator=estimator, objective_metric_name=OBJECTIVE, objective_type="Minimize",
@@ -102,13 +113,14 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     evaluator = FrameworkProcessor(
         estimator_cls=SKLearn, framework_version=SKLEARN_VERSION, image_uri=training_image, command=["python3"],
         instance_type=processing_type, instance_count=1, base_job_name=f"{s.training_pipeline_name}-evaluate", **common,
+        **encryption(s.processing_instance_type),
     )
     report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     evaluation_uri = _s3(s.artifacts_bucket, *run_prefix, "evaluation")
     evaluate = ProcessingStep(
         name="EvaluateModel",
         step_args=evaluator.run(
-            code="evaluate.py", source_dir=str(s.scripts_dir),
+            code="evaluate.py", source_dir=str(scripts),
             inputs=[
                 ProcessingInput(source=best_model, destination="/opt/ml/processing/model", input_name="model"),
                 ProcessingInput(source=outputs["test"].S3Output.S3Uri, destination="/opt/ml/processing/test", input_name="test"),
@@ -120,7 +132,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     )
     test_mse = JsonGet(step_name=evaluate.name, property_file=report, json_path="regression_metrics.mse.value")
 
-    model = Model(image_uri=inference_image, model_data=best_model, role=s.role_arn, sagemaker_session=session)
+    model = Model(image_uri=inference_image, model_data=best_model, role=s.job_role_arn, sagemaker_session=session)
     register = ModelStep(
         name="RegisterModel",
         step_args=model.register(
@@ -147,4 +159,6 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
                     inference_image, mse_threshold, approval_status],
         steps=[preprocess, tune, evaluate, gate],
         sagemaker_session=session,
+        # No SageMaker Experiments trial per execution: nothing reads one, and the role is not granted it.
+        pipeline_experiment_config=None,
     )

@@ -3,16 +3,19 @@
 "The day" is today in the schedules' time zone unless the execution's ProcessingDate names one.
 
 Called by the pipeline's LambdaStep at execution time, so a newly approved model is picked up by the
-next run without re-registering the pipeline. Answers with status "ready", or with a status and a
-message that the pipeline's Fail step shows, when there is no approved model or no data.
+next run without re-registering the pipeline. Answers with status "ready", or, when there is no
+approved model or no data, with a status and a message: the execution then succeeds without a
+transform (nothing to do is not a failure). A malformed input raises, which fails the step with
+the message.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import boto3
 
@@ -24,23 +27,42 @@ REQUIRED = ("model_package_group_name", "input_prefix_uri", "output_prefix_uri")
 EMPTY = {"model_package_arn": "", "image_uri": "", "model_data_url": "", "input_uri": "", "output_uri": ""}
 
 
-def _split_s3(uri: str, name: str) -> tuple[str, str]:
-    if not uri.startswith("s3://") or "/" not in uri[5:] or not uri.endswith("/"):
-        raise ValueError(f"{name} must look like s3://bucket/prefix/, got {uri!r}")
-    bucket, _, prefix = uri[5:].partition("/")
-    return bucket, prefix
+# An S3 bucket name (3-63 characters) and a prefix that ends in '/', so the day is appended inside it.
+S3_PREFIX_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>(?:[^/]+/)*)")
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class InputError(ValueError):
+    """A malformed execution input; the message names the parameter and the form it needs."""
+
+
+def _split_s3(uri, name: str) -> tuple[str, str]:
+    match = S3_PREFIX_URI.fullmatch(uri) if isinstance(uri, str) else None
+    if not match:
+        raise InputError(f"{name} must look like s3://bucket/prefix/ (ending in '/'), got {uri!r}; "
+                         "set the pipeline parameter to a prefix, not an object or a bucket alone")
+    return match["bucket"], match["prefix"]
 
 
 def resolve(event: dict, sagemaker, s3) -> dict:
+    if not isinstance(event, dict):
+        raise InputError(f"event must be a JSON object, got {type(event).__name__}")
     missing = [k for k in REQUIRED if not event.get(k)]
     if missing:
-        raise ValueError(f"missing input(s) {', '.join(missing)}; the batch pipeline's LambdaStep passes them")
-    zone = ZoneInfo(event.get("timezone") or "UTC")
+        raise InputError(f"missing input(s) {', '.join(missing)}; the batch pipeline's LambdaStep passes them")
+    try:
+        zone = ZoneInfo(event.get("timezone") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InputError(f"timezone {event.get('timezone')!r} is not an IANA time zone such as 'Europe/Berlin'") from None
     raw_date = event.get("processing_date") or datetime.now(zone).date().isoformat()
     try:
-        day = date.fromisoformat(raw_date).isoformat()
+        day = date.fromisoformat(raw_date).isoformat() if isinstance(raw_date, str) and DAY.fullmatch(raw_date) else None
     except ValueError:
-        return {**EMPTY, "status": "bad-date", "message": f"ProcessingDate {raw_date!r} is not a date like 2026-01-31"}
+        day = None
+    if day is None:
+        raise InputError(f"ProcessingDate {raw_date!r} is not a date like 2026-01-31; leave it empty for today")
+    bucket, prefix = _split_s3(event["input_prefix_uri"], "InputPrefixUri")
+    _split_s3(event["output_prefix_uri"], "OutputPrefixUri")
     input_uri = f"{event['input_prefix_uri']}{day}/"
     output_uri = f"{event['output_prefix_uri']}{day}/"
     answer = {**EMPTY, "input_uri": input_uri, "output_uri": output_uri}
@@ -54,9 +76,7 @@ def resolve(event: dict, sagemaker, s3) -> dict:
     arn = packages[0]["ModelPackageArn"]
     container = sagemaker.describe_model_package(ModelPackageName=arn)["InferenceSpecification"]["Containers"][0]
     answer.update(model_package_arn=arn, image_uri=container["Image"], model_data_url=container.get("ModelDataUrl", ""))
-    bucket, prefix = _split_s3(input_uri, "input_prefix_uri")
-    _split_s3(output_uri, "output_prefix_uri")
-    if s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0) == 0:
+    if s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}{day}/", MaxKeys=1).get("KeyCount", 0) == 0:
         return {**answer, "status": "no-data", "message": f"No new data under {input_uri}; nothing to predict for {day}"}
     return {**answer, "status": "ready", "message": f"scoring {input_uri} with {answer['model_package_arn']}"}
 

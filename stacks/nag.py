@@ -1,0 +1,23 @@
+"""cdk-nag acknowledgments that name a token-valued resource the way cdk-nag prints it."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Acknowledgment, Stack, Validations
+from constructs import IConstruct
+
+
+def resource_finding(scope: IConstruct, token: str, suffix: str) -> str:
+    """`Resource::<Logical.Attr><suffix>` for a GetAtt, the intrinsic's JSON for anything else (a cross-stack output)."""
+    resolved = Stack.of(scope).resolve(token)
+    if isinstance(resolved, dict) and "Fn::GetAtt" in resolved:
+        logical_id, attribute = resolved["Fn::GetAtt"]
+        return f"Resource::<{logical_id}.{attribute}>{suffix}"
+    return f"Resource::{json.dumps(resolved, separators=(',', ':'))}{suffix}"
+
+
+def acknowledge_iam5(policy: IConstruct, findings: dict[str, str]) -> None:
+    """Acknowledge AwsSolutions-IAM5 findings (finding -> reason) on one policy."""
+    for finding, reason in findings.items():
+        Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))

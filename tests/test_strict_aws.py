@@ -1,0 +1,374 @@
+"""Every role's synthesized policy against the calls made with it, and every pipeline step against the API model.
+
+The calls are recorded from the handlers themselves (run against moto with the settings the
+synthesized templates give them) or derived from the pipeline definitions, the way SageMaker
+Pipelines starts each step. Each is checked with every resource the Service Authorization Reference
+requires for its action; a call that is not allowed fails with role, action, resource and call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+
+import aws_events
+from aws_strict import (ACCOUNT, REGION, Assembly, Call, Permission, denied, permissions_for, recording, service_side_calls,
+                        validate_request)
+from conftest import ENVIRONMENTS, REPO_ROOT, load_lambda
+
+register = load_lambda("register_pipelines")
+settings_module = sys.modules["settings"]
+deployer_module = load_lambda("deploy_endpoint")
+resolver_module = load_lambda("resolve_batch_inputs")
+EXECUTION_ID = "a1b2c3d4e5f6"
+# Roles that aws-cdk-lib creates for its own helpers, each with the code that uses it.
+CDK_OWNED_ROLES = {
+    "CustomS3AutoDeleteObjectsCustomResourceProviderRole": "aws-cdk-lib's auto-delete-objects handler (dev buckets)",
+    "RegistrationProviderframeworkonEventServiceRole": "aws-cdk-lib's Provider framework, which only invokes the registration Lambda",
+}
+
+
+@pytest.fixture(scope="session")
+def assemblies(synthesized) -> dict[str, Assembly]:
+    return {name: Assembly(synthesized.outdir / f"assembly-{name}") for name in ENVIRONMENTS}
+
+
+def _pipeline_settings(assembly: Assembly):
+    (stack, _, resource), = assembly.resources("Custom::SageMakerPipelines")
+    return settings_module.PipelineSettings.from_json(assembly.resolve(stack, resource["Properties"]["Settings"]))
+
+
+def _function(assembly: Assembly, description_start: str) -> tuple[str, dict]:
+    (stack, resource), = [(s, r) for s, _, r in assembly.resources("AWS::Lambda::Function")
+                          if str(r["Properties"].get("Description", "")).startswith(description_start)]
+    return stack, resource["Properties"]
+
+
+def _role_statements(assembly: Assembly, role_arn: str) -> list[dict]:
+    return assembly.role_statements(*assembly.role_logical_id(role_arn))
+
+
+def _create_buckets(settings) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (settings.raw_data_bucket, settings.features_bucket, settings.artifacts_bucket):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+
+
+def _assert_allowed(statements: list[dict], permissions: list[Permission], role: str) -> None:
+    missing = denied(statements, permissions)
+    assert not missing, f"role {role} is denied:\n  " + "\n  ".join(missing)
+
+
+@pytest.fixture
+def bundled_scripts(monkeypatch):
+    monkeypatch.setattr(settings_module, "BUNDLED_SCRIPTS", REPO_ROOT / "pipeline_scripts")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_pipeline_definition_role_allows_registration(assemblies, name, aws, bundled_scripts):
+    assembly = assemblies[name]
+    settings = _pipeline_settings(assembly)
+    _create_buckets(settings)
+    with recording() as calls:
+        register.upsert(settings)
+        register.upsert(settings)
+        register.on_event({"RequestType": "Delete", "PhysicalResourceId": f"{settings.training_pipeline_name}|"
+                                                                          f"{settings.batch_pipeline_name}"}, None)
+    operations = {c.operation for c in calls}
+    assert {"CreatePipeline", "UpdatePipeline", "DeletePipeline", "PutObject"} <= operations
+    _assert_allowed(_role_statements(assembly, settings.pipeline_definition_role_arn), permissions_for(calls),
+                    "pipeline definition")
+
+
+def _package(sagemaker, group: str, image: str, model_data: str) -> str:
+    return sagemaker.create_model_package(
+        ModelPackageGroupName=group, ModelApprovalStatus="Approved",
+        InferenceSpecification={"Containers": [{"Image": image, "ModelDataUrl": model_data}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"]
+
+
+@pytest.fixture
+def accepted_updates():
+    """moto lacks UpdateEndpoint: botocore validates and records the call, then it is answered as AWS would."""
+    boto3.setup_default_session(region_name=REGION)
+    ok = (AWSResponse(url=None, status_code=200, headers={}, raw=None), {"EndpointArn": "arn"})
+    boto3.DEFAULT_SESSION.events.register("before-call.sagemaker.UpdateEndpoint", lambda **kw: ok)
+    yield
+    boto3.DEFAULT_SESSION = None
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_deployer_role_allows_create_update_autoscaling_and_pruning(assemblies, name, aws, monkeypatch, accepted_updates):
+    assembly = assemblies[name]
+    stack, function = _function(assembly, "Approved model package")
+    for key, value in assembly.resolve(stack, function["Environment"]["Variables"]).items():
+        monkeypatch.setenv(key, value)
+    deployer_module.settings.cache_clear()
+    config = deployer_module.settings()
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    sagemaker.create_model_package_group(ModelPackageGroupName=config.model_package_group_name)
+    settings = _pipeline_settings(assembly)
+    model_data = f"s3://{settings.artifacts_bucket}/{settings.training_pipeline_name}/models/job/output/model.tar.gz"
+    first = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data)
+    second = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data)
+    with recording() as calls:
+        assert deployer_module.handler(aws_events.model_package_state_change(config.model_package_group_name, "Approved",
+                                                                             version=1) | {"detail": {
+            "ModelPackageGroupName": config.model_package_group_name, "ModelPackageArn": first,
+            "ModelApprovalStatus": "Approved"}}, None)["action"] == "created"
+        in_service = deployer_module.handler(aws_events.endpoint_state_change(config.endpoint_name, "IN_SERVICE"), None)
+        assert in_service["converge"]["action"] == "updated" and in_service["converge"]["model_package_arn"] == second
+    deployer_module.settings.cache_clear()
+    operations = {c.operation for c in calls}
+    assert {"CreateEndpoint", "UpdateEndpoint", "RegisterScalableTarget", "PutScalingPolicy", "ListModelPackages"} <= operations
+    role_arn = assembly.resolve(stack, function["Role"])
+    _assert_allowed(_role_statements(assembly, role_arn), permissions_for(calls + service_side_calls(calls)), "deployer")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_resolver_role_allows_resolution(assemblies, name, aws):
+    assembly = assemblies[name]
+    settings = _pipeline_settings(assembly)
+    _create_buckets(settings)
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    sagemaker.create_model_package_group(ModelPackageGroupName=settings.model_package_group_name)
+    _package(sagemaker, settings.model_package_group_name, settings.inference_image_uri, "s3://b/model.tar.gz")
+    event = {"model_package_group_name": settings.model_package_group_name, "timezone": settings.processing_timezone,
+             "input_prefix_uri": f"s3://{settings.raw_data_bucket}/{settings.batch_input_prefix}",
+             "output_prefix_uri": f"s3://{settings.artifacts_bucket}/{settings.batch_output_prefix}",
+             "processing_date": "2026-11-23", "execution_id": EXECUTION_ID}
+    with recording() as calls:
+        assert resolver_module.resolve(event, sagemaker, boto3.client("s3", region_name=REGION))["status"] == "no-data"
+    stack, function = _function(assembly, "Batch pipeline step")
+    _assert_allowed(_role_statements(assembly, assembly.resolve(stack, function["Role"])), permissions_for(calls), "resolver")
+
+
+# --- pipeline definitions: steps as SageMaker Pipelines starts them ---------------------------------------
+
+STEP_OPERATIONS = {"Processing": ("CreateProcessingJob", "ProcessingJobName", "DescribeProcessingJob"),
+                   "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName", "DescribeHyperParameterTuningJob"),
+                   "Transform": ("CreateTransformJob", "TransformJobName", "DescribeTransformJob"),
+                   "Model": ("CreateModel", "ModelName", "DescribeModel"),
+                   "RegisterModel": ("CreateModelPackage", None, "DescribeModelPackage")}
+
+
+class Definition:
+    """One pipeline definition with its placeholders made concrete, as one execution would see them."""
+
+    def __init__(self, definition: dict, settings) -> None:
+        self.settings = settings
+        self.parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+        self.steps: dict[str, dict] = {}
+        self._flatten(definition["Steps"])
+
+    def _flatten(self, steps: list[dict]) -> None:
+        for step in steps:
+            self.steps[step["Name"]] = step
+            self._flatten(step.get("Arguments", {}).get("IfSteps", []) + step.get("Arguments", {}).get("ElseSteps", []))
+
+    def job_name(self, step: str, limit: int = 63) -> str:
+        return f"pipelines-{EXECUTION_ID}-{re.sub('[^A-Za-z0-9]', '', step)}"[:limit]
+
+    def get(self, path: str):
+        s = self.settings
+        if path.startswith("Parameters."):
+            return self.parameters[path.split(".", 1)[1]]
+        if path == "Execution.PipelineExecutionId":
+            return EXECUTION_ID
+        output = re.fullmatch(r"Steps\.([\w-]+)\.ProcessingOutputConfig\.Outputs\['(\w+)'\]\.S3Output\.S3Uri", path)
+        if output:
+            outputs = self.steps[output[1]]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+            return self.concrete(next(o for o in outputs if o["OutputName"] == output[2])["S3Output"]["S3Uri"])
+        if re.fullmatch(r"Steps\.[\w-]+\.TrainingJobSummaries\[0\]\.TrainingJobName", path):
+            return f"{self.job_name('TuneLightGBM')}-001-0a1b2c3d"
+        if re.fullmatch(r"Steps\.[\w-]+\.ModelName", path):
+            return self.job_name(path.split(".")[1])
+        lambda_output = re.fullmatch(r"Steps\.[\w-]+\.OutputParameters\['(\w+)'\]", path)
+        if lambda_output:
+            return {"image_uri": s.inference_image_uri, "status": "ready", "message": "ready",
+                    "model_data_url": f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models/job/output/model.tar.gz",
+                    "model_package_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{s.model_package_group_name}/1",
+                    "input_uri": f"s3://{s.raw_data_bucket}/{s.batch_input_prefix}2026-11-23/",
+                    "output_uri": f"s3://{s.artifacts_bucket}/{s.batch_output_prefix}2026-11-23/"}[lambda_output[1]]
+        raise AssertionError(f"no concrete value for {path}; teach Definition.get what SageMaker resolves it to")
+
+    def concrete(self, value):
+        if isinstance(value, list):
+            return [self.concrete(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Get"}:
+            return self.get(value["Get"])
+        if set(value) == {"Std:Join"}:
+            return value["Std:Join"]["On"].join(str(self.concrete(v)) for v in value["Std:Join"]["Values"])
+        return {k: self.concrete(v) for k, v in value.items()}
+
+    def requests(self) -> list[tuple[str, str, dict]]:
+        """(step, operation, request) for every step that SageMaker turns into an API call."""
+        result = []
+        for name, step in self.steps.items():
+            if step["Type"] not in STEP_OPERATIONS:
+                continue
+            operation, name_member, _ = STEP_OPERATIONS[step["Type"]]
+            request = self.concrete(step["Arguments"])
+            if name_member:
+                request[name_member] = self.job_name(name, 32 if step["Type"] == "Tuning" else 63)
+            result.append((name, operation, request))
+        return result
+
+
+@pytest.fixture(scope="module")
+def definitions(assemblies):
+    """Both pipeline definitions of every environment, built once against moto."""
+    from moto import mock_aws
+
+    built = {}
+    with mock_aws():
+        settings_module.BUNDLED_SCRIPTS, original = REPO_ROOT / "pipeline_scripts", settings_module.BUNDLED_SCRIPTS
+        try:
+            for name, assembly in assemblies.items():
+                settings = _pipeline_settings(assembly)
+                _create_buckets(settings)
+                pipelines = register.build_pipelines(settings, boto_session=boto3.Session(
+                    region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"))
+                built[name] = (settings, {k: Definition(json.loads(p.definition()), settings) for k, p in pipelines.items()})
+        finally:
+            settings_module.BUNDLED_SCRIPTS = original
+    return built
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_every_pipeline_step_is_a_valid_request(definitions, name):
+    """SageMaker validates each step's request when the step starts; botocore's model says what it accepts."""
+    settings, pipelines = definitions[name]
+    problems = {f"{pipeline}/{step} {operation}": errors
+                for pipeline, definition in pipelines.items() for step, operation, request in definition.requests()
+                if (errors := validate_request("sagemaker", operation, request))}
+    assert not problems, json.dumps(problems, indent=1)
+
+
+def _objects(uri: str) -> str:
+    return f"{uri.rstrip('/')}/part-0000"
+
+
+def _s3_read(uri: str) -> list[Call]:
+    bucket, _, key = uri[5:].partition("/")
+    return [Call("s3", "GetObject", {"Bucket": bucket, "Key": _objects(key) if not key.endswith((".gz", ".json")) else key}),
+            Call("s3", "ListObjectsV2", {"Bucket": bucket, "Prefix": key})]
+
+
+def _s3_write(uri: str) -> list[Call]:
+    bucket, _, key = uri[5:].partition("/")
+    return [Call("s3", "PutObject", {"Bucket": bucket, "Key": _objects(key)})]
+
+
+def _image_pull(image: str) -> list[Call]:
+    """Images in this account's repositories are pulled with the job's role; SageMaker's own are not."""
+    registry, _, repository = image.partition("/")
+    if not registry.startswith(ACCOUNT):
+        return []
+    name = repository.split(":")[0].split("@")[0]
+    return [Call("ecr", "GetAuthorizationToken", {}),
+            *[Call("ecr", op, {"repositoryName": name}) for op in ("BatchGetImage", "GetDownloadUrlForLayer")]]
+
+
+def _kms(key: str | None) -> list[Call]:
+    return [Call("kms", op, {"KeyId": key}) for op in ("Decrypt", "GenerateDataKey")] if key else []
+
+
+def job_calls(operation: str, request: dict, definition: Definition) -> list[Call]:
+    """What a step's containers do with the job role: read inputs, write outputs, pull images, use the key."""
+    calls: list[Call] = []
+    if operation == "CreateProcessingJob":
+        calls += [c for i in request["ProcessingInputs"] for c in _s3_read(i["S3Input"]["S3Uri"])]
+        calls += [c for o in request["ProcessingOutputConfig"]["Outputs"] for c in _s3_write(o["S3Output"]["S3Uri"])]
+        calls += _image_pull(request["AppSpecification"]["ImageUri"]) + _kms(request["ProcessingOutputConfig"].get("KmsKeyId"))
+    elif operation == "CreateHyperParameterTuningJob":
+        job = request["TrainingJobDefinition"]
+        calls += [c for ch in job["InputDataConfig"] for c in _s3_read(ch["DataSource"]["S3DataSource"]["S3Uri"])]
+        calls += _s3_write(job["OutputDataConfig"]["S3OutputPath"]) + _kms(job["OutputDataConfig"].get("KmsKeyId"))
+        calls += _image_pull(job["AlgorithmSpecification"]["TrainingImage"])
+    elif operation == "CreateTransformJob":
+        calls += _s3_read(request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"])
+        calls += _s3_write(request["TransformOutput"]["S3OutputPath"]) + _kms(request["TransformOutput"].get("KmsKeyId"))
+    elif operation == "CreateModel":
+        container = request["PrimaryContainer"]
+        calls += _image_pull(container["Image"]) + _s3_read(container["ModelDataUrl"])
+    elif operation == "CreateModelPackage":
+        # The deployer's models run as the job role: they pull this image and read this model data.
+        for container in request["InferenceSpecification"]["Containers"]:
+            calls += _image_pull(container["Image"]) + _s3_read(container["ModelDataUrl"])
+    calls += _kms(definition.settings.kms_key_arn)
+    return calls
+
+
+def execution_calls(step: str, operation: str, request: dict, definition: Definition) -> list[Call]:
+    """What SageMaker Pipelines does as the execution role: start, describe and tag the step's resource."""
+    raw = definition.steps[step]
+    if raw["Type"] == "Lambda":
+        return [Call("lambda", "InvokeFunction", {"FunctionName": raw["FunctionArn"]})]
+    _, name_member, describe = STEP_OPERATIONS[raw["Type"]]
+    calls = [Call("sagemaker", operation, request)]
+    if name_member:
+        calls.append(Call("sagemaker", describe, {name_member: request[name_member]}))
+    for property_file in raw.get("PropertyFiles", []):
+        output = next(o for o in request["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == property_file["OutputName"])
+        bucket, _, key = output["S3Output"]["S3Uri"][5:].partition("/")
+        calls.append(Call("s3", "GetObject", {"Bucket": bucket, "Key": f"{key}/{property_file['FilePath']}"}))
+    return calls
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_pipeline_execution_and_job_roles_allow_every_step(assemblies, definitions, name):
+    assembly = assemblies[name]
+    settings, pipelines = definitions[name]
+    execution, jobs = [], []
+    for definition in pipelines.values():
+        requests = definition.requests()
+        steps = {step for step, _, _ in requests}
+        execution += [c for step, operation, request in requests for c in execution_calls(step, operation, request, definition)]
+        execution += [c for step, raw in definition.steps.items() if raw["Type"] == "Lambda" and step not in steps
+                      for c in execution_calls(step, "", {}, definition)]
+        jobs += [c for _, operation, request in requests for c in job_calls(operation, request, definition)]
+    assert {c.operation for c in execution} >= {"CreateProcessingJob", "CreateHyperParameterTuningJob", "CreateModelPackage",
+                                                "CreateModel", "CreateTransformJob", "InvokeFunction"}
+    _assert_allowed(_role_statements(assembly, settings.pipeline_execution_role_arn), permissions_for(execution),
+                    "pipeline execution")
+    _assert_allowed(_role_statements(assembly, settings.job_role_arn), permissions_for(jobs), "job")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_rule_and_schedule_targets_may_start_their_pipelines(assemblies, name):
+    assembly = assemblies[name]
+    targets = [(stack, t) for stack, _, rule in assembly.resources("AWS::Events::Rule") for t in rule["Properties"]["Targets"]]
+    targets += [(stack, s["Properties"]["Target"]) for stack, _, s in assembly.resources("AWS::Scheduler::Schedule")]
+    pipeline_targets = [(stack, t) for stack, t in targets if ":pipeline/" in str(assembly.resolve(stack, t["Arn"]))]
+    assert len(pipeline_targets) == 4
+    for stack, target in pipeline_targets:
+        arn = assembly.resolve(stack, target["Arn"])
+        statements = _role_statements(assembly, assembly.resolve(stack, target["RoleArn"]))
+        _assert_allowed(statements, [Permission("sagemaker:StartPipelineExecution", [arn], why="target")], "pipeline starter")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_every_role_is_checked_or_owned_by_cdk(assemblies, definitions, name):
+    assembly = assemblies[name]
+    settings, _ = definitions[name]
+    checked = {settings.pipeline_definition_role_arn, settings.pipeline_execution_role_arn, settings.job_role_arn}
+    for description in ("Approved model package", "Batch pipeline step"):
+        stack, function = _function(assembly, description)
+        checked.add(assembly.resolve(stack, function["Role"]))
+    for stack, _, schedule in assembly.resources("AWS::Scheduler::Schedule"):
+        checked.add(assembly.resolve(stack, schedule["Properties"]["Target"]["RoleArn"]))
+    unchecked = []
+    for stack, logical_id, _ in assembly.resources("AWS::IAM::Role"):
+        arn = assembly.attribute(stack, logical_id, "Arn")
+        if arn not in checked and not any(logical_id.startswith(owned) for owned in CDK_OWNED_ROLES):
+            unchecked.append(logical_id)
+    assert unchecked == [], "roles without an IAM check; add one to tests/test_strict_aws.py"
