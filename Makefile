@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test bench local-run clean
+.PHONY: setup synth test snapshots deploy bench local-run clean
 
 setup: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WHEELS)
 
@@ -36,6 +36,16 @@ synth: setup
 
 test: setup
 	$(PYTHON) -m pytest
+
+# After a deliberate change to the synthesized templates (or a new environment in cdk.json): review, then commit.
+snapshots: setup
+	$(PYTHON) -m pytest tests/test_templates.py --snapshot-update
+
+# Deploys one environment's stacks with the project's CLI, Node.js and virtualenv: make deploy ENV=dev
+ENV ?=
+deploy: setup
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment from cdk.json>"; exit 2; }
+	cdk deploy '$(ENV)/*' --require-approval broadening
 
 # Prints the figures recorded in BENCHMARKS.md (the scripts' benchmark needs ../shared/data/abalone.csv).
 bench: setup

@@ -51,10 +51,11 @@ def definition_build_seconds(runs: int = 3) -> list[float]:
     import boto3
     from moto import mock_aws
 
-    from conftest import load_lambda, pipeline_environment
+    from conftest import REPO_ROOT, load_lambda, pipeline_settings
 
     register = load_lambda("register_pipelines")
-    settings = sys.modules["settings"].PipelineSettings.from_environment(pipeline_environment())
+    sys.modules["settings"].BUNDLED_SCRIPTS = REPO_ROOT / "pipeline_scripts"
+    settings = sys.modules["settings"].PipelineSettings.from_json(json.dumps(pipeline_settings()))
     timings = []
     with mock_aws():
         boto3.client("s3", region_name="eu-west-1").create_bucket(

@@ -19,7 +19,7 @@ from inference import Model, PayloadError, format_csv, format_json, parse_csv, p
 
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 100 * 1024 * 1024))
 CSV, JSON = "text/csv", "application/json"
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
            413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}
 log = logging.getLogger("serve")
 
@@ -63,6 +63,10 @@ class ModelServer:
             return self._reply(start_response, 400, "invalid Content-Length\n")
         if length > MAX_BODY_BYTES:
             return self._reply(start_response, 413, f"body of {length} bytes exceeds {MAX_BODY_BYTES}\n")
+        accept = environ.get("HTTP_ACCEPT", "")
+        offered = [a.split(";")[0].strip().lower() for a in accept.split(",") if a.strip()]
+        if offered and not any(a in (CSV, JSON, "*/*", "text/*", "application/*") for a in offered):
+            return self._reply(start_response, 406, f"cannot answer as {accept!r}; accept {CSV} or {JSON}\n")
         body = environ["wsgi.input"].read(length) if length else b""
         try:
             text = body.decode("utf-8")
@@ -72,7 +76,9 @@ class ModelServer:
             return self._reply(start_response, 400, "body is not UTF-8 text\n")
         except PayloadError as error:
             return self._reply(start_response, 400, f"{error}\n")
-        accept = environ.get("HTTP_ACCEPT", "")
+        except RecursionError:
+            # A 5xx would count towards the endpoint's rollback alarm; a body nested too deep is the caller's fault.
+            return self._reply(start_response, 400, "JSON body is nested too deeply; send a list of records\n")
         wants_json = JSON in accept or (content_type == JSON and CSV not in accept)
         if wants_json:
             return self._reply(start_response, 200, format_json(predictions), JSON)

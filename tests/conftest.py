@@ -15,13 +15,16 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import App, Stack  # noqa: E402
+
+from aws_strict import strict_validation  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from stacks.app import build_app  # noqa: E402
 from stacks.config import load_config  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ENVIRONMENTS = ("dev", "prod")
+# The environments cdk.json defines: adding one there adds it to every per-environment test.
+ENVIRONMENTS = tuple(json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"]["environments"])
 
 
 def cdk_context() -> dict:
@@ -52,12 +55,23 @@ def synthesize(context: dict, outdir: Path) -> SynthesizedApp:
     return SynthesizedApp(app=app, outdir=outdir, stages=stages)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def strict_aws_requests():
+    """Every botocore request in the suite is checked for enums, lengths, ranges and patterns, as AWS checks them."""
+    with strict_validation():
+        yield
+
+
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> SynthesizedApp:
     return synthesize(cdk_context(), tmp_path_factory.mktemp("cdk.out"))
 
 
-@pytest.fixture(scope="session", params=ENVIRONMENTS)
+# The shipped environments, whose expected values the template tests spell out.
+REFERENCE_ENVIRONMENTS = ("dev", "prod")
+
+
+@pytest.fixture(scope="session", params=REFERENCE_ENVIRONMENTS)
 def environment(request) -> str:
     return request.param
 
@@ -78,27 +92,32 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 
 
-def pipeline_environment(**overrides: str) -> dict[str, str]:
-    """The environment variables the pipelines stack gives the register Lambda, with test values."""
-    env = {
-        "AWS_REGION": REGION, "ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/execution",
-        "KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        "RAW_DATA_BUCKET": "raw-data", "FEATURES_BUCKET": "features", "ARTIFACTS_BUCKET": "artifacts",
-        "RAW_DATA_PREFIX": "incoming/", "BATCH_INPUT_PREFIX": "batch-input/", "BATCH_OUTPUT_PREFIX": "batch-predictions/",
-        "TRAINING_PIPELINE_NAME": "mlops-test-training", "BATCH_PIPELINE_NAME": "mlops-test-batch-prediction",
-        "MODEL_PACKAGE_GROUP_NAME": "mlops-test",
-        "TRAINING_IMAGE_URI": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlops-test-training:1.0.0",
-        "INFERENCE_IMAGE_URI": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlops-test-inference:1.0.0",
-        "RESOLVE_BATCH_INPUTS_FUNCTION_ARN": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:resolve-batch-inputs",
-        "PROCESSING_INSTANCE_TYPE": "ml.m5.xlarge", "PROCESSING_INSTANCE_COUNT": "1",
-        "TRAINING_INSTANCE_TYPE": "ml.m5.2xlarge", "TRAINING_INSTANCE_COUNT": "1",
-        "TUNING_MAX_JOBS": "6", "TUNING_MAX_PARALLEL_JOBS": "3", "MSE_THRESHOLD": "5.5",
-        "MODEL_APPROVAL_STATUS": "PendingManualApproval", "ENDPOINT_INSTANCE_TYPE": "ml.m5.large",
-        "TRANSFORM_INSTANCE_TYPE": "ml.c5.xlarge", "TRANSFORM_INSTANCE_COUNT": "2", "PROCESSING_TIMEZONE": "Europe/Berlin",
-        "PIPELINE_SCRIPTS_DIR": str(REPO_ROOT / "pipeline_scripts"), "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+def pipeline_settings(**overrides) -> dict:
+    """The settings object the pipelines stack gives the register Lambda, with test values."""
+    settings = {
+        "region": REGION, "pipeline_definition_role_arn": f"arn:aws:iam::{ACCOUNT}:role/definition",
+        "pipeline_execution_role_arn": f"arn:aws:iam::{ACCOUNT}:role/execution", "job_role_arn": f"arn:aws:iam::{ACCOUNT}:role/job",
+        "kms_key_arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "raw_data_bucket": "raw-data", "features_bucket": "features", "artifacts_bucket": "artifacts",
+        "raw_data_prefix": "incoming/", "batch_input_prefix": "batch-input/", "batch_output_prefix": "batch-predictions/",
+        "training_pipeline_name": "mlops-test-training", "batch_pipeline_name": "mlops-test-batch-prediction",
+        "model_package_group_name": "mlops-test",
+        "training_image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlops-test-training:1.0.0",
+        "inference_image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlops-test-inference:1.0.0",
+        "resolve_batch_inputs_function_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:resolve-batch-inputs",
+        "processing_instance_type": "ml.m5.xlarge", "processing_instance_count": 1,
+        "training_instance_type": "ml.m5.2xlarge", "training_instance_count": 1,
+        "tuning_max_jobs": 6, "tuning_max_parallel_jobs": 3, "mse_threshold": 5.5,
+        "model_approval_status": "PendingManualApproval", "endpoint_instance_type": "ml.m5.large",
+        "transform_instance_type": "ml.c5.xlarge", "transform_instance_count": 2, "processing_timezone": "Europe/Berlin",
     }
-    env.update(overrides)
-    return env
+    settings.update(overrides)
+    return settings
+
+
+def pipeline_environment(**overrides) -> dict[str, str]:
+    """The register Lambda's environment: its settings as one JSON variable."""
+    return {"AWS_REGION": REGION, "SETTINGS": json.dumps(pipeline_settings(**overrides)), "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
 
 
 @pytest.fixture

@@ -43,8 +43,27 @@ BAD_VALUES = [
     ("training.training_instance_count", -1, "cdk.json context 'mlops.environments.dev.training."
      "training_instance_count' = -1 is invalid: must be an integer of at least 1 and at most 10"),
     ("training.processing_instance_type", "ml.z9.large", "cdk.json context 'mlops.environments.dev.training."
-     "processing_instance_type' = 'ml.z9.large' is invalid: must be ml.<family>.<size> with family one of "
-     "t3, m5, m5d, m6i, m6g, m7i, c5, c5d, c6i, c7i, r5, r6i, g4dn, g5, g6, p3, p4d, p5, inf2, trn1"),
+     "processing_instance_type' = 'ml.z9.large' is invalid: is not a SageMaker processing instance type (SageMaker API "
+     "model); for example ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge"),
+    ("endpoint.instance_type", "ml.t3.medium", "cdk.json context 'mlops.environments.dev.endpoint.instance_type' = "
+     "'ml.t3.medium' is invalid: is not a SageMaker hosting instance type (SageMaker API model); for example "
+     "ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge"),
+    ("batch_prediction.instance_type", "ml.t2.medium", "cdk.json context 'mlops.environments.dev.batch_prediction."
+     "instance_type' = 'ml.t2.medium' is invalid: is not a SageMaker transform instance type (SageMaker API model); "
+     "for example ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge"),
+    ("schedules.retraining_cron", "cron(0 25 * * ? *)", "cdk.json context 'mlops.environments.dev.schedules."
+     "retraining_cron' = 'cron(0 25 * * ? *)' is invalid: hours field '25' is out of range; allowed 0-23, with , - * / and ?"),
+    ("schedules.retraining_cron", "cron(0 2 * 13 ? *)", "cdk.json context 'mlops.environments.dev.schedules."
+     "retraining_cron' = 'cron(0 2 * 13 ? *)' is invalid: month field '13' is out of range; allowed 1-12 or JAN-DEC, "
+     "with , - * / and ?"),
+    ("storage.access_log_expiration_days", 10 ** 9, "cdk.json context 'mlops.environments.dev.storage."
+     "access_log_expiration_days' = 1000000000 is invalid: must be an integer of at least 1 and at most 36500"),
+    ("training.training_image_tag", "1.0.0\n", "cdk.json context 'mlops.environments.dev.training.training_image_tag' = "
+     "'1.0.0\\n' is invalid: must be a Docker image tag"),
+    ("alert_email", "ops@example.com\n", "cdk.json context 'mlops.environments.dev.alert_email' = "
+     "'ops@example.com\\n' is invalid: must be an e-mail address, or left out for no e-mail subscription"),
+    ("training.mse_threshold", True, "cdk.json context 'mlops.environments.dev.training.mse_threshold' = True is "
+     "invalid: must be a number greater than 0"),
     ("endpoint.data_capture_percentage", 101, "cdk.json context 'mlops.environments.dev.endpoint."
      "data_capture_percentage' = 101 is invalid: must be an integer of at least 0 and at most 100"),
     ("alert_email", "ops-at-example.com", "cdk.json context 'mlops.environments.dev.alert_email' = "
@@ -72,7 +91,7 @@ def _set(tree: dict, dotted: str, value) -> None:
     tree[leaf] = value
 
 
-@pytest.mark.parametrize(("key", "value", "message"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+@pytest.mark.parametrize(("key", "value", "message"), BAD_VALUES, ids=[f"{b[0]}={b[1]!r}"[:60] for b in BAD_VALUES])
 def test_bad_value_gives_exact_message(key, value, message):
     mlops = cdk_context()["mlops"]
     _set(mlops["environments"]["dev"], key, value)
@@ -126,3 +145,25 @@ def test_app_exits_with_the_message_and_no_traceback():
         "Configuration error: cdk.json context 'mlops.project_name' = 'X' is invalid: "
         "must be 2-21 lower-case letters, digits or '-', starting with a letter"
     )
+
+
+def test_volume_key_rule_agrees_with_the_sagemaker_sdk_for_every_instance_type():
+    """The rule the deployer's settings use is the SDK's own; botocore's enums list every type SageMaker takes."""
+    from sagemaker.utils import instance_supports_kms
+
+    from stacks.config import INSTANCE_TYPE_SHAPES, instance_types, supports_volume_kms
+
+    every = {t for use in INSTANCE_TYPE_SHAPES for t in instance_types(use) if t.count(".") == 2}
+    assert len(every) > 300
+    assert [t for t in sorted(every) if supports_volume_kms(t) != instance_supports_kms(t)] == []
+
+
+def test_environment_names_must_leave_room_for_the_endpoint_name():
+    mlops = cdk_context()["mlops"]
+    mlops["project_name"] = "a-rather-long-project"
+    mlops["environments"]["a-long-environment-xy"] = mlops["environments"].pop("dev")
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == ("cdk.json context 'mlops.environments' = 'a-long-environment-xy' is invalid: "
+                                "'a-rather-long-project-a-long-environment-xy' names the endpoint and must be at most 40 "
+                                "characters; shorten the project or environment name")

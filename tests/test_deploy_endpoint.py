@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from conftest import ACCOUNT, REGION, load_lambda
 
@@ -18,6 +21,7 @@ ENV = {
     "DATA_CAPTURE_PERCENTAGE": "20", "DATA_CAPTURE_S3_URI": "s3://artifacts/data-capture/abalone-mlops-dev",
     "KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     "ROLLBACK_ALARM_NAMES": "abalone-mlops-dev-5xx-errors,abalone-mlops-dev-model-latency",
+    "VOLUME_KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 }
 
 
@@ -83,13 +87,13 @@ def test_approval_event_creates_model_config_and_endpoint(deployment):
     assert deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == result["endpoint_config"]
 
 
-def test_volume_key_only_where_sagemaker_accepts_one(deployment, monkeypatch):
+def test_volume_key_only_where_the_stack_gives_one(deployment, monkeypatch):
     assert deployment.describe_endpoint_config(EndpointConfigName=deployer_module.handler(
         {"model_package_arn": package(deployment)}, None)["endpoint_config"])["KmsKeyId"] == ENV["KMS_KEY_ARN"]
-    monkeypatch.setenv("INSTANCE_TYPE", "ml.g4dn.xlarge")
+    monkeypatch.delenv("VOLUME_KMS_KEY_ARN")
     deployer_module.settings.cache_clear()
     target = deployer(deployment)
-    target._create_endpoint_config("nvme-config", "abalone-mlops-dev-v1")
+    target._create_endpoint_config("nvme-config", "abalone-mlops-dev-v1", 1)
     config = deployment.describe_endpoint_config(EndpointConfigName="nvme-config")
     assert "KmsKeyId" not in config and config["DataCaptureConfig"]["KmsKeyId"] == ENV["KMS_KEY_ARN"]
 
@@ -109,7 +113,7 @@ def test_new_package_updates_with_blue_green_and_alarm_rollback(deployment, upda
     (call,) = updates
     assert call["EndpointName"] == "abalone-mlops-dev" and call["EndpointConfigName"] == result["endpoint_config"]
     policy = call["DeploymentConfig"]["BlueGreenUpdatePolicy"]
-    assert policy["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+    assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}
     assert call["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"] == [
         {"AlarmName": "abalone-mlops-dev-5xx-errors"}, {"AlarmName": "abalone-mlops-dev-model-latency"}]
 
@@ -131,14 +135,14 @@ def test_failed_endpoint_is_replaced(deployment, monkeypatch):
 
 
 @pytest.mark.parametrize("status", ["Creating", "Updating", "RollingBack"])
-def test_busy_endpoint_is_a_retryable_error(deployment, monkeypatch, status):
+def test_busy_endpoint_defers_without_creating_anything(deployment, monkeypatch, status):
     deployer_module.handler({"model_package_arn": package(deployment)}, None)
     target = deployer(deployment)
     real_describe = target.sagemaker.describe_endpoint
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", lambda **kw: {**real_describe(**kw), "EndpointStatus": status})
-    with pytest.raises(deployer_module.EndpointBusyError) as error:
-        target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
-    assert str(error.value) == f"endpoint abalone-mlops-dev is {status}; retry once it is InService or Failed"
+    result = target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
+    assert (result["action"], result["reason"]) == ("deferred", f"endpoint is {status}")
+    assert [m["ModelName"] for m in deployment.list_models()["Models"]] == ["abalone-mlops-dev-v1"]
 
 
 def test_in_service_event_registers_autoscaling(deployment):
@@ -146,7 +150,7 @@ def test_in_service_event_registers_autoscaling(deployment):
     event = {"source": "aws.sagemaker", "detail-type": "SageMaker Endpoint State Change",
              "detail": {"EndpointName": "abalone-mlops-dev", "EndpointStatus": "IN_SERVICE"}}
     result = deployer_module.handler(event, None)
-    assert result["action"] == "autoscaling"
+    assert result["action"] == "autoscaling" and result["converge"]["reason"] == "the latest approved package serves"
     scaling = boto3.client("application-autoscaling", region_name=REGION)
     (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == ("endpoint/abalone-mlops-dev/variant/AllTraffic", 1, 3)
@@ -156,19 +160,62 @@ def test_in_service_event_registers_autoscaling(deployment):
     assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
 
 
-def test_old_versions_are_deleted_unless_in_use(deployment, updates):
+def five_versions(deployment):
+    """Five approved packages, each with its model and endpoint config, as five deployments leave them."""
     target = deployer(deployment)
     arns = [package(deployment) for _ in range(5)]
-    for arn in arns:
-        model, config = deployer_module.resource_names(deployer_module.Deployment(arn, "abalone-mlops-dev"), target.config)
+    names = [deployer_module.resource_names(deployer_module.Deployment(arn, "abalone-mlops-dev"), target.config, 1) for arn in arns]
+    for arn, (model, config) in zip(arns, names):
         target._create_model(model, target._approved_package(arn))
-        target._create_endpoint_config(config, model)
-    deployment.create_endpoint(EndpointName="abalone-mlops-dev", EndpointConfigName=deployer_module.resource_names(
-        deployer_module.Deployment(arns[0], "abalone-mlops-dev"), target.config)[1])
+        target._create_endpoint_config(config, model, 1)
+    return target, names
+
+
+def test_old_versions_are_deleted_unless_in_use(deployment):
+    target, names = five_versions(deployment)
+    deployment.create_endpoint(EndpointName="abalone-mlops-dev", EndpointConfigName=names[0][1])
     deleted = target.delete_old_versions("abalone-mlops-dev")
-    assert sorted(deleted) == sorted([f"abalone-mlops-dev-v2-{deleted[0].rsplit('-', 1)[1]}", "abalone-mlops-dev-v2"])
-    remaining = {c["EndpointConfigName"].split("-")[-2] for c in deployment.list_endpoint_configs()["EndpointConfigs"]}
-    assert remaining == {"v1", "v3", "v4", "v5"}
+    assert sorted(deleted) == sorted([names[1][1], names[1][0]])
+    remaining = {c["EndpointConfigName"] for c in deployment.list_endpoint_configs()["EndpointConfigs"]}
+    assert remaining == {names[i][1] for i in (0, 2, 3, 4)}
+    assert {m["ModelName"] for m in deployment.list_models()["Models"]} == {names[i][0] for i in (0, 2, 3, 4)}
+
+
+def test_pruning_spares_the_models_of_the_live_and_pending_configs(deployment, monkeypatch):
+    target, names = five_versions(deployment)
+    live = {"EndpointName": "abalone-mlops-dev", "EndpointStatus": "Updating", "EndpointConfigName": names[0][1],
+            "PendingDeploymentSummary": {"EndpointConfigName": names[1][1]}}
+    monkeypatch.setattr(target, "describe_endpoint", lambda name: live)
+    assert target.delete_old_versions("abalone-mlops-dev") == []
+
+
+def test_update_keeps_the_autoscaled_fleet_size_and_canaries_one_instance(deployment, updates, monkeypatch):
+    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    target = deployer(boto3.client("sagemaker", region_name=REGION))
+    real_describe = target.sagemaker.describe_endpoint
+
+    def scaled(**kwargs):
+        answer = real_describe(**kwargs)
+        return {**answer, "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": 3, "DesiredInstanceCount": 3}]}
+
+    monkeypatch.setattr(target.sagemaker, "describe_endpoint", scaled)
+    result = target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
+    assert result["action"] == "updated" and result["endpoint_config"].endswith("-3")
+    variant = deployment.describe_endpoint_config(EndpointConfigName=result["endpoint_config"])["ProductionVariants"][0]
+    assert variant["InitialInstanceCount"] == 3
+    (call,) = updates
+    assert call["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
+        "Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 300}
+
+
+@pytest.mark.parametrize("count", range(1, 21))
+def test_traffic_routing_is_valid_for_every_fleet_size(count):
+    """CanarySize must be at most half the fleet (TrafficRoutingConfig API reference); one instance goes all at once."""
+    routing = deployer_module.traffic_routing(count)
+    if routing["Type"] == "CANARY":
+        assert routing["CanarySize"]["Type"] == "INSTANCE_COUNT" and routing["CanarySize"]["Value"] <= count / 2
+    else:
+        assert (routing["Type"], count) == ("ALL_AT_ONCE", 1)
 
 
 BAD_INPUTS = [
@@ -234,11 +281,11 @@ def test_resource_names_are_deterministic_and_valid():
     config = deployer_module.Settings.from_environment(ENV)
     long_name = "e" * 40
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/123456"
-    names = deployer_module.resource_names(deployer_module.Deployment(arn, long_name), config)
-    assert names == deployer_module.resource_names(deployer_module.Deployment(arn, long_name), config)
-    assert all(len(n) <= 63 and deployer_module.ENDPOINT_NAME.match(n) for n in names)
+    names = deployer_module.resource_names(deployer_module.Deployment(arn, long_name), config, 20)
+    assert names == deployer_module.resource_names(deployer_module.Deployment(arn, long_name), config, 20)
+    assert all(len(n) <= 63 and deployer_module.ENDPOINT_NAME.fullmatch(n) for n in names)
     other = deployer_module.Settings.from_environment({**ENV, "INSTANCE_TYPE": "ml.c5.large"})
-    assert deployer_module.resource_names(deployer_module.Deployment(arn, long_name), other)[1] != names[1]
+    assert deployer_module.resource_names(deployer_module.Deployment(arn, long_name), other, 20)[1] != names[1]
 
 
 def test_unexpected_aws_errors_propagate(deployment, monkeypatch):
@@ -250,3 +297,78 @@ def test_unexpected_aws_errors_propagate(deployment, monkeypatch):
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", broken)
     with pytest.raises(ClientError, match="Rate exceeded"):
         target.describe_endpoint("abalone-mlops-dev")
+
+
+# AWS's own error codes and messages on the error paths (moto answers these differently, or not at all).
+ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/abalone-mlops-dev"
+PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/3"
+
+
+def _stubbed_deployer():
+    client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    config = deployer_module.Settings.from_environment(ENV)
+    return deployer_module.EndpointDeployer(config, client, None), Stubber(client)
+
+
+def _approved(stub: Stubber) -> None:
+    stub.add_response("describe_model_package", {
+        "ModelPackageName": GROUP, "ModelPackageArn": PACKAGE_ARN, "CreationTime": datetime(2026, 11, 23),
+        "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": PACKAGE_ARN})
+
+
+def test_a_retry_reuses_the_model_and_config_that_already_exist():
+    target, stub = _stubbed_deployer()
+    _approved(stub)
+    stub.add_client_error("describe_endpoint", "ValidationException", f'Could not find endpoint "{ENDPOINT_ARN}".')
+    stub.add_client_error("create_model", "ValidationException",
+                          f'Cannot create already existing model "arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/abalone-mlops-dev-v3".')
+    stub.add_client_error("create_endpoint_config", "ValidationException", "Cannot create already existing endpoint "
+                          f'configuration "arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/abalone-mlops-dev-v3".')
+    stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN})
+    with stub:
+        result = target.deploy(deployer_module.Deployment(PACKAGE_ARN, "abalone-mlops-dev"))
+    assert result["action"] == "created"
+    stub.assert_no_pending_responses()
+
+
+def test_an_update_that_loses_a_race_defers_and_forgets_its_config():
+    target, stub = _stubbed_deployer()
+    _approved(stub)
+    live = {"EndpointName": "abalone-mlops-dev", "EndpointArn": ENDPOINT_ARN, "EndpointConfigName": "abalone-mlops-dev-v2-0a1b2c3d-1",
+            "EndpointStatus": "InService", "CreationTime": datetime(2026, 11, 23), "LastModifiedTime": datetime(2026, 11, 23)}
+    stub.add_response("describe_endpoint", live)
+    stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/abalone-mlops-dev-v3"})
+    stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/x"})
+    stub.add_response("describe_endpoint_config", {
+        "EndpointConfigName": live["EndpointConfigName"], "EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/y",
+        "CreationTime": datetime(2026, 11, 23),
+        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "abalone-mlops-dev-v2", "InstanceType": "ml.m5.large"}]})
+    stub.add_client_error("update_endpoint", "ValidationException", f'Cannot update in-progress endpoint "{ENDPOINT_ARN}".')
+    stub.add_response("describe_endpoint", {**live, "EndpointStatus": "Updating"})
+    stub.add_response("delete_endpoint_config", {})
+    with stub:
+        result = target.deploy(deployer_module.Deployment(PACKAGE_ARN, "abalone-mlops-dev"))
+    assert result["action"] == "deferred" and result["reason"].startswith("Cannot update in-progress endpoint")
+    stub.assert_no_pending_responses()
+
+
+def test_another_validation_error_is_not_mistaken_for_a_duplicate():
+    target, stub = _stubbed_deployer()
+    stub.add_client_error("create_model", "ValidationException", "Could not access model data at s3://artifacts/model.tar.gz.")
+    with stub, pytest.raises(ClientError, match="Could not access model data"):
+        target._create_model("abalone-mlops-dev-v3", {"ModelPackageArn": PACKAGE_ARN})
+
+
+def test_a_rolled_back_package_is_not_retried_on_every_in_service_event(deployment):
+    arn = package(deployment)
+    first = deployer_module.handler({"model_package_arn": arn}, None)
+    target = deployer(deployment)
+    deployment.update_endpoint = None  # nothing below may update the endpoint
+    newer = package(deployment)
+    model, config = deployer_module.resource_names(deployer_module.Deployment(newer, "abalone-mlops-dev"), target.config, 1)
+    target._create_model(model, target._approved_package(newer))
+    target._create_endpoint_config(config, model, 1)  # tried before: the update rolled back
+    result = target.converge("abalone-mlops-dev")
+    assert result["action"] == "none" and "was tried" in result["reason"]
+    assert deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == first["endpoint_config"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,8 +54,11 @@ def test_pipelines_are_defined_and_upserted_from_the_layer_alone(local_layer, tm
         env = {**pipeline_environment(), "PATH": os.environ["PATH"], "HOME": str(tmp_path),
                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
+        asset = tmp_path / "asset"
+        shutil.copytree(REPO_ROOT / "lambdas" / "register_pipelines", asset)
+        shutil.copytree(REPO_ROOT / "pipeline_scripts", asset / "pipeline_scripts")
         result = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", ISOLATED_RUN, str(local_layer), str(REPO_ROOT / "lambdas" / "register_pipelines")],
+            [sys.executable, "-I", "-S", "-c", ISOLATED_RUN, str(local_layer), str(asset)],
             env=env, capture_output=True, text=True, timeout=300,
         )
     finally:

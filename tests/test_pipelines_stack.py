@@ -21,54 +21,57 @@ def _register_function(template) -> dict:
     return next(f for f in _functions(template).values() if f["Properties"].get("Layers"))
 
 
+def _own_functions(template) -> dict:
+    """The project's functions, not the Provider framework's."""
+    return {k: f for k, f in _functions(template).items() if not k.startswith("RegistrationProvider")}
+
+
 def test_layer_targets_the_functions_runtime_and_architecture(synthesized, environment):
     template = synthesized.template(environment, "pipelines")
     template.has_resource_properties("AWS::Lambda::LayerVersion", {
         "CompatibleRuntimes": ["python3.14"], "CompatibleArchitectures": ["arm64"],
     })
-    for function in _functions(template).values():
+    for function in _own_functions(template).values():
         assert (function["Properties"]["Runtime"], function["Properties"]["Architectures"]) == ("python3.14", ["arm64"])
 
 
-def test_every_variable_the_register_lambda_reads_is_set_by_the_stack(synthesized, environment):
+def test_the_register_lambda_gets_its_settings_as_one_json_variable(synthesized, environment):
     variables = _register_function(synthesized.template(environment, "pipelines"))["Properties"]["Environment"]["Variables"]
-    expected = {f.name.upper() for f in dataclasses.fields(PipelineSettings) if f.name not in ("region", "scripts_dir")}
-    assert set(variables) == expected | {"SAGEMAKER_SUPPRESS_V2_WARNING"}
-    assert variables["TRAINING_PIPELINE_NAME"] == f"abalone-mlops-{environment}-training"
-    assert variables["MODEL_APPROVAL_STATUS"] == {"dev": "Approved", "prod": "PendingManualApproval"}[environment]
-    assert variables["TUNING_MAX_JOBS"] == {"dev": "4", "prod": "20"}[environment]
+    assert set(variables) == {"SETTINGS", "SAGEMAKER_SUPPRESS_V2_WARNING"}
+    text = json.dumps(variables["SETTINGS"])
+    assert f'\\"training_pipeline_name\\":\\"abalone-mlops-{environment}-training\\"' in text
+    assert f'/abalone-mlops-{environment}-training:1.0.0' in text and '"Ref": "AWS::AccountId"' in text
+    approval = {"dev": "Approved", "prod": "PendingManualApproval"}[environment]
+    assert f'\\"model_approval_status\\":\\"{approval}\\"' in text
 
 
-def test_image_uris_point_at_this_environments_repositories(synthesized, environment):
-    variables = _register_function(synthesized.template(environment, "pipelines"))["Properties"]["Environment"]["Variables"]
-    joined = json.dumps(variables["TRAINING_IMAGE_URI"])
-    assert f"/abalone-mlops-{environment}-training:1.0.0" in joined and '"Ref": "AWS::AccountId"' in joined
-
-
-def test_functions_run_as_the_shared_role_and_log_to_their_own_group(synthesized, environment):
+def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesized, environment):
     template = synthesized.template(environment, "pipelines")
-    roles = template.find_resources("AWS::IAM::Role")
-    assert len(roles) == 1
-    role_id = next(iter(roles))
-    for function in _functions(template).values():
-        assert function["Properties"]["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    roles = {k.rstrip("0123456789ABCDEF"): r["Properties"] for k, r in template.find_resources("AWS::IAM::Role").items()}
+    trust = {name: {p for st in r["AssumeRolePolicyDocument"]["Statement"] for p in
+                    ([st["Principal"]["Service"]] if isinstance(st["Principal"]["Service"], str) else st["Principal"]["Service"])}
+             for name, r in roles.items()}
+    assert trust["RolesJobRole"] == trust["RolesPipelineExecutionRole"] == {"sagemaker.amazonaws.com"}
+    assert trust["RolesPipelineDefinitionRole"] == trust["ResolveBatchInputsRole"] == {"lambda.amazonaws.com"}
+    assert "arn:aws:iam::aws:policy" not in json.dumps({k: v for k, v in roles.items() if not k.startswith("RegistrationProvider")})
+    functions = _own_functions(template)
+    assert len({json.dumps(f["Properties"]["Role"]) for f in functions.values()}) == 2
+    for function in functions.values():
         assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
     retention = {"dev": 14, "prod": 365}[environment]
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 2 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
+    assert len(groups) == 3 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
 
 
-def test_shared_role_trusts_sagemaker_and_lambda_and_uses_no_aws_managed_policy(synthesized, environment):
+def test_only_the_pipeline_execution_role_may_register_models(synthesized, environment):
     template = synthesized.template(environment, "pipelines")
-    role = next(iter(template.find_resources("AWS::IAM::Role").values()))["Properties"]
-    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
-    principals = set(statement["Principal"]["Service"])
-    assert principals == {"sagemaker.amazonaws.com", "lambda.amazonaws.com"}
-    assert len(role["ManagedPolicyArns"]) == 1 and "arn:aws:iam::aws:policy" not in json.dumps(role["ManagedPolicyArns"])
-    template.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([{
-        "Action": "iam:PassRole", "Effect": "Allow", "Resource": Match.any_value(),
-        "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-    }])}})
+    policies = template.find_resources("AWS::IAM::Policy")
+    holders = [json.dumps(p["Properties"]["Roles"]) for p in policies.values()
+               if "sagemaker:CreateModelPackage" in json.dumps(p["Properties"]["PolicyDocument"])]
+    assert len(holders) == 1 and "PipelineExecutionRole" in holders[0]
+    pipelines = [json.dumps(p["Properties"]["Roles"]) for p in policies.values()
+                 if "sagemaker:CreatePipeline" in json.dumps(p["Properties"]["PolicyDocument"])]
+    assert len(pipelines) == 1 and "PipelineDefinitionRole" in pipelines[0]
 
 
 def test_role_may_manage_only_this_environments_pipelines(synthesized, environment):
@@ -88,17 +91,24 @@ def test_model_package_group_follows_the_retention_policy(synthesized):
         assert group["DeletionPolicy"] == policy
 
 
-def test_registration_runs_the_register_lambda_when_code_layer_or_settings_change(synthesized, environment):
+def test_registration_runs_through_the_provider_framework_with_a_service_timeout(synthesized, environment):
     template = synthesized.template(environment, "pipelines")
     (registration,) = template.find_resources("Custom::SageMakerPipelines").values()
-    register_id = next(k for k, f in _functions(template).items() if f["Properties"].get("Layers"))
     properties = registration["Properties"]
-    assert properties["ServiceToken"] == {"Fn::GetAtt": [register_id, "Arn"]}
+    framework = next(k for k in _functions(template) if k.startswith("RegistrationProviderframeworkonEvent"))
+    assert properties["ServiceToken"] == {"Fn::GetAtt": [framework, "Arn"]}
+    assert properties["ServiceTimeout"] == "600"
     assert len(properties["DefinitionHash"]) == 64 and len(properties["LayerHash"]) == 64
-    variables = _functions(template)[register_id]["Properties"]["Environment"]["Variables"]
-    assert properties["Settings"] == {k: v for k, v in variables.items() if k != "SAGEMAKER_SUPPRESS_V2_WARNING"}
+    register = _register_function(template)["Properties"]
+    assert properties["Settings"] == register["Environment"]["Variables"]["SETTINGS"]
     group_id = next(iter(template.find_resources("AWS::SageMaker::ModelPackageGroup")))
     assert group_id in registration["DependsOn"]
+
+
+def test_the_resolver_bundles_time_zone_data(synthesized):
+    function = next(f for f in _own_functions(synthesized.template("dev", "pipelines")).values() if not f["Properties"].get("Layers"))
+    asset = synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    assert (asset / "handler.py").is_file() and (asset / "tzdata" / "zoneinfo" / "Europe" / "Berlin").is_file()
 
 
 def test_lambda_asset_holds_the_handler_and_the_pipeline_scripts(synthesized):

@@ -11,7 +11,7 @@ import tarfile
 import boto3
 import pytest
 
-from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda, pipeline_environment
+from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda, pipeline_environment, pipeline_settings
 
 register = load_lambda("register_pipelines")
 settings_module = sys.modules["settings"]
@@ -19,7 +19,13 @@ training_module = sys.modules["training_pipeline"]
 sys.path.insert(0, str(REPO_ROOT / "pipeline_scripts"))
 import train  # noqa: E402  (the training script whose metric lines the tuner parses)
 
-ENV = pipeline_environment()
+SETTINGS = pipeline_settings()
+
+
+@pytest.fixture(autouse=True)
+def bundled_scripts(monkeypatch):
+    """The asset puts pipeline_scripts/ beside the handler; here it is the repository's."""
+    monkeypatch.setattr(settings_module, "BUNDLED_SCRIPTS", REPO_ROOT / "pipeline_scripts")
 
 
 @pytest.fixture
@@ -32,7 +38,7 @@ def buckets(aws):
 
 @pytest.fixture
 def definitions(buckets):
-    settings = settings_module.PipelineSettings.from_environment(ENV)
+    settings = settings_module.PipelineSettings.from_json(json.dumps(SETTINGS))
     pipelines = register.build_pipelines(settings)
     return {name: json.loads(p.definition()) for name, p in pipelines.items()}
 
@@ -59,7 +65,7 @@ def test_training_parameters_and_defaults_come_from_the_stack(definitions):
         "InputDataUri": ("String", "s3://raw-data/incoming/"),
         "ProcessingInstanceType": ("String", "ml.m5.xlarge"), "ProcessingInstanceCount": ("Integer", 1),
         "TrainingInstanceType": ("String", "ml.m5.2xlarge"), "TrainingInstanceCount": ("Integer", 1),
-        "TrainingImageUri": ("String", ENV["TRAINING_IMAGE_URI"]), "InferenceImageUri": ("String", ENV["INFERENCE_IMAGE_URI"]),
+        "TrainingImageUri": ("String", SETTINGS["training_image_uri"]), "InferenceImageUri": ("String", SETTINGS["inference_image_uri"]),
         "MseThreshold": ("Float", 5.5), "ModelApprovalStatus": ("String", "PendingManualApproval"),
     }
 
@@ -81,7 +87,7 @@ def test_preprocessing_writes_the_features_bucket_in_the_sklearn_container(defin
     assert preprocess["AppSpecification"]["ImageUri"] == f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
     outputs = {o["OutputName"]: o["S3Output"]["S3Uri"]["Std:Join"]["Values"] for o in preprocess["ProcessingOutputConfig"]["Outputs"]}
     assert outputs["train"] == ["s3://features", "mlops-test-training", {"Get": "Execution.PipelineExecutionId"}, "train"]
-    assert preprocess["ProcessingOutputConfig"]["KmsKeyId"] == ENV["KMS_KEY_ARN"]
+    assert preprocess["ProcessingOutputConfig"]["KmsKeyId"] == SETTINGS["kms_key_arn"]
 
 
 def test_tuning_objective_ranges_and_limits(definitions):
@@ -94,8 +100,8 @@ def test_tuning_objective_ranges_and_limits(definitions):
     assert {r["Name"] for r in ranges["ContinuousParameterRanges"]} == {"learning_rate", "feature_fraction", "lambda_l2"}
     job = tuning["TrainingJobDefinition"]
     assert job["AlgorithmSpecification"]["TrainingImage"] == {"Get": "Parameters.TrainingImageUri"}
-    assert job["RoleArn"] == ENV["ROLE_ARN"] and job["EnableNetworkIsolation"] is True
-    assert job["OutputDataConfig"] == {"S3OutputPath": "s3://artifacts/mlops-test-training/models", "KmsKeyId": ENV["KMS_KEY_ARN"]}
+    assert job["RoleArn"] == SETTINGS["job_role_arn"] and job["EnableNetworkIsolation"] is True
+    assert job["OutputDataConfig"] == {"S3OutputPath": "s3://artifacts/mlops-test-training/models", "KmsKeyId": SETTINGS["kms_key_arn"]}
 
 
 def test_objective_regex_parses_the_training_scripts_metric_line():
@@ -132,7 +138,7 @@ def test_scripts_are_uploaded_from_the_local_path_into_the_artifacts_bucket(defi
     for step_name, script in (("Preprocess", "preprocess.py"), ("EvaluateModel", "evaluate.py")):
         arguments = _step(definitions["training"], step_name)["Arguments"]
         code = next(i["S3Input"]["S3Uri"] for i in arguments["ProcessingInputs"] if i["InputName"] == "code")
-        assert code.startswith("s3://artifacts/mlops-test-training/code/") and code.endswith("/sourcedir.tar.gz")
+        assert code.startswith("s3://artifacts/code/mlops-test-training/code/") and code.endswith("/sourcedir.tar.gz")
         archive = buckets.get_object(Bucket="artifacts", Key=code.removeprefix("s3://artifacts/"))["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             assert {script, "inference.py", "train.py"} <= set(tar.getnames())
@@ -151,7 +157,7 @@ def test_batch_pipeline_resolves_the_model_at_execution_time(definitions):
     batch = definitions["batch-prediction"]
     assert [s["Name"] for s in batch["Steps"]] == ["ResolveModelAndData", "CheckModelAndData"]
     resolve = _step(batch, "ResolveModelAndData")
-    assert resolve["FunctionArn"] == ENV["RESOLVE_BATCH_INPUTS_FUNCTION_ARN"]
+    assert resolve["FunctionArn"] == SETTINGS["resolve_batch_inputs_function_arn"]
     assert resolve["Arguments"]["model_package_group_name"] == "mlops-test"
     assert resolve["Arguments"]["timezone"] == "Europe/Berlin"
     assert {o["OutputName"] for o in resolve["OutputParameters"]} == {
@@ -159,20 +165,20 @@ def test_batch_pipeline_resolves_the_model_at_execution_time(definitions):
     check = _step(batch, "CheckModelAndData")["Arguments"]
     assert check["Conditions"][0]["RightValue"] == "ready"
     assert [s["Name"] for s in check["IfSteps"]] == ["CreateModel-CreateModel", "BatchTransform"]
-    assert _step(batch, "NoApprovedModelOrData")["Arguments"]["ErrorMessage"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['message']"}
+    assert check["ElseSteps"] == [], "a day with nothing to do ends as a success, not a failure alert"
     container = _step(batch, "CreateModel-CreateModel")["Arguments"]["PrimaryContainer"]
     assert container["Image"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['image_uri']"}
     transform = _step(batch, "BatchTransform")["Arguments"]
     assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['input_uri']"}
     assert transform["TransformOutput"]["S3OutputPath"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['output_uri']"}
-    assert transform["TransformInput"]["SplitType"] == "Line" and transform["TransformOutput"]["KmsKeyId"] == ENV["KMS_KEY_ARN"]
+    assert transform["TransformInput"]["SplitType"] == "Line" and transform["TransformOutput"]["KmsKeyId"] == SETTINGS["kms_key_arn"]
     parameters = {p["Name"]: p.get("DefaultValue") for p in batch["Parameters"]}
     assert parameters["OutputPrefixUri"] == "s3://artifacts/batch-predictions/" and parameters["TransformInstanceCount"] == 2
 
 
 @pytest.fixture
 def lambda_env(buckets, monkeypatch):
-    for key, value in ENV.items():
+    for key, value in pipeline_environment().items():
         monkeypatch.setenv(key, value)
     return boto3.client("sagemaker", region_name=REGION)
 
@@ -183,7 +189,7 @@ def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch
         "training": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/mlops-test-training",
         "batch-prediction": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/mlops-test-batch-prediction",
     }}
-    monkeypatch.setenv("MSE_THRESHOLD", "4.25")
+    monkeypatch.setenv("SETTINGS", json.dumps(pipeline_settings(mse_threshold=4.25)))
     assert register.handler({"pipelines": ["training"]}, None) == {"pipelines": {"training": first["pipelines"]["training"]}}
     assert len(lambda_env.list_pipelines()["PipelineSummaries"]) == 2
     definition = json.loads(lambda_env.describe_pipeline(PipelineName="mlops-test-training")["PipelineDefinition"])
@@ -193,6 +199,7 @@ def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch
 @pytest.mark.parametrize(("event", "message"), [
     ({"pipelines": ["nightly"]}, "unknown pipeline 'nightly'; choose from training, batch-prediction"),
     ({"pipelines": []}, "'pipelines' must be a non-empty list drawn from training, batch-prediction"),
+    ({"pipelines": [1]}, "'pipelines' must be a non-empty list drawn from training, batch-prediction"),
     ({"pipeline": "training"}, "unknown key(s) pipeline; send {} or {\"pipelines\": [...]}"),
     ("training", "event must be a JSON object, got str"),
 ])
@@ -202,72 +209,72 @@ def test_handler_rejects_malformed_events(lambda_env, event, message):
     assert str(error.value) == message
 
 
-def test_handler_names_a_missing_environment_variable(lambda_env, monkeypatch):
-    monkeypatch.delenv("MODEL_PACKAGE_GROUP_NAME")
+@pytest.mark.parametrize(("settings", "message"), [
+    (None, "SETTINGS must be a JSON object written by the pipelines stack; redeploy it"),
+    ("{not json", "SETTINGS is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+                  "the pipelines stack writes it, so redeploy it"),
+    (json.dumps(pipeline_settings(tuning_max_jobs="many")),
+     "SETTINGS.tuning_max_jobs = 'many' must be a non-empty int; the pipelines stack writes it, so redeploy it"),
+    (json.dumps(pipeline_settings(mse_threshold=True)),
+     "SETTINGS.mse_threshold = True must be a non-empty float; the pipelines stack writes it, so redeploy it"),
+    (json.dumps({**pipeline_settings(), "extra": 1}),
+     "SETTINGS has unknown key(s) extra; this function and its stack differ, redeploy both"),
+])
+def test_bad_settings_are_named(lambda_env, monkeypatch, settings, message):
+    if settings is None:
+        monkeypatch.delenv("SETTINGS")
+    else:
+        monkeypatch.setenv("SETTINGS", settings)
     with pytest.raises(settings_module.SettingsError) as error:
         register.handler({}, None)
-    assert str(error.value) == ("environment variable MODEL_PACKAGE_GROUP_NAME is missing or empty; "
-                                "the stack sets it, so redeploy it or set it when running locally")
-
-
-def test_settings_reject_a_non_numeric_count():
-    with pytest.raises(settings_module.SettingsError) as error:
-        settings_module.PipelineSettings.from_environment(pipeline_environment(TUNING_MAX_JOBS="many"))
-    assert str(error.value) == "environment variable TUNING_MAX_JOBS='many' is not a valid int"
-
-
-class Context:
-    log_stream_name = "2026/11/23/[$LATEST]abc"
-
-
-@pytest.fixture
-def cfn_responses(monkeypatch):
-    sent = []
-
-    class Response:
-        status = 200
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    def urlopen(request, timeout):
-        sent.append((request.full_url, request.get_method(), json.loads(request.data)))
-        return Response()
-
-    monkeypatch.setattr(register.urllib.request, "urlopen", urlopen)
-    return sent
+    assert str(error.value) == message
 
 
 def _cfn_event(request_type: str, **extra) -> dict:
-    return {"RequestType": request_type, "ResponseURL": "https://cloudformation-response.example/presigned",
-            "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/dev-Pipelines/1", "RequestId": "r-1",
-            "LogicalResourceId": "PipelineRegistration", "ResourceType": "Custom::SageMakerPipelines", **extra}
+    return {"RequestType": request_type, "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/dev-Pipelines/1",
+            "RequestId": "r-1", "LogicalResourceId": "PipelineRegistration", "ResourceType": "Custom::SageMakerPipelines",
+            "ResourceProperties": {"Settings": json.dumps(SETTINGS)}, **extra}
 
 
-def test_custom_resource_create_then_delete(lambda_env, cfn_responses):
-    register.handler(_cfn_event("Create"), Context())
-    url, method, body = cfn_responses[-1]
-    assert (url, method, body["Status"]) == ("https://cloudformation-response.example/presigned", "PUT", "SUCCESS")
-    assert body["PhysicalResourceId"] == "mlops-test-training|mlops-test-batch-prediction"
-    assert body["Data"]["TrainingPipelineArn"].endswith(":pipeline/mlops-test-training")
+def test_custom_resource_create_then_delete(lambda_env):
+    answer = register.on_event(_cfn_event("Create"), None)
+    assert answer["PhysicalResourceId"] == "mlops-test-training|mlops-test-batch-prediction"
+    assert answer["Data"]["TrainingPipelineArn"].endswith(":pipeline/mlops-test-training")
     assert len(lambda_env.list_pipelines()["PipelineSummaries"]) == 2
-
-    register.handler(_cfn_event("Delete", PhysicalResourceId=body["PhysicalResourceId"]), Context())
-    assert cfn_responses[-1][2]["Status"] == "SUCCESS"
+    register.on_event(_cfn_event("Delete", PhysicalResourceId=answer["PhysicalResourceId"]), None)
     assert lambda_env.list_pipelines()["PipelineSummaries"] == []
 
 
-def test_custom_resource_failure_is_reported_not_raised(lambda_env, cfn_responses, monkeypatch):
-    monkeypatch.delenv("ARTIFACTS_BUCKET")
-    assert register.handler(_cfn_event("Update", PhysicalResourceId="a|b"), Context()) is None
-    body = cfn_responses[-1][2]
-    assert body["Status"] == "FAILED" and body["PhysicalResourceId"] == "a|b"
-    assert body["Reason"].startswith("SettingsError: environment variable ARTIFACTS_BUCKET is missing or empty")
+def test_update_builds_from_the_resource_properties_not_the_environment(lambda_env, monkeypatch):
+    """A rollback sends the previous properties; the pipelines must be rebuilt from them."""
+    monkeypatch.setenv("SETTINGS", json.dumps(pipeline_settings(mse_threshold=9.0)))
+    register.on_event(_cfn_event("Update", PhysicalResourceId="a|b"), None)
+    definition = json.loads(lambda_env.describe_pipeline(PipelineName="mlops-test-training")["PipelineDefinition"])
+    assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["MseThreshold"] == 5.5
 
 
-def test_delete_after_a_failed_create_deletes_nothing(lambda_env, cfn_responses):
-    register.handler(_cfn_event("Delete", PhysicalResourceId="no-pipelines-registered"), Context())
-    assert cfn_responses[-1][2]["Status"] == "SUCCESS"
+def test_a_failed_first_create_leaves_no_pipeline_behind(lambda_env, monkeypatch):
+    real_build = register.build_pipelines
+
+    class Rejected:
+        name = "mlops-test-batch-prediction"
+
+        def upsert(self, **kwargs):
+            raise RuntimeError("batch pipeline rejected")
+
+    monkeypatch.setattr(register, "build_pipelines", lambda *a, **kw: {**real_build(*a, **kw), "batch-prediction": Rejected()})
+    with pytest.raises(RuntimeError, match="batch pipeline rejected"):
+        register.on_event(_cfn_event("Create"), None)
+    assert lambda_env.list_pipelines()["PipelineSummaries"] == []
+
+
+def test_bad_custom_resource_events_raise_clear_errors(lambda_env):
+    with pytest.raises(register.RequestError, match="RequestType must be Create, Update or Delete"):
+        register.on_event({"RequestType": "Upsert"}, None)
+    with pytest.raises(settings_module.SettingsError, match="ResourceProperties.Settings must be a JSON object"):
+        register.on_event(_cfn_event("Create", ResourceProperties={}), None)
+
+
+def test_delete_after_a_failed_create_deletes_nothing(lambda_env):
+    assert register.on_event(_cfn_event("Delete", PhysicalResourceId="log-stream-of-a-failed-create"), None) == {
+        "PhysicalResourceId": "log-stream-of-a-failed-create"}

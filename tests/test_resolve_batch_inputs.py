@@ -69,8 +69,27 @@ def test_default_date_is_today_in_the_schedules_time_zone(clients, zone):
     assert result["input_uri"] == f"s3://raw-data/batch-input/{today}/"
 
 
-def test_bad_date_and_missing_inputs(clients):
-    result = resolver.resolve({**EVENT, "processing_date": "23/11/2026"}, *clients)
-    assert (result["status"], result["message"]) == ("bad-date", "ProcessingDate '23/11/2026' is not a date like 2026-01-31")
-    with pytest.raises(ValueError, match="missing input\\(s\\) model_package_group_name, input_prefix_uri"):
+BAD_EVENTS = [
+    ({"processing_date": "23/11/2026"}, "ProcessingDate '23/11/2026' is not a date like 2026-01-31; leave it empty for today"),
+    ({"processing_date": "2026-02-30"}, "ProcessingDate '2026-02-30' is not a date like 2026-01-31; leave it empty for today"),
+    ({"input_prefix_uri": "s3://raw-data"}, "InputPrefixUri must look like s3://bucket/prefix/ (ending in '/'), got "
+     "'s3://raw-data'; set the pipeline parameter to a prefix, not an object or a bucket alone"),
+    ({"output_prefix_uri": "s3://artifacts/batch-predictions"}, "OutputPrefixUri must look like s3://bucket/prefix/ "
+     "(ending in '/'), got 's3://artifacts/batch-predictions'; set the pipeline parameter to a prefix, not an object or a bucket alone"),
+    ({"timezone": "Mars/Olympus"}, "timezone 'Mars/Olympus' is not an IANA time zone such as 'Europe/Berlin'"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD_EVENTS, ids=[m[:30] for _, m in BAD_EVENTS])
+def test_malformed_inputs_fail_the_step_with_a_clear_message(clients, change, message):
+    """A prefix without its trailing slash would otherwise read from, or write to, another bucket's keys."""
+    with pytest.raises(resolver.InputError) as error:
+        resolver.resolve({**EVENT, **change}, *clients)
+    assert str(error.value) == message
+
+
+def test_missing_inputs_and_wrong_event_type(clients):
+    with pytest.raises(resolver.InputError, match="missing input\\(s\\) model_package_group_name, input_prefix_uri"):
         resolver.resolve({"output_prefix_uri": "s3://a/b/"}, *clients)
+    with pytest.raises(resolver.InputError, match="event must be a JSON object, got list"):
+        resolver.resolve([], *clients)

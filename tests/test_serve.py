@@ -124,6 +124,8 @@ BAD_REQUESTS = [
     ("POST", "/invocations", "<xml/>", "application/xml", 415, "unsupported content type 'application/xml'"),
     ("GET", "/invocations", "", "text/csv", 405, "only POST"),
     ("GET", "/metrics", "", "text/csv", 404, "no such path /metrics"),
+    ("POST", "/invocations", "[" * 50000 + "]" * 50000, "application/json", 400, "nested too deeply"),
+    ("POST", "/invocations", "true", "application/json", 400, "expected {\"instances\""),
 ]
 
 
@@ -143,3 +145,10 @@ def test_ping_fails_and_invocations_refuse_without_a_model(tmp_path):
         assert empty.request("POST", "/invocations", _csv(ROWS), {"Content-Type": "text/csv"})[0] == 503
     finally:
         empty.stop()
+
+
+def test_an_unknown_accept_type_is_refused_with_406(server):
+    status, _, body = server.request("POST", "/invocations", _csv(ROWS[:1]), {"Content-Type": "text/csv", "Accept": "application/xml"})
+    assert status == 406 and "accept text/csv or application/json" in body
+    status, _, _ = server.request("POST", "/invocations", _csv(ROWS[:1]), {"Content-Type": "text/csv", "Accept": "*/*"})
+    assert status == 200

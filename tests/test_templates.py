@@ -14,7 +14,7 @@ from aws_cdk import App
 from aws_cdk import aws_s3 as s3
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from conftest import REPO_ROOT, cdk_context, synthesize
+from conftest import ENVIRONMENTS, REPO_ROOT, cdk_context, synthesize
 from stacks.app import build_app
 from stacks.config import load_config
 
@@ -32,7 +32,7 @@ def json_snapshot(snapshot):
 
 
 def test_one_assembly_per_environment(synthesized):
-    assert sorted(p.name for p in synthesized.outdir.glob("assembly-*")) == ["assembly-dev", "assembly-prod"]
+    assert sorted(p.name for p in synthesized.outdir.glob("assembly-*")) == sorted(f"assembly-{e}" for e in ENVIRONMENTS)
 
 
 def test_template_snapshots(synthesized, json_snapshot):
@@ -70,9 +70,10 @@ def test_templates_do_not_depend_on_the_checkout_path(synthesized, tmp_path):
 
 
 # W3005 (a DependsOn made redundant by a GetAtt) comes from aws-cdk-lib itself: lambda.Function depends
-# on its role's policy explicitly, and so does its auto-delete provider. Harmless; the app cannot change it.
+# on its role and its role's policy explicitly, and so does its auto-delete provider. Harmless; the app
+# cannot change it.
 CDK_GENERATED_WARNINGS = [re.compile(r"W3005:'(\w+Role\w*)' dependency already enforced by a 'GetAtt' at "
-                                     r"'Resources/\w+/Properties/(Role|Environment/Variables/ROLE_ARN)'")]
+                                     r"'Resources/\w+/Properties/(Role|Environment/Variables/SETTINGS/Fn::Join/\d+/\d+)'")]
 
 
 def test_cfn_lint_finds_no_error_and_no_warning_of_ours(synthesized):
@@ -114,10 +115,17 @@ def _acknowledgments(outdir) -> list[tuple[str, str, str]]:
 
 
 def test_every_acknowledgment_is_narrow_and_explained(synthesized):
-    """One finding per acknowledgment, with a reason; only the reviewed rule families are acknowledged at all."""
+    """One finding per acknowledgment, with a reason; only the reviewed rule families are acknowledged at all.
+
+    IAM5 Action findings are the wildcard actions of aws-cdk-lib's own grant methods; IAM4 and L1 are the
+    Provider framework's function, whose policy and runtime aws-cdk-lib chooses.
+    """
     acknowledgments = _acknowledgments(synthesized.outdir)
     assert acknowledgments
     for construct, rule, reason in acknowledgments:
-        assert re.fullmatch(r"Annotation::AwsSolutions-(S1|SQS3|IAM5\[Resource::[^\]\s]+\])", rule), (construct, rule)
+        assert re.fullmatch(r"Annotation::AwsSolutions-(S1|SQS3|L1|IAM4\[Policy::[^\]\s]+\]|IAM5\[(Resource|Action)::[^\]\s]+\])",
+                            rule), (construct, rule)
+        if rule.startswith(("Annotation::AwsSolutions-L1", "Annotation::AwsSolutions-IAM4")):
+            assert construct.endswith("/RegistrationProvider/framework-onEvent"), (construct, rule)
         assert len(reason) >= 40 and reason.endswith("."), (construct, rule, reason)
     assert not [a for a in acknowledgments if a[1].endswith("[Resource::*]") and "no resource-level permissions" not in a[2]]

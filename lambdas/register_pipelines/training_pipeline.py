@@ -98,7 +98,9 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     tuner = HyperparameterTuner(
         estimator=estimator, objective_metric_name=OBJECTIVE, objective_type="Minimize",
         hyperparameter_ranges=HYPERPARAMETER_RANGES, metric_definitions=METRIC_DEFINITIONS, strategy="Bayesian",
-        max_jobs=s.tuning_max_jobs, max_parallel_jobs=s.tuning_max_parallel_jobs, early_stopping_type="Auto",
+        max_jobs=s.tuning_max_jobs, max_parallel_jobs=s.tuning_max_parallel_jobs,
+        # train.py reports the objective once, at the end; LightGBM's own early stopping ends each job instead.
+        early_stopping_type="Off",
     )
     outputs = preprocess.properties.ProcessingOutputConfig.Outputs
     tune = TuningStep(
