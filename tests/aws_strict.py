@@ -34,8 +34,17 @@ PARTITION, REGION, ACCOUNT, URL_SUFFIX = "aws", "eu-west-1", "123456789012", "am
 
 @cache
 def _pattern(text: str):
-    # AWS's patterns are Java regular expressions matched against the whole value; `regex` knows \p{..}.
-    return regex.compile(text)
+    """AWS's patterns are Java regular expressions matched against the whole value; `regex` knows \\p{..}.
+
+    The one kind Python cannot compile spells "any XML character" with UTF-16 surrogate ranges
+    (Application Auto Scaling's ResourceId, for example); it constrains nothing a str can hold.
+    """
+    try:
+        return regex.compile(text)
+    except regex.error:
+        if "\\uD800" in text or "\ud800" in text.lower():
+            return None
+        raise
 
 
 def strict_errors(shape, value, path: str = "") -> list[str]:
@@ -63,7 +72,8 @@ def strict_errors(shape, value, path: str = "") -> list[str]:
             errors.append(f"{where}: {value!r} is not one of the {len(shape.enum)} values of {shape.name}")
         if "max" in meta and len(value) > meta["max"]:
             errors.append(f"{where}: length {len(value)} is over the maximum {meta['max']}")
-        if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
+        pattern = _pattern(meta["pattern"]) if "pattern" in meta else None
+        if pattern is not None and not pattern.fullmatch(value):
             errors.append(f"{where}: {value!r} does not match the pattern {meta['pattern']}")
     elif shape.type_name in ("integer", "long", "float", "double") and isinstance(value, (int, float)):
         if "max" in meta and value > meta["max"]:
