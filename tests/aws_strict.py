@@ -25,7 +25,7 @@ import botocore.client
 import botocore.session
 import botocore.validate
 import regex
-from botocore.exceptions import ParamValidationError
+from botocore.exceptions import ClientError, ParamValidationError
 
 PARTITION, REGION, ACCOUNT, URL_SUFFIX = "aws", "eu-west-1", "123456789012", "amazonaws.com"
 
@@ -133,12 +133,24 @@ class Call:
 
 
 @contextlib.contextmanager
-def recording() -> Iterator[list[Call]]:
+def recording(enforce: list[dict] | None = None) -> Iterator[list[Call]]:
+    """Record every call; with `enforce` (a role's statements), answer a call they deny with AccessDenied.
+
+    Enforcing takes the code down the path it takes on AWS when a call is denied, e.g. boto3's
+    Bucket.load, which carries on without ListBuckets. Denied calls are recorded with context
+    {"denied": True}.
+    """
     calls: list[Call] = []
     original = botocore.client.BaseClient._make_api_call
 
     def record(client, operation_name, api_params):
-        calls.append(Call(client.meta.service_model.service_name, operation_name, dict(api_params)))
+        call = Call(client.meta.service_model.service_name, operation_name, dict(api_params))
+        if enforce is not None and denied(enforce, permissions_for([call])):
+            calls.append(Call(call.service, call.operation, call.params, {"denied": True}))
+            code = "AccessDenied" if call.service == "s3" else "AccessDeniedException"
+            raise ClientError({"Error": {"Code": code, "Message": "Access Denied"},
+                               "ResponseMetadata": {"HTTPStatusCode": 403}}, operation_name)
+        calls.append(call)
         return original(client, operation_name, api_params)
 
     botocore.client.BaseClient._make_api_call = record
@@ -161,11 +173,9 @@ def authorization_reference() -> dict:
 IAM_ACTIONS = {
     ("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "ListObjects"): "s3:ListBucket", ("s3", "HeadBucket"): "s3:ListBucket",
     ("s3", "HeadObject"): "s3:GetObject", ("s3", "CreateMultipartUpload"): "s3:PutObject", ("s3", "UploadPart"): "s3:PutObject",
-    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject", ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
 }
-# GetCallerIdentity needs no permission; boto3's Bucket.load (which the SageMaker SDK's default-bucket
-# check calls) catches AccessDenied from ListBuckets and carries on (boto3/s3/inject.py, bucket_load).
-NO_PERMISSION = {("sts", "GetCallerIdentity"), ("s3", "ListBuckets")}
+NO_PERMISSION = {("sts", "GetCallerIdentity")}
 
 
 def iam_action(call: Call) -> str | None:
