@@ -19,6 +19,7 @@ from constructs import Construct
 
 from stacks.bundling import function_code
 from stacks.config import EnvironmentConfig, supports_volume_kms
+from stacks.nag import acknowledge_iam5
 from stacks.pipelines import PipelinesStack, RegisteredPipeline
 from stacks.python_function import PythonFunction
 from stacks.storage import StorageStack
@@ -200,9 +201,7 @@ class OrchestrationStack(Stack):
             "Resource::*": "sagemaker:ListEndpointConfigs, sagemaker:ListModelPackages and the Application Auto Scaling "
                            "actions support no resource-level permissions.",
         }
-        policy = role.node.find_child("DefaultPolicy")
-        for finding, reason in reasons.items():
-            Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
+        acknowledge_iam5(role.node.find_child("DefaultPolicy"), reasons)
 
     def _pipeline_starter_role(self) -> iam.Role:
         """Assumed by EventBridge and EventBridge Scheduler to start this environment's pipelines."""

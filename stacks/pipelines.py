@@ -90,13 +90,11 @@ class PipelinesStack(Stack):
         resolver_role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
         resolver_role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"],
                                                                   resources=[storage.raw_data_bucket.bucket_arn]))
-        Validations.of(resolver_role.node.find_child("DefaultPolicy")).acknowledge(
-            Acknowledgment(id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
-                              f"model-package/{self.model_package_group_name}/*]",
-                           reason="Versions of this environment's one model package group, numbered by SageMaker."),
-            Acknowledgment(id="AwsSolutions-IAM5[Resource::*]",
-                           reason="sagemaker:ListModelPackages supports no resource-level permissions."),
-        )
+        acknowledge_iam5(resolver_role.node.find_child("DefaultPolicy"), {
+            f"Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:model-package/{self.model_package_group_name}/*":
+                "Versions of this environment's one model package group, numbered by SageMaker.",
+            "Resource::*": "sagemaker:ListModelPackages supports no resource-level permissions.",
+        })
         self.resolve_batch_inputs = PythonFunction(
             self, "ResolveBatchInputs", code=function_code("resolve_batch_inputs", packages=("tzdata",)), role=resolver_role,
             description="Batch pipeline step: latest Approved model package and the day's input prefix",

@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, StorageConfig
+from stacks.nag import acknowledge_iam5, resource_finding
 
 
 class StorageStack(Stack):
@@ -75,12 +76,18 @@ class StorageStack(Stack):
         self.data_access_policy = self._data_access_policy()
         self.artifacts_read_policy = self._artifacts_policy(
             "ArtifactsReadPolicy", "Read the artifacts bucket (pipeline property files such as the evaluation report)",
-            lambda principal: self.artifacts_bucket.grant_read(principal), "/*",
-            "Property files are written per pipeline execution under the artifacts bucket.")
+            "/*", "Property files are written per pipeline execution under the artifacts bucket.",
+            ("s3:GetBucket*", "s3:GetObject*", "s3:List*"))
+        self.artifacts_bucket.grant_read(self.artifacts_read_policy)
         self.code_upload_policy = self._artifacts_policy(
             "CodeUploadPolicy", "Upload pipeline scripts under code/ of the artifacts bucket",
-            self._grant_code_upload, "/code/*",
-            "The SageMaker SDK uploads pipeline scripts under code/, named by content hash.")
+            "/code/*", "The SageMaker SDK uploads pipeline scripts under code/, named by content hash.",
+            ("s3:Abort*", "kms:GenerateDataKey*", "kms:ReEncrypt*"))
+        self.artifacts_bucket.grant_put(self.code_upload_policy, "code/*")
+        # The SDK checks its default bucket by listing code/ there before it uploads.
+        self.code_upload_policy.add_statements(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[self.artifacts_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": ["code", "code/*"]}}))
 
         for name, value in (
             ("RawDataBucketName", self.raw_data_bucket.bucket_name),
@@ -104,31 +111,23 @@ class StorageStack(Stack):
             iam.PolicyStatement(actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
                                 resources=[self.training_repository.repository_arn, self.inference_repository.repository_arn]),
         ])
-        for bucket in data_buckets:
-            arn = self.resolve(bucket.bucket_arn)["Fn::GetAtt"]
-            Validations.of(policy).acknowledge(Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{arn[0]}.{arn[1]}>/*]",
-                reason="Objects of one bucket of this environment: SageMaker jobs read and write keys generated per pipeline execution.",
-            ))
+        acknowledge_iam5(policy, {
+            resource_finding(self, bucket.bucket_arn, "/*"):
+                "Objects of one bucket of this environment: SageMaker jobs read and write keys generated per pipeline execution."
+            for bucket in data_buckets})
         return policy
 
-    def _grant_code_upload(self, principal: iam.IGrantable) -> None:
-        self.artifacts_bucket.grant_put(principal, "code/*")
-        principal.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[self.artifacts_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": ["code", "code/*"]}}))
+    def _artifacts_policy(self, construct_id: str, description: str, suffix: str, reason: str,
+                          grant_actions: tuple[str, ...]) -> iam.ManagedPolicy:
+        """A managed policy of this stack for an artifacts-bucket grant that roles of other stacks attach.
 
-    def _artifacts_policy(self, construct_id: str, description: str, grant, suffix: str, reason: str) -> iam.ManagedPolicy:
-        """A bucket grant packaged as a managed policy of this stack, for roles of other stacks to attach."""
+        `grant_actions` are the wildcard actions of the bucket's own grant method, acknowledged as such.
+        """
         policy = iam.ManagedPolicy(self, construct_id, description=description)
-        grant(policy)
-        arn = self.resolve(self.artifacts_bucket.bucket_arn)["Fn::GetAtt"]
-        findings = {f"Resource::<{arn[0]}.{arn[1]}>{suffix}": reason}
-        findings.update({f"Action::{action}": f"Part of the bucket's own grant method: {description.lower()}."
-                         for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*",
-                                        "kms:GenerateDataKey*", "kms:ReEncrypt*")})
-        for finding, text in findings.items():
-            Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=text))
+        findings = {resource_finding(self, self.artifacts_bucket.bucket_arn, suffix): reason}
+        findings.update({f"Action::{action}": f"Part of the bucket's own grant method: {description[0].lower()}{description[1:]}."
+                         for action in grant_actions})
+        acknowledge_iam5(policy, findings)
         return policy
 
     def _data_bucket(

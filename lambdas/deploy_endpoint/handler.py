@@ -259,12 +259,11 @@ class EndpointDeployer:
             return {"action": "none", "reason": "no approved model package"}
         deployment = Deployment(packages[0]["ModelPackageArn"], endpoint_name)
         prefix = config_prefix(deployment, self.config)
-        tried = [c["EndpointConfigName"] for c in self.sagemaker.list_endpoint_configs(NameContains=prefix, MaxResults=10)["EndpointConfigs"]
-                 if c["EndpointConfigName"].startswith(prefix)]
         endpoint = self.describe_endpoint(endpoint_name) or {}
         if endpoint.get("EndpointConfigName", "").startswith(prefix):
             return {"action": "none", "reason": "the latest approved package serves", "model_package_arn": deployment.model_package_arn}
-        if tried:
+        configs = self.sagemaker.list_endpoint_configs(NameContains=prefix, MaxResults=10)["EndpointConfigs"]
+        if any(c["EndpointConfigName"].startswith(prefix) for c in configs):
             logger.warning("latest approved package was deployed before and does not serve; not retrying",
                            extra={"model_package_arn": deployment.model_package_arn, "failure": endpoint.get("FailureReason")})
             return {"action": "none", "reason": "the latest approved package was tried and does not serve; "

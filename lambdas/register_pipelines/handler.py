@@ -61,13 +61,13 @@ def upsert(settings: PipelineSettings, names=NAMES, boto_session=None, undo_on_f
     arns, created = {}, []
     try:
         for name, pipeline in build_pipelines(settings, names, session).items():
-            new = not _exists(client, pipeline.name)
+            new = undo_on_failure and not _exists(client, pipeline.name)
             response = pipeline.upsert(role_arn=settings.pipeline_execution_role_arn,
                                        description=f"{name} pipeline, registered on deploy", tags=tags)
             if new:
                 created.append(pipeline.name)
             arns[name] = response["PipelineArn"]
-            logger.info(json.dumps({"action": "upsert", "pipeline": pipeline.name, "arn": arns[name], "created": new}))
+            logger.info(json.dumps({"action": "upsert", "pipeline": pipeline.name, "arn": arns[name]}))
     except Exception:
         if undo_on_failure:
             delete(created, client)

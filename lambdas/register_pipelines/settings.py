@@ -74,12 +74,9 @@ class PipelineSettings:
         # JSON (and CloudFormation) write 6.0 as 6: a float setting takes either.
         return cls(**{f.name: float(values[f.name]) if f.type == "float" else values[f.name] for f in fields(cls)})
 
-    def to_json(self) -> str:
-        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)}, sort_keys=True)
 
-
-def scripts_dir(directory: Path | None = None) -> Path:
-    directory = directory or BUNDLED_SCRIPTS
-    if not (directory / "preprocess.py").is_file():
-        raise SettingsError(f"pipeline scripts not found in {directory}; the Lambda asset bundles pipeline_scripts/ there")
-    return directory
+def scripts_dir() -> Path:
+    """pipeline_scripts/ beside this file, where the asset bundles it (read at call time, so tests can point it elsewhere)."""
+    if not (BUNDLED_SCRIPTS / "preprocess.py").is_file():
+        raise SettingsError(f"pipeline scripts not found in {BUNDLED_SCRIPTS}; the Lambda asset bundles pipeline_scripts/ there")
+    return BUNDLED_SCRIPTS
