@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from inference import Model, PayloadError, format_csv, parse_csv
+from inference import Model, ModelError, PayloadError, format_csv, parse_csv
 
 
 def main(argv=None) -> int:
@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         model = Model(args.model_dir)
-    except FileNotFoundError as error:
+    except ModelError as error:
         print(f"batch error: {error}", file=sys.stderr)
         return 1
     header = ",".join(model.raw_columns)
@@ -37,6 +37,9 @@ def main(argv=None) -> int:
             predictions = model.predict_records(parse_csv(path.read_text(), header))
         except PayloadError as error:
             print(f"batch error: {path}: {error}", file=sys.stderr)
+            return 1
+        except UnicodeDecodeError as error:
+            print(f"batch error: {path}: byte {error.start} is not UTF-8; save the file as UTF-8 text", file=sys.stderr)
             return 1
         target = args.output_dir / path.relative_to(args.input_dir)
         target = target.with_name(target.name + ".out")

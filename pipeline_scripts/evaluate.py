@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference import Model
+from inference import Model, ModelError
 from train import TrainingError, load_channel
 
 
@@ -38,8 +38,11 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
 def extract_model(archive: Path, destination: Path) -> Path:
     if not archive.is_file():
         raise TrainingError(f"{archive} not found; expected the training job's model.tar.gz")
-    with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(destination, filter="data")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(destination, filter="data")
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise TrainingError(f"{archive} is not a readable model.tar.gz ({error}); rerun the training step") from None
     return destination
 
 
@@ -57,7 +60,7 @@ def main(argv=None) -> int:
             if features.shape[1] != len(model.features):
                 raise TrainingError(f"test set has {features.shape[1]} feature columns; the model expects {len(model.features)}")
             report = {"regression_metrics": regression_metrics(actual, model.predict(features))}
-    except (TrainingError, FileNotFoundError) as error:
+    except (TrainingError, ModelError) as error:
         print(f"evaluation error: {error}", file=sys.stderr)
         return 1
     args.output_dir.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,10 @@ class PayloadError(ValueError):
     """A request the model cannot score; the message names the row or field and what was expected."""
 
 
+class ModelError(Exception):
+    """A model artifact that cannot be loaded; the message names the file and what is wrong with it."""
+
+
 class Model:
     """A LightGBM booster plus the feature spec it was trained with, loaded once."""
 
@@ -28,18 +32,29 @@ class Model:
         model_dir = Path(model_dir)
         for name in (MODEL_FILE, FEATURES_FILE):
             if not (model_dir / name).is_file():
-                raise FileNotFoundError(f"{model_dir / name} is missing; expected the training job's model artifact in {model_dir}")
-        self.booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
-        spec = json.loads((model_dir / FEATURES_FILE).read_text())
-        self.raw_columns: list[str] = spec["raw_columns"]
-        self.features: list[str] = spec["features"]
-        self.category_column, categories = next(iter(spec["categories"].items()))
-        self.categories: list[str] = categories
-        self._numeric = [c for c in self.raw_columns if c != self.category_column]
-        self._category_index = self.raw_columns.index(self.category_column)
-        self._category_slot = {c: len(self._numeric) + i for i, c in enumerate(categories)}
+                raise ModelError(f"{model_dir / name} is missing; expected the training job's model artifact in {model_dir}")
+        try:
+            self.booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
+        except lgb.basic.LightGBMError as error:
+            raise ModelError(f"{model_dir / MODEL_FILE} is not a LightGBM model ({error}); retrain or restore the artifact") from None
+        self._read_spec(model_dir / FEATURES_FILE)
         if self.booster.num_feature() != len(self.features):
-            raise ValueError(f"model expects {self.booster.num_feature()} features but features.json lists {len(self.features)}")
+            raise ModelError(f"{model_dir / MODEL_FILE} expects {self.booster.num_feature()} features but {FEATURES_FILE} lists {len(self.features)}")
+
+    def _read_spec(self, path: Path) -> None:
+        """The columns written by preprocess.feature_spec(): raw columns, encoded features, one category column."""
+        try:
+            spec = json.loads(path.read_text(encoding="utf-8"))
+            self.raw_columns: list[str] = [str(c) for c in spec["raw_columns"]]
+            self.features: list[str] = [str(f) for f in spec["features"]]
+            ((self.category_column, categories),) = spec["categories"].items()
+            self.categories: list[str] = [str(c) for c in categories]
+            self._category_index = self.raw_columns.index(self.category_column)
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ModelError(f"{path} is not a feature spec ({type(error).__name__}: {error}); expected "
+                             '{"raw_columns": [...], "features": [...], "categories": {"<one raw column>": [...]}}') from None
+        self._numeric = [c for c in self.raw_columns if c != self.category_column]
+        self._category_slot = {c: len(self._numeric) + i for i, c in enumerate(self.categories)}
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Predictions for an encoded feature matrix (columns in `self.features` order)."""

@@ -24,10 +24,15 @@ import numpy as np
 SCRIPTS = Path(__file__).resolve().parent
 
 
+class StepFailed(Exception):
+    """A step's script exited non-zero; it has already printed its own error."""
+
+
 def _run(script: str, base: Path, *args: str) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, str(SCRIPTS / script), *args], env={"SM_BASE_DIR": str(base), "PATH": "/usr/bin:/bin"},
-                   check=True)
+    result = subprocess.run([sys.executable, str(SCRIPTS / script), *args], env={"SM_BASE_DIR": str(base), "PATH": "/usr/bin:/bin"})
+    if result.returncode != 0:
+        raise StepFailed(f"{script} exited with {result.returncode}; its error is printed above")
     return time.perf_counter() - started
 
 
@@ -85,12 +90,20 @@ def main(argv=None) -> int:
     parser.add_argument("--split-seed", type=int, default=42, help="seed of the train/validation/test split")
     parser.add_argument("hyperparameters", nargs="*", help="passed to train.py, e.g. --num_leaves 15")
     args = parser.parse_args(argv)
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=False)
-        summary = run(args.data.resolve(), args.workdir.resolve(), args.hyperparameters, args.split_seed)
-    else:
-        with tempfile.TemporaryDirectory() as scratch:
-            summary = run(args.data.resolve(), Path(scratch), args.hyperparameters, args.split_seed)
+    if not args.data.is_file():
+        parser.error(f"--data {args.data}: no such file; pass the raw abalone CSV")
+    if args.workdir and args.workdir.exists():
+        parser.error(f"--workdir {args.workdir} already exists; pass a new directory so no earlier run is overwritten")
+    try:
+        if args.workdir:
+            args.workdir.mkdir(parents=True)
+            summary = run(args.data.resolve(), args.workdir.resolve(), args.hyperparameters, args.split_seed)
+        else:
+            with tempfile.TemporaryDirectory() as scratch:
+                summary = run(args.data.resolve(), Path(scratch), args.hyperparameters, args.split_seed)
+    except StepFailed as error:
+        print(f"local run failed: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -43,6 +43,8 @@ def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
         frame = pd.DataFrame()
     except pd.errors.ParserError as error:
         raise InputError(f"{path}: rows have different numbers of fields ({error}); expected {len(columns)}: {', '.join(columns)}") from None
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: byte {error.start} is not UTF-8 ({error.reason}); save the file as UTF-8 text") from None
     if frame.empty:
         raise InputError(f"{path}: the file is empty; expected rows of {', '.join(columns)}")
     has_header = str(frame.iloc[0, 0]).strip().lower() == columns[0]
@@ -66,10 +68,10 @@ def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
     result = pd.DataFrame({CATEGORY: categories})
     for column in columns[1:]:
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
-        bad = values.isna().to_numpy()
+        bad = ~np.isfinite(values.to_numpy(dtype="float64"))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{path}: row {row + first_row} column '{column}': expected a number, got {frame[column].iloc[row]!r}")
+            raise InputError(f"{path}: row {row + first_row} column '{column}': expected a finite number, got {frame[column].iloc[row]!r}")
         result[column] = values.astype("float64")
     return result
 

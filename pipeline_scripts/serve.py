@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inference import Model, PayloadError, format_csv, format_json, parse_csv, parse_json  # noqa: E402
+from inference import Model, ModelError, PayloadError, format_csv, format_json, parse_csv, parse_json  # noqa: E402
 
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 100 * 1024 * 1024))
 CSV, JSON = "text/csv", "application/json"
@@ -33,7 +33,7 @@ class ModelServer:
         try:
             self.model = Model(model_dir)
             self.header = ",".join(self.model.raw_columns)
-        except (FileNotFoundError, ValueError, OSError) as error:
+        except (ModelError, OSError) as error:
             self.load_error = str(error)
             log.error("model not loaded: %s", error)
 

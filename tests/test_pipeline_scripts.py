@@ -85,7 +85,7 @@ BAD_INPUTS = {
                        "abalone.csv: 8 columns; expected 9: sex, length, diameter, height, whole_weight, shucked_weight, viscera_weight, shell_weight, rings"),
     "extra column": (lambda rows: [r.append(1) for r in rows], False,
                      "abalone.csv: 10 columns; expected 9: sex, length, diameter, height, whole_weight, shucked_weight, viscera_weight, shell_weight, rings"),
-    "non-numeric": (lambda rows: rows[4].__setitem__(3, "tall"), True, "abalone.csv: row 6 column 'height': expected a number, got 'tall'"),
+    "non-numeric": (lambda rows: rows[4].__setitem__(3, "tall"), True, "abalone.csv: row 6 column 'height': expected a finite number, got 'tall'"),
     "unknown sex": (lambda rows: rows[9].__setitem__(0, "X"), False, "abalone.csv: row 10 column 'sex': 'X' is not one of F, I, M"),
 }
 
@@ -108,6 +108,75 @@ def test_preprocess_rejects_empty_file_and_missing_input(tmp_path):
     (tmp_path / "none" / "processing" / "input").mkdir(parents=True)
     result = run_script("preprocess.py", tmp_path / "none")
     assert result.returncode == 1 and "no .csv files found" in result.stderr
+
+
+def _script_module(name: str):
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    return __import__(name)
+
+
+def test_preprocess_names_non_utf8_bytes_and_infinite_values(tmp_path):
+    read_raw_csv, InputError = _script_module("preprocess").read_raw_csv, _script_module("preprocess").InputError
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9 \xe9\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin1\.csv: byte \d+ is not UTF-8 .*; save the file as UTF-8 text"):
+        read_raw_csv(latin1)
+    rows = abalone_rows(5)
+    rows[2][4] = "inf"
+    with pytest.raises(InputError, match=r"row 3 column 'whole_weight': expected a finite number, got 'inf'"):
+        read_raw_csv(write_csv(tmp_path / "inf.csv", rows, header=False))
+
+
+def _corrupt(model_dir, tmp_path, name: str, content: bytes):
+    broken = tmp_path / name.replace(".", "_")
+    shutil.copytree(model_dir, broken)
+    (broken / name).write_bytes(content)
+    return broken
+
+
+CORRUPT_ARTIFACTS = {
+    "truncated model": ("model.txt", b"tree\nversion=v4\nnum_class=1\n", r"model\.txt is not a LightGBM model \(.+\); retrain"),
+    "features not json": ("features.json", b"{raw_columns", r"features\.json is not a feature spec \(JSONDecodeError"),
+    "features without categories": ("features.json", b'{"raw_columns": ["a"], "features": ["a"]}', r"features\.json is not a feature spec \(KeyError: 'categories'\)"),
+    "category not a raw column": ("features.json", b'{"raw_columns": ["a"], "features": ["a"], "categories": {"sex": ["F"]}}',
+                                  r"features\.json is not a feature spec \(ValueError"),
+    "feature count differs": ("features.json", b'{"raw_columns": ["sex"], "features": ["a"], "categories": {"sex": ["F"]}}',
+                              r"model\.txt expects 10 features but features\.json lists 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT_ARTIFACTS))
+def test_a_corrupt_model_artifact_is_named_and_the_server_answers_503(tmp_path, trained, case):
+    name, content, message = CORRUPT_ARTIFACTS[case]
+    broken = _corrupt(trained[0] / "model", tmp_path, name, content)
+    with pytest.raises(_script_module("inference").ModelError, match=message):
+        _script_module("inference").Model(broken)
+    server = _script_module("serve").ModelServer(broken)
+    replies = []
+    body = b"".join(server({"PATH_INFO": "/ping", "REQUEST_METHOD": "GET"}, lambda status, headers: replies.append(status)))
+    assert replies == ["503 Service Unavailable"] and re.search(message, body.decode())
+
+
+def test_evaluate_names_a_corrupt_archive(tmp_path):
+    archive = tmp_path / "processing" / "model" / "model.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    result = run_script("evaluate.py", tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"evaluation error: {archive} is not a readable model.tar.gz (") and result.stderr.strip().endswith("rerun the training step")
+
+
+def test_local_run_ends_a_failed_step_with_one_clear_line(tmp_path, capfd):
+    local_run = _script_module("local_run")
+    bad = write_csv(tmp_path / "abalone.csv", _rows_with(lambda rows: rows[9].__setitem__(0, "X")))
+    assert local_run.main(["--data", str(bad)]) == 1
+    err = capfd.readouterr().err
+    assert "preprocess error: " in err and "Traceback" not in err
+    assert err.strip().endswith("local run failed: preprocess.py exited with 1; its error is printed above")
+    with pytest.raises(SystemExit):
+        local_run.main(["--data", str(tmp_path / "missing.csv")])
+    assert "--data " + str(tmp_path / "missing.csv") + ": no such file" in capfd.readouterr().err
 
 
 def test_train_prints_parsable_metrics_and_writes_the_model(trained):
