@@ -16,13 +16,18 @@ from layers.build_layer import Target, build, build_key
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS = REPO_ROOT / "lambdas"
+COMMON = LAMBDAS / "common"
 PIPELINE_SCRIPTS = REPO_ROOT / "pipeline_scripts"
+# Bundled with every function beside `common`: Powertools and its pure-Python dependencies, pinned in requirements.txt.
+FUNCTION_PACKAGES = ("aws_lambda_powertools", "jmespath", "typing_extensions")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 # Never run: local bundling always succeeds, and synth must not need Docker.
 NO_DOCKER = DockerImage.from_registry("local-bundling-only")
 
 
 def _files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
     return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
 
 
@@ -31,9 +36,17 @@ def content_hash(*roots: Path) -> str:
     digest = hashlib.sha256()
     for root in roots:
         for path in _files(root):
-            digest.update(f"{root.name}/{path.relative_to(root).as_posix()}\0".encode())
+            relative = path.relative_to(root.parent if root.is_file() else root).as_posix()
+            digest.update(f"{root.name}/{relative}\0".encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def _copy(source: Path, output: Path) -> None:
+    if source.is_file():
+        shutil.copy2(source, output / source.name)
+    else:
+        shutil.copytree(source, output / source.name, ignore=IGNORED, dirs_exist_ok=True)
 
 
 @jsii.implements(ILocalBundling)
@@ -53,23 +66,25 @@ def _local_code(source: Path, asset_hash: str, fill: Callable[[Path], None]) -> 
     )
 
 
-def package_dir(module: str) -> Path:
-    """The installed directory of a pure-Python package pinned in requirements.txt (e.g. tzdata)."""
-    return Path(importlib.import_module(module).__file__).resolve().parent
+def installed_path(module: str) -> Path:
+    """The installed package directory, or module file, of a pure-Python dependency pinned in requirements.txt."""
+    path = Path(str(importlib.import_module(module).__file__)).resolve()
+    return path.parent if path.name == "__init__.py" else path
 
 
 def function_code(name: str, with_pipeline_scripts: bool = False, packages: tuple[str, ...] = ()) -> lambda_.Code:
-    """lambdas/<name>/, plus pipeline_scripts/ and pinned pure-Python `packages` beside the handler."""
+    """lambdas/<name>/ with lambdas/common/, Powertools, pipeline_scripts/ if asked, and pinned `packages` beside the handler."""
     source = LAMBDAS / name
     if not (source / "handler.py").is_file():
         raise FileNotFoundError(f"{source / 'handler.py'} does not exist; each Lambda lives in lambdas/<name>/handler.py")
-    extras = ((PIPELINE_SCRIPTS,) if with_pipeline_scripts else ()) + tuple(package_dir(p) for p in packages)
+    extras = (COMMON, *((PIPELINE_SCRIPTS,) if with_pipeline_scripts else ()),
+              *(installed_path(p) for p in FUNCTION_PACKAGES + packages))
     roots = (source, *extras)
 
     def fill(output: Path) -> None:
         shutil.copytree(source, output, ignore=IGNORED, dirs_exist_ok=True)
         for extra in extras:
-            shutil.copytree(extra, output / extra.name, ignore=IGNORED, dirs_exist_ok=True)
+            _copy(extra, output)
 
     return _local_code(source, content_hash(*roots), fill)
 

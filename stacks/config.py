@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import botocore.session
 
+from lambdas.common.contracts import BatchPredictionConfig, EndpointConfig, TrainingConfig
+
 # Each use of an instance type is an enum of its own in SageMaker's API model: real-time hosting has
 # no ml.t3 types, processing has no ml.t2, and so on. botocore ships that model, so it is the oracle.
 INSTANCE_TYPE_SHAPES = {
@@ -101,39 +103,6 @@ class StorageConfig:
     log_retention_days: int
     raw_data_prefix: str
     training_trigger_suffix: str
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    processing_instance_type: str
-    processing_instance_count: int
-    training_instance_type: str
-    training_instance_count: int
-    tuning_max_jobs: int
-    tuning_max_parallel_jobs: int
-    mse_threshold: float
-    model_approval_status: str
-    training_image_tag: str
-    inference_image_tag: str
-
-
-@dataclass(frozen=True)
-class BatchPredictionConfig:
-    instance_type: str
-    instance_count: int
-    input_prefix: str
-    output_prefix: str
-
-
-@dataclass(frozen=True)
-class EndpointConfig:
-    instance_type: str
-    initial_instance_count: int
-    min_capacity: int
-    max_capacity: int
-    target_invocations_per_instance: int
-    data_capture_percentage: int
-    max_latency_ms: int
 
 
 @dataclass(frozen=True)

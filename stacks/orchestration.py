@@ -17,11 +17,12 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.common.contracts import SETTINGS_VARIABLE, DeployerSettings
 from stacks.bundling import function_code
 from stacks.config import EnvironmentConfig, supports_volume_kms
 from stacks.nag import acknowledge_iam5
 from stacks.pipelines import PipelinesStack, RegisteredPipeline
-from stacks.python_function import PythonFunction
+from stacks.platform_function import PlatformFunction
 from stacks.storage import StorageStack
 
 SAGEMAKER = "aws.sagemaker"
@@ -157,23 +158,19 @@ class OrchestrationStack(Stack):
             conditions={"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}))
         self._acknowledge_deployer_wildcards(role, group)
 
-        self.deployer = PythonFunction(
+        self.deployer = PlatformFunction(
             self, "DeployEndpoint", code=function_code("deploy_endpoint"), role=role, timeout=Duration.minutes(15),
             description="Approved model package -> model -> endpoint config -> endpoint (blue/green)",
             log_retention_days=environment.storage.log_retention_days, removal_policy=removal,
             dead_letter_queue=self.dead_letters, retry_attempts=2, max_event_age=Duration.hours(1),
-            environment={
-                "ENDPOINT_NAME": self.endpoint_name, "MODEL_PACKAGE_GROUP_NAME": group,
-                "EXECUTION_ROLE_ARN": pipelines.roles.job_role.role_arn, "INSTANCE_TYPE": endpoint.instance_type,
-                "INITIAL_INSTANCE_COUNT": str(endpoint.initial_instance_count), "MIN_CAPACITY": str(endpoint.min_capacity),
-                "MAX_CAPACITY": str(endpoint.max_capacity),
-                "TARGET_INVOCATIONS_PER_INSTANCE": str(endpoint.target_invocations_per_instance),
-                "DATA_CAPTURE_PERCENTAGE": str(endpoint.data_capture_percentage),
-                "DATA_CAPTURE_S3_URI": f"s3://{storage.artifacts_bucket.bucket_name}/data-capture/{self.endpoint_name}",
-                "KMS_KEY_ARN": storage.key.key_arn,
-                "VOLUME_KMS_KEY_ARN": storage.key.key_arn if supports_volume_kms(endpoint.instance_type) else "",
-                "ROLLBACK_ALARM_NAMES": ",".join(a.alarm_name for a in self.rollback_alarms),
-            },
+            environment={SETTINGS_VARIABLE: self.to_json_string(DeployerSettings(
+                endpoint_name=self.endpoint_name, model_package_group_name=group,
+                job_role_arn=pipelines.roles.job_role.role_arn, endpoint=endpoint,
+                data_capture_s3_uri=f"s3://{storage.artifacts_bucket.bucket_name}/data-capture/{self.endpoint_name}",
+                kms_key_arn=storage.key.key_arn,
+                volume_kms_key_arn=storage.key.key_arn if supports_volume_kms(endpoint.instance_type) else None,
+                rollback_alarm_names=tuple(a.alarm_name for a in self.rollback_alarms),
+            ).to_dict())},
         ).function
         self._alarm("DeployerErrors", self.deployer.metric_errors(period=Duration.minutes(5)), threshold=1,
                     description="The endpoint deployer failed; see its log group")

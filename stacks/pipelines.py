@@ -11,11 +11,12 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import custom_resources
 from constructs import Construct
 
+from lambdas.common.contracts import SETTINGS_VARIABLE, PipelineSettings
 from layers.build_layer import LAMBDA_TARGET, build_key
 from stacks.bundling import LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code, layer_code
 from stacks.config import EnvironmentConfig
 from stacks.nag import acknowledge_iam5, resource_finding
-from stacks.python_function import ARCHITECTURE, RUNTIME, PythonFunction, retention
+from stacks.platform_function import ARCHITECTURE, RUNTIME, PlatformFunction, retention
 from stacks.sagemaker_roles import SageMakerRoles, SageMakerRolesProps
 from stacks.storage import StorageStack
 
@@ -95,7 +96,7 @@ class PipelinesStack(Stack):
                 "Versions of this environment's one model package group, numbered by SageMaker.",
             "Resource::*": "sagemaker:ListModelPackages supports no resource-level permissions.",
         })
-        self.resolve_batch_inputs = PythonFunction(
+        self.resolve_batch_inputs = PlatformFunction(
             self, "ResolveBatchInputs", code=function_code("resolve_batch_inputs", packages=("tzdata",)), role=resolver_role,
             description="Batch pipeline step: latest Approved model package and the day's input prefix",
             timeout=Duration.seconds(30), **log_settings,
@@ -103,44 +104,33 @@ class PipelinesStack(Stack):
         self.resolve_batch_inputs.grant_invoke(self.roles.pipeline_execution_role)
         self.roles.acknowledge_invoke(self.resolve_batch_inputs.function_arn)
 
-        training, batch, endpoint = environment.training, environment.batch_prediction, environment.endpoint
-        settings = {
-            "region": self.region,
-            "pipeline_definition_role_arn": self.roles.pipeline_definition_role.role_arn,
-            "pipeline_execution_role_arn": self.roles.pipeline_execution_role.role_arn,
-            "job_role_arn": self.roles.job_role.role_arn,
-            "kms_key_arn": storage.key.key_arn,
-            "raw_data_bucket": storage.raw_data_bucket.bucket_name,
-            "features_bucket": storage.features_bucket.bucket_name,
-            "artifacts_bucket": storage.artifacts_bucket.bucket_name,
-            "raw_data_prefix": environment.storage.raw_data_prefix,
-            "batch_input_prefix": batch.input_prefix,
-            "batch_output_prefix": batch.output_prefix,
-            "training_pipeline_name": self.training_pipeline_name,
-            "batch_pipeline_name": self.batch_pipeline_name,
-            "model_package_group_name": self.model_package_group_name,
-            "training_image_uri": self.image_uri(storage.training_repository_name, training.training_image_tag),
-            "inference_image_uri": self.image_uri(storage.inference_repository_name, training.inference_image_tag),
-            "resolve_batch_inputs_function_arn": self.resolve_batch_inputs.function_arn,
-            "processing_instance_type": training.processing_instance_type,
-            "processing_instance_count": training.processing_instance_count,
-            "training_instance_type": training.training_instance_type,
-            "training_instance_count": training.training_instance_count,
-            "tuning_max_jobs": training.tuning_max_jobs,
-            "tuning_max_parallel_jobs": training.tuning_max_parallel_jobs,
-            "mse_threshold": training.mse_threshold,
-            "model_approval_status": training.model_approval_status,
-            "endpoint_instance_type": endpoint.instance_type,
-            "transform_instance_type": batch.instance_type,
-            "transform_instance_count": batch.instance_count,
-            "processing_timezone": environment.schedules.timezone,
-        }
-        settings_json = self.to_json_string(settings)
-        self.register_pipelines = PythonFunction(
+        settings = PipelineSettings(
+            region=self.region,
+            pipeline_definition_role_arn=self.roles.pipeline_definition_role.role_arn,
+            pipeline_execution_role_arn=self.roles.pipeline_execution_role.role_arn,
+            job_role_arn=self.roles.job_role.role_arn,
+            kms_key_arn=storage.key.key_arn,
+            raw_data_bucket=storage.raw_data_bucket.bucket_name,
+            features_bucket=storage.features_bucket.bucket_name,
+            artifacts_bucket=storage.artifacts_bucket.bucket_name,
+            raw_data_prefix=environment.storage.raw_data_prefix,
+            training_pipeline_name=self.training_pipeline_name,
+            batch_pipeline_name=self.batch_pipeline_name,
+            model_package_group_name=self.model_package_group_name,
+            training_image_uri=self.image_uri(storage.training_repository_name, environment.training.training_image_tag),
+            inference_image_uri=self.image_uri(storage.inference_repository_name, environment.training.inference_image_tag),
+            resolve_batch_inputs_function_arn=self.resolve_batch_inputs.function_arn,
+            endpoint_instance_type=environment.endpoint.instance_type,
+            processing_timezone=environment.schedules.timezone,
+            training=environment.training,
+            batch_prediction=environment.batch_prediction,
+        )
+        settings_json = self.to_json_string(settings.to_dict())
+        self.register_pipelines = PlatformFunction(
             self, "RegisterPipelines", code=function_code("register_pipelines", with_pipeline_scripts=True),
             role=self.roles.pipeline_definition_role, layers=[self.sdk_layer], memory_size=1024, timeout=Duration.minutes(5),
             description="Defines the SageMaker Pipelines with the SDK and upserts them",
-            environment={"SETTINGS": settings_json, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}, **log_settings,
+            environment={SETTINGS_VARIABLE: settings_json, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}, **log_settings,
         ).function
 
         provider = custom_resources.Provider(

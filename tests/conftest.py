@@ -16,13 +16,19 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from aws_cdk import App, Stack  # noqa: E402
 
-from aws_strict import strict_validation  # noqa: E402
+from aws_strict import Assembly, strict_validation  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from stacks.app import build_app  # noqa: E402
 from stacks.config import load_config  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The Lambdas import `common` (bundled beside each handler); so do the tests that run them.
+sys.path.insert(0, str(REPO_ROOT / "lambdas"))
+
+from common import aws as common_aws  # noqa: E402
+from common.contracts import SETTINGS_VARIABLE, DeployerSettings, PipelineSettings  # noqa: E402
+
 # The environments cdk.json defines: adding one there adds it to every per-environment test.
 ENVIRONMENTS = tuple(json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"]["environments"])
 
@@ -92,32 +98,39 @@ REGION = "eu-west-1"
 ACCOUNT = "123456789012"
 
 
-def pipeline_settings(**overrides) -> dict:
-    """The settings object the pipelines stack gives the register Lambda, with test values."""
-    settings = {
-        "region": REGION, "pipeline_definition_role_arn": f"arn:aws:iam::{ACCOUNT}:role/definition",
-        "pipeline_execution_role_arn": f"arn:aws:iam::{ACCOUNT}:role/execution", "job_role_arn": f"arn:aws:iam::{ACCOUNT}:role/job",
-        "kms_key_arn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        "raw_data_bucket": "raw-data", "features_bucket": "features", "artifacts_bucket": "artifacts",
-        "raw_data_prefix": "incoming/", "batch_input_prefix": "batch-input/", "batch_output_prefix": "batch-predictions/",
-        "training_pipeline_name": "mlops-test-training", "batch_pipeline_name": "mlops-test-batch-prediction",
-        "model_package_group_name": "mlops-test",
-        "training_image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlops-test-training:1.0.0",
-        "inference_image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/mlops-test-inference:1.0.0",
-        "resolve_batch_inputs_function_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:resolve-batch-inputs",
-        "processing_instance_type": "ml.m5.xlarge", "processing_instance_count": 1,
-        "training_instance_type": "ml.m5.2xlarge", "training_instance_count": 1,
-        "tuning_max_jobs": 6, "tuning_max_parallel_jobs": 3, "mse_threshold": 5.5,
-        "model_approval_status": "PendingManualApproval", "endpoint_instance_type": "ml.m5.large",
-        "transform_instance_type": "ml.c5.xlarge", "transform_instance_count": 2, "processing_timezone": "Europe/Berlin",
-    }
-    settings.update(overrides)
-    return settings
+@pytest.fixture(scope="session")
+def assemblies(synthesized) -> dict[str, Assembly]:
+    """Each environment's cloud assembly, with intrinsics resolved to concrete values."""
+    return {name: Assembly(synthesized.outdir / f"assembly-{name}") for name in ENVIRONMENTS}
 
 
-def pipeline_environment(**overrides) -> dict[str, str]:
-    """The register Lambda's environment: its settings as one JSON variable."""
-    return {"AWS_REGION": REGION, "SETTINGS": json.dumps(pipeline_settings(**overrides)), "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
+def function_properties(assembly: Assembly, description_start: str) -> tuple[str, dict]:
+    """The stack and properties of the one Lambda function whose description starts with `description_start`."""
+    (stack, resource), = [(s, r) for s, _, r in assembly.resources("AWS::Lambda::Function")
+                          if str(r["Properties"].get("Description", "")).startswith(description_start)]
+    return stack, resource["Properties"]
+
+
+def template_pipeline_settings(assembly: Assembly) -> PipelineSettings:
+    """What the registration custom resource gives register_pipelines, read from the synthesized template."""
+    (stack, _, resource), = assembly.resources("Custom::SageMakerPipelines")
+    return PipelineSettings.from_json(assembly.resolve(stack, resource["Properties"]["Settings"]), "Settings")
+
+
+def template_deployer_settings(assembly: Assembly) -> DeployerSettings:
+    """What the stack gives deploy_endpoint in its SETTINGS variable, read from the synthesized template."""
+    stack, function = function_properties(assembly, "Approved model package")
+    return DeployerSettings.from_json(assembly.resolve(stack, function["Environment"]["Variables"][SETTINGS_VARIABLE]))
+
+
+@pytest.fixture(scope="session")
+def pipeline_settings(assemblies) -> PipelineSettings:
+    return template_pipeline_settings(assemblies["dev"])
+
+
+def settings_environment(settings) -> dict[str, str]:
+    """A function's environment for `settings`, as the stack writes it."""
+    return {"AWS_REGION": REGION, SETTINGS_VARIABLE: json.dumps(settings.to_dict()), "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}
 
 
 @pytest.fixture
@@ -128,5 +141,7 @@ def aws(monkeypatch):
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
                        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
         monkeypatch.setenv(key, value)
+    common_aws.client.cache_clear()
     with mock_aws():
         yield
+    common_aws.client.cache_clear()

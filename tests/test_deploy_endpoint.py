@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import datetime
 
 import boto3
@@ -10,24 +12,26 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from conftest import ACCOUNT, REGION, load_lambda
+from common.contracts import DeployerSettings, SettingsError
+from conftest import ACCOUNT, REGION, load_lambda, settings_environment, template_deployer_settings
 
 deployer_module = load_lambda("deploy_endpoint")
 GROUP = "abalone-mlops-dev"
-ENV = {
-    "ENDPOINT_NAME": "abalone-mlops-dev", "MODEL_PACKAGE_GROUP_NAME": GROUP,
-    "EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/execution", "INSTANCE_TYPE": "ml.m5.large",
-    "INITIAL_INSTANCE_COUNT": "1", "MIN_CAPACITY": "1", "MAX_CAPACITY": "3", "TARGET_INVOCATIONS_PER_INSTANCE": "500",
-    "DATA_CAPTURE_PERCENTAGE": "20", "DATA_CAPTURE_S3_URI": "s3://artifacts/data-capture/abalone-mlops-dev",
-    "KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-    "ROLLBACK_ALARM_NAMES": "abalone-mlops-dev-5xx-errors,abalone-mlops-dev-model-latency",
-    "VOLUME_KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-}
+
+
+@pytest.fixture(scope="module")
+def config(assemblies) -> DeployerSettings:
+    """The dev deployer's settings from its template, on a type and fleet that differ from dev's defaults."""
+    dev = template_deployer_settings(assemblies["dev"])
+    settings = replace(dev, endpoint=replace(dev.endpoint, instance_type="ml.m5.large", max_capacity=3,
+                                             target_invocations_per_instance=500, data_capture_percentage=20))
+    assert (settings.endpoint_name, settings.model_package_group_name) == (GROUP, GROUP)
+    return settings
 
 
 @pytest.fixture
-def deployment(aws, monkeypatch):
-    for key, value in ENV.items():
+def deployment(aws, monkeypatch, config):
+    for key, value in settings_environment(config).items():
         monkeypatch.setenv(key, value)
     deployer_module.settings.cache_clear()
     sagemaker = boto3.client("sagemaker", region_name=REGION)
@@ -67,35 +71,34 @@ def updates(deployment):
     boto3.DEFAULT_SESSION = None
 
 
-def deployer(sagemaker) -> "deployer_module.EndpointDeployer":
-    return deployer_module.EndpointDeployer(deployer_module.settings(), sagemaker, boto3.client("application-autoscaling", region_name=REGION))
+def deployer(sagemaker, config: DeployerSettings | None = None) -> "deployer_module.EndpointDeployer":
+    return deployer_module.EndpointDeployer(config or deployer_module.settings(), sagemaker,
+                                            boto3.client("application-autoscaling", region_name=REGION))
 
 
-def test_approval_event_creates_model_config_and_endpoint(deployment):
+def test_approval_event_creates_model_config_and_endpoint(deployment, config):
     arn = package(deployment)
     result = deployer_module.handler(approval_event(arn), None)
     assert result["action"] == "created" and result["model"] == "abalone-mlops-dev-v1"
-    config = deployment.describe_endpoint_config(EndpointConfigName=result["endpoint_config"])
-    variant = config["ProductionVariants"][0]
+    endpoint_config = deployment.describe_endpoint_config(EndpointConfigName=result["endpoint_config"])
+    variant = endpoint_config["ProductionVariants"][0]
     assert (variant["ModelName"], variant["InstanceType"], variant["InitialInstanceCount"]) == ("abalone-mlops-dev-v1", "ml.m5.large", 1)
-    capture = config["DataCaptureConfig"]
+    capture = endpoint_config["DataCaptureConfig"]
     assert (capture["InitialSamplingPercentage"], capture["KmsKeyId"], capture["DestinationS3Uri"]) == (
-        20, ENV["KMS_KEY_ARN"], ENV["DATA_CAPTURE_S3_URI"])
+        20, config.kms_key_arn, config.data_capture_s3_uri)
     assert [o["CaptureMode"] for o in capture["CaptureOptions"]] == ["Input", "Output"]
     model = deployment.describe_model(ModelName="abalone-mlops-dev-v1")
-    assert model["ExecutionRoleArn"] == ENV["EXECUTION_ROLE_ARN"]
+    assert model["ExecutionRoleArn"] == config.job_role_arn
     assert deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == result["endpoint_config"]
 
 
-def test_volume_key_only_where_the_stack_gives_one(deployment, monkeypatch):
+def test_volume_key_only_where_the_stack_gives_one(deployment, config):
     assert deployment.describe_endpoint_config(EndpointConfigName=deployer_module.handler(
-        {"model_package_arn": package(deployment)}, None)["endpoint_config"])["KmsKeyId"] == ENV["KMS_KEY_ARN"]
-    monkeypatch.delenv("VOLUME_KMS_KEY_ARN")
-    deployer_module.settings.cache_clear()
-    target = deployer(deployment)
+        {"model_package_arn": package(deployment)}, None)["endpoint_config"])["KmsKeyId"] == config.volume_kms_key_arn
+    target = deployer(deployment, replace(config, volume_kms_key_arn=None))
     target._create_endpoint_config("nvme-config", "abalone-mlops-dev-v1", 1)
-    config = deployment.describe_endpoint_config(EndpointConfigName="nvme-config")
-    assert "KmsKeyId" not in config and config["DataCaptureConfig"]["KmsKeyId"] == ENV["KMS_KEY_ARN"]
+    nvme = deployment.describe_endpoint_config(EndpointConfigName="nvme-config")
+    assert "KmsKeyId" not in nvme and nvme["DataCaptureConfig"]["KmsKeyId"] == config.kms_key_arn
 
 
 def test_same_package_again_is_a_no_op(deployment):
@@ -233,6 +236,12 @@ BAD_INPUTS = [
      "unknown key(s) force; send model_package_arn and optionally endpoint_name"),
     ({"source": "aws.sagemaker", "detail-type": "SageMaker Model Package State Change", "detail": {}},
      "model package event lacks detail.ModelPackageArn, ModelPackageGroupName or ModelApprovalStatus"),
+    ({"detail-type": "SageMaker Model Package State Change", "detail": {}}, "EventBridge event lacks source"),
+    ({"source": "aws.sagemaker", "detail-type": "SageMaker Endpoint State Change", "detail": "IN_SERVICE"},
+     "event 'detail' must be a JSON object, got str"),
+    ({"source": "aws.s3", "detail-type": "Object Created", "detail": {}},
+     "unsupported event 'aws.s3' / 'Object Created'; expected 'SageMaker Model Package State Change' or "
+     "'SageMaker Endpoint State Change' from aws.sagemaker"),
 ]
 
 
@@ -269,22 +278,24 @@ def test_missing_model_package(deployment):
     assert str(error.value) == f"model package {arn} does not exist; check the ARN in the Model Registry"
 
 
-def test_missing_environment_variable(deployment, monkeypatch):
-    monkeypatch.delenv("ROLLBACK_ALARM_NAMES")
+def test_missing_or_malformed_settings_are_named(deployment, monkeypatch, config):
+    monkeypatch.delenv("SETTINGS")
     deployer_module.settings.cache_clear()
-    with pytest.raises(deployer_module.DeployError) as error:
+    with pytest.raises(SettingsError, match=r"^SETTINGS must be a JSON object, got NoneType; the stack writes it, so redeploy the stack$"):
         deployer_module.handler({"model_package_arn": "x"}, None)
-    assert str(error.value) == "environment variable ROLLBACK_ALARM_NAMES is missing or empty; the orchestration stack sets it, so redeploy it"
+    monkeypatch.setenv("SETTINGS", json.dumps({**config.to_dict(), "rollback_alarm_names": []}))
+    deployer_module.settings.cache_clear()
+    with pytest.raises(SettingsError, match=r"^SETTINGS.rollback_alarm_names = \[\] must be a non-empty list of non-empty strings"):
+        deployer_module.handler({"model_package_arn": "x"}, None)
 
 
-def test_resource_names_are_deterministic_and_valid():
-    config = deployer_module.Settings.from_environment(ENV)
+def test_resource_names_are_deterministic_and_valid(config):
     long_name = "e" * 40
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/123456"
     names = deployer_module.resource_names(deployer_module.Deployment(arn, long_name), config, 20)
     assert names == deployer_module.resource_names(deployer_module.Deployment(arn, long_name), config, 20)
     assert all(len(n) <= 63 and deployer_module.ENDPOINT_NAME.fullmatch(n) for n in names)
-    other = deployer_module.Settings.from_environment({**ENV, "INSTANCE_TYPE": "ml.c5.large"})
+    other = replace(config, endpoint=replace(config.endpoint, instance_type="ml.c5.large"))
     assert deployer_module.resource_names(deployer_module.Deployment(arn, long_name), other, 20)[1] != names[1]
 
 
@@ -304,9 +315,9 @@ ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/abalone-mlops-dev
 PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/3"
 
 
-def _stubbed_deployer():
+@pytest.fixture
+def stubbed(config):
     client = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
-    config = deployer_module.Settings.from_environment(ENV)
     return deployer_module.EndpointDeployer(config, client, None), Stubber(client)
 
 
@@ -317,8 +328,8 @@ def _approved(stub: Stubber) -> None:
         "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": PACKAGE_ARN})
 
 
-def test_a_retry_reuses_the_model_and_config_that_already_exist():
-    target, stub = _stubbed_deployer()
+def test_a_retry_reuses_the_model_and_config_that_already_exist(stubbed):
+    target, stub = stubbed
     _approved(stub)
     stub.add_client_error("describe_endpoint", "ValidationException", f'Could not find endpoint "{ENDPOINT_ARN}".')
     stub.add_client_error("create_model", "ValidationException",
@@ -332,8 +343,8 @@ def test_a_retry_reuses_the_model_and_config_that_already_exist():
     stub.assert_no_pending_responses()
 
 
-def test_an_update_that_loses_a_race_defers_and_forgets_its_config():
-    target, stub = _stubbed_deployer()
+def test_an_update_that_loses_a_race_defers_and_forgets_its_config(stubbed):
+    target, stub = stubbed
     _approved(stub)
     live = {"EndpointName": "abalone-mlops-dev", "EndpointArn": ENDPOINT_ARN, "EndpointConfigName": "abalone-mlops-dev-v2-0a1b2c3d-1",
             "EndpointStatus": "InService", "CreationTime": datetime(2026, 11, 23), "LastModifiedTime": datetime(2026, 11, 23)}
@@ -353,8 +364,8 @@ def test_an_update_that_loses_a_race_defers_and_forgets_its_config():
     stub.assert_no_pending_responses()
 
 
-def test_another_validation_error_is_not_mistaken_for_a_duplicate():
-    target, stub = _stubbed_deployer()
+def test_another_validation_error_is_not_mistaken_for_a_duplicate(stubbed):
+    target, stub = stubbed
     stub.add_client_error("create_model", "ValidationException", "Could not access model data at s3://artifacts/model.tar.gz.")
     with stub, pytest.raises(ClientError, match="Could not access model data"):
         target._create_model("abalone-mlops-dev-v3", {"ModelPackageArn": PACKAGE_ARN})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from conftest import REPO_ROOT, pipeline_environment
+from conftest import function_properties, settings_environment
 from layers import build_layer
 from layers.build_layer import LAMBDA_TARGET, LayerError, Target, build, check_budget, local_target
 from test_serve import free_port
@@ -36,7 +35,7 @@ import json, sys
 layer, handler_dir = sys.argv[1], sys.argv[2]
 sys.path[:0] = [handler_dir, layer]
 import boto3
-boto3.client("s3").create_bucket(Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+boto3.client("s3").create_bucket(Bucket=sys.argv[3], CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
 import handler
 result = handler.handler({}, None)
 outside = sorted({m.split(".")[0] for m, mod in list(sys.modules.items())
@@ -45,20 +44,19 @@ print(json.dumps({"result": result, "outside": outside}))
 """
 
 
-def test_pipelines_are_defined_and_upserted_from_the_layer_alone(local_layer, tmp_path):
-    """No site-packages (-I -S): everything the handler imports must come from the trimmed layer."""
+def test_pipelines_are_defined_and_upserted_from_the_layer_alone(local_layer, tmp_path, synthesized, assemblies, pipeline_settings):
+    """No site-packages (-I -S): everything the synthesized asset imports must come from it or the trimmed layer."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
-        env = {**pipeline_environment(), "PATH": os.environ["PATH"], "HOME": str(tmp_path),
+        env = {**settings_environment(pipeline_settings), "PATH": os.environ["PATH"], "HOME": str(tmp_path),
                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
-        asset = tmp_path / "asset"
-        shutil.copytree(REPO_ROOT / "lambdas" / "register_pipelines", asset)
-        shutil.copytree(REPO_ROOT / "pipeline_scripts", asset / "pipeline_scripts")
+        _, function = function_properties(assemblies["dev"], "Defines the SageMaker Pipelines")
+        (asset,) = synthesized.outdir.rglob(f"asset.{function['Code']['S3Key'].removesuffix('.zip')}")
         result = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", ISOLATED_RUN, str(local_layer), str(asset)],
+            [sys.executable, "-I", "-S", "-B", "-c", ISOLATED_RUN, str(local_layer), str(asset), pipeline_settings.artifacts_bucket],
             env=env, capture_output=True, text=True, timeout=300,
         )
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -10,9 +9,8 @@ from aws_cdk.assertions import Match
 from moto.events.models import EventPattern
 
 import aws_events
-from conftest import ACCOUNT, REGION, cdk_context, load_lambda, synthesize
+from conftest import ACCOUNT, REGION, cdk_context, synthesize, template_deployer_settings
 
-deployer_module = load_lambda("deploy_endpoint")
 RAW_BUCKET = "raw-data-bucket"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
 
@@ -101,8 +99,7 @@ def test_rule_targets_start_pipelines_or_the_deployer_with_dead_letters(synthesi
         assert f":pipeline/abalone-mlops-{environment}-{pipeline}" in json.dumps(target["Arn"])
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
         assert "RoleArn" in target
-    deployer_id = next(k for k, f in template.find_resources("AWS::Lambda::Function").items()
-                       if "ENDPOINT_NAME" in f["Properties"]["Environment"]["Variables"])
+    (deployer_id,) = template.find_resources("AWS::Lambda::Function")
     for description in ("An approved model version", "A created or updated endpoint"):
         (target,) = _targets(template, description)
         assert target["Arn"] == {"Fn::GetAtt": [deployer_id, "Arn"]}
@@ -144,7 +141,7 @@ def test_pipeline_starter_role_may_only_start_these_pipelines(synthesized, envir
     assert "pipeline/*" not in resources
 
 
-def test_alarms_alert_and_drive_rollback(synthesized, environment):
+def test_alarms_alert_and_drive_rollback(synthesized, assemblies, environment):
     template = synthesized.template(environment, "orchestration")
     alarms = {a["Properties"].get("AlarmName", a["Properties"]["AlarmDescription"]): a["Properties"]
               for a in template.find_resources("AWS::CloudWatch::Alarm").values()}
@@ -154,12 +151,8 @@ def test_alarms_alert_and_drive_rollback(synthesized, environment):
     errors, latency = alarms[f"abalone-mlops-{environment}-5xx-errors"], alarms[f"abalone-mlops-{environment}-model-latency"]
     assert (errors["MetricName"], errors["Namespace"], errors["Threshold"]) == ("Invocation5XXErrors", "AWS/SageMaker", 1)
     assert (latency["MetricName"], latency["ExtendedStatistic"], latency["Threshold"]) == ("ModelLatency", "p99", 200_000)
-    variables = next(f["Properties"]["Environment"]["Variables"] for f in template.find_resources("AWS::Lambda::Function").values()
-                     if "ROLLBACK_ALARM_NAMES" in f["Properties"]["Environment"]["Variables"])
-    separator, parts = variables["ROLLBACK_ALARM_NAMES"]["Fn::Join"]
-    named = {k: a["Properties"]["AlarmName"] for k, a in template.find_resources("AWS::CloudWatch::Alarm").items() if "AlarmName" in a["Properties"]}
-    assert (separator, [named[p["Ref"]] if isinstance(p, dict) else p for p in parts]) == (
-        "", [f"abalone-mlops-{environment}-5xx-errors", ",", f"abalone-mlops-{environment}-model-latency"])
+    assert template_deployer_settings(assemblies[environment]).rollback_alarm_names == (
+        f"abalone-mlops-{environment}-5xx-errors", f"abalone-mlops-{environment}-model-latency")
     descriptions = {a["AlarmDescription"] for a in alarms.values()}
     assert "The endpoint deployer failed; see its log group" in descriptions
     assert "Events that could not be delivered to a pipeline or the deployer" in descriptions
@@ -176,14 +169,16 @@ def test_topic_and_queue_are_encrypted_and_ssl_only(synthesized, environment):
             "Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
 
 
-def test_deployer_settings_match_what_the_lambda_reads(synthesized, environment):
+def test_deployer_settings_match_what_the_lambda_reads(synthesized, assemblies, environment):
     template = synthesized.template(environment, "orchestration")
     (deployer,) = [f["Properties"] for f in template.find_resources("AWS::Lambda::Function").values()]
-    variables = deployer["Environment"]["Variables"]
-    assert set(variables) == {f.name.upper() for f in dataclasses.fields(deployer_module.Settings)}
-    expected = {"dev": ("ml.t2.medium", "1", "1", "2", "100"), "prod": ("ml.m5.large", "2", "2", "6", "20")}[environment]
-    assert (variables["INSTANCE_TYPE"], variables["INITIAL_INSTANCE_COUNT"], variables["MIN_CAPACITY"],
-            variables["MAX_CAPACITY"], variables["DATA_CAPTURE_PERCENTAGE"]) == expected
+    assert set(deployer["Environment"]["Variables"]) == {"SETTINGS"}
+    settings = template_deployer_settings(assemblies[environment])
+    expected = {"dev": ("ml.t2.medium", 1, 1, 2, 100), "prod": ("ml.m5.large", 2, 2, 6, 20)}[environment]
+    endpoint = settings.endpoint
+    assert (endpoint.instance_type, endpoint.initial_instance_count, endpoint.min_capacity,
+            endpoint.max_capacity, endpoint.data_capture_percentage) == expected
+    assert settings.volume_kms_key_arn == settings.kms_key_arn, "ml.t2 and ml.m5 have EBS volumes, which take the key"
     assert deployer["Timeout"] == 900 and "TargetArn" in deployer["DeadLetterConfig"]
     # No reserved concurrency: new accounts (a quota of 10) cannot reserve any; SageMaker serializes deployments.
     assert "ReservedConcurrentExecutions" not in deployer

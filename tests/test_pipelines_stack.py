@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from aws_cdk.assertions import Match
 
-from conftest import load_lambda
-
-load_lambda("register_pipelines")
-from settings import PipelineSettings  # noqa: E402  (the register Lambda's own view of its environment)
+from conftest import template_pipeline_settings
 
 
 def _functions(template) -> dict:
@@ -35,14 +31,13 @@ def test_layer_targets_the_functions_runtime_and_architecture(synthesized, envir
         assert (function["Properties"]["Runtime"], function["Properties"]["Architectures"]) == ("python3.14", ["arm64"])
 
 
-def test_the_register_lambda_gets_its_settings_as_one_json_variable(synthesized, environment):
+def test_the_register_lambda_gets_its_settings_as_one_json_variable(synthesized, assemblies, environment):
     variables = _register_function(synthesized.template(environment, "pipelines"))["Properties"]["Environment"]["Variables"]
     assert set(variables) == {"SETTINGS", "SAGEMAKER_SUPPRESS_V2_WARNING"}
-    text = json.dumps(variables["SETTINGS"])
-    assert f'\\"training_pipeline_name\\":\\"abalone-mlops-{environment}-training\\"' in text
-    assert f'/abalone-mlops-{environment}-training:1.0.0' in text and '"Ref": "AWS::AccountId"' in text
-    approval = {"dev": "Approved", "prod": "PendingManualApproval"}[environment]
-    assert f'\\"model_approval_status\\":\\"{approval}\\"' in text
+    settings = template_pipeline_settings(assemblies[environment])
+    assert settings.training_pipeline_name == f"abalone-mlops-{environment}-training"
+    assert settings.training_image_uri == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone-mlops-{environment}-training:1.0.0"
+    assert settings.training.model_approval_status == {"dev": "Approved", "prod": "PendingManualApproval"}[environment]
 
 
 def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesized, environment):
@@ -116,6 +111,7 @@ def test_lambda_asset_holds_the_handler_and_the_pipeline_scripts(synthesized):
     function = _register_function(template)
     asset = synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
     names = {p.relative_to(asset).as_posix() for p in asset.rglob("*.py")}
-    assert {"handler.py", "settings.py", "training_pipeline.py", "batch_pipeline.py",
+    assert {"handler.py", "bundled_scripts.py", "training_pipeline.py", "batch_pipeline.py", "common/contracts.py", "common/aws.py",
+            "aws_lambda_powertools/logging/logger.py", "typing_extensions.py", "jmespath/parser.py",
             "pipeline_scripts/preprocess.py", "pipeline_scripts/evaluate.py", "pipeline_scripts/inference.py"} <= names
     assert not [p for p in asset.rglob("__pycache__")]

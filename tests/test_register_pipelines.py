@@ -8,38 +8,47 @@ import re
 import sys
 import tarfile
 
+from dataclasses import fields, replace
+
 import boto3
 import pytest
 
-from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda, pipeline_environment, pipeline_settings
+from common.contracts import BatchInputsRequest, PipelineSettings, SettingsError
+from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda, settings_environment
 
 register = load_lambda("register_pipelines")
-settings_module = sys.modules["settings"]
+scripts_module = sys.modules["bundled_scripts"]
 training_module = sys.modules["training_pipeline"]
 sys.path.insert(0, str(REPO_ROOT / "pipeline_scripts"))
 import train  # noqa: E402  (the training script whose metric lines the tuner parses)
 
-SETTINGS = pipeline_settings()
+
+@pytest.fixture(scope="module")
+def S(pipeline_settings) -> PipelineSettings:
+    """The dev environment's settings as its template gives them, with values that differ from every default."""
+    training = replace(pipeline_settings.training, training_instance_type="ml.m5.2xlarge", tuning_max_jobs=6,
+                       tuning_max_parallel_jobs=3, mse_threshold=5.5, model_approval_status="PendingManualApproval")
+    return replace(pipeline_settings, training=training, processing_timezone="Europe/Berlin",
+                   batch_prediction=replace(pipeline_settings.batch_prediction, instance_count=2))
 
 
 @pytest.fixture(autouse=True)
 def bundled_scripts(monkeypatch):
     """The asset puts pipeline_scripts/ beside the handler; here it is the repository's."""
-    monkeypatch.setattr(settings_module, "BUNDLED_SCRIPTS", REPO_ROOT / "pipeline_scripts")
+    monkeypatch.setattr(scripts_module, "BUNDLED_SCRIPTS", REPO_ROOT / "pipeline_scripts")
 
 
 @pytest.fixture
-def buckets(aws):
+def buckets(aws, S):
     s3 = boto3.client("s3", region_name=REGION)
-    for name in ("artifacts", "raw-data", "features"):
+    for name in (S.artifacts_bucket, S.raw_data_bucket, S.features_bucket):
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
     return s3
 
 
 @pytest.fixture
-def definitions(buckets):
-    settings = settings_module.PipelineSettings.from_json(json.dumps(SETTINGS))
-    pipelines = register.build_pipelines(settings)
+def definitions(buckets, S):
+    pipelines = register.build_pipelines(S)
     return {name: json.loads(p.definition()) for name, p in pipelines.items()}
 
 
@@ -59,13 +68,13 @@ def test_training_steps_and_branches(definitions):
     assert [s["Name"] for s in check["ElseSteps"]] == ["MseAboveThreshold"]
 
 
-def test_training_parameters_and_defaults_come_from_the_stack(definitions):
+def test_training_parameters_and_defaults_come_from_the_stack(definitions, S):
     parameters = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definitions["training"]["Parameters"]}
     assert parameters == {
-        "InputDataUri": ("String", "s3://raw-data/incoming/"),
+        "InputDataUri": ("String", f"s3://{S.raw_data_bucket}/incoming/"),
         "ProcessingInstanceType": ("String", "ml.m5.xlarge"), "ProcessingInstanceCount": ("Integer", 1),
         "TrainingInstanceType": ("String", "ml.m5.2xlarge"), "TrainingInstanceCount": ("Integer", 1),
-        "TrainingImageUri": ("String", SETTINGS["training_image_uri"]), "InferenceImageUri": ("String", SETTINGS["inference_image_uri"]),
+        "TrainingImageUri": ("String", S.training_image_uri), "InferenceImageUri": ("String", S.inference_image_uri),
         "MseThreshold": ("Float", 5.5), "ModelApprovalStatus": ("String", "PendingManualApproval"),
     }
 
@@ -82,15 +91,15 @@ def test_steps_depend_on_each_other_through_their_properties(definitions):
     assert {"Get": "Steps.TuneLightGBM.TrainingJobSummaries[0].TrainingJobName"} in inputs["model"]["Std:Join"]["Values"]
 
 
-def test_preprocessing_writes_the_features_bucket_in_the_sklearn_container(definitions):
+def test_preprocessing_writes_the_features_bucket_in_the_sklearn_container(definitions, S):
     preprocess = _step(definitions["training"], "Preprocess")["Arguments"]
     assert preprocess["AppSpecification"]["ImageUri"] == f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
     outputs = {o["OutputName"]: o["S3Output"]["S3Uri"]["Std:Join"]["Values"] for o in preprocess["ProcessingOutputConfig"]["Outputs"]}
-    assert outputs["train"] == ["s3://features", "mlops-test-training", {"Get": "Execution.PipelineExecutionId"}, "train"]
-    assert preprocess["ProcessingOutputConfig"]["KmsKeyId"] == SETTINGS["kms_key_arn"]
+    assert outputs["train"] == [f"s3://{S.features_bucket}", S.training_pipeline_name, {"Get": "Execution.PipelineExecutionId"}, "train"]
+    assert preprocess["ProcessingOutputConfig"]["KmsKeyId"] == S.kms_key_arn
 
 
-def test_tuning_objective_ranges_and_limits(definitions):
+def test_tuning_objective_ranges_and_limits(definitions, S):
     tuning = _step(definitions["training"], "TuneLightGBM")["Arguments"]
     config = tuning["HyperParameterTuningJobConfig"]
     assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "validation:rmse"}
@@ -100,8 +109,8 @@ def test_tuning_objective_ranges_and_limits(definitions):
     assert {r["Name"] for r in ranges["ContinuousParameterRanges"]} == {"learning_rate", "feature_fraction", "lambda_l2"}
     job = tuning["TrainingJobDefinition"]
     assert job["AlgorithmSpecification"]["TrainingImage"] == {"Get": "Parameters.TrainingImageUri"}
-    assert job["RoleArn"] == SETTINGS["job_role_arn"] and job["EnableNetworkIsolation"] is True
-    assert job["OutputDataConfig"] == {"S3OutputPath": "s3://artifacts/mlops-test-training/models", "KmsKeyId": SETTINGS["kms_key_arn"]}
+    assert job["RoleArn"] == S.job_role_arn and job["EnableNetworkIsolation"] is True
+    assert job["OutputDataConfig"] == {"S3OutputPath": f"s3://{S.artifacts_bucket}/{S.training_pipeline_name}/models", "KmsKeyId": S.kms_key_arn}
 
 
 def test_objective_regex_parses_the_training_scripts_metric_line():
@@ -122,9 +131,9 @@ def test_condition_compares_the_reported_mse_with_the_threshold(definitions):
     assert message[0] == "Model rejected: test MSE" and message[-1] == {"Get": "Parameters.MseThreshold"}
 
 
-def test_register_step_uses_the_inference_image_and_evaluation_metrics(definitions):
+def test_register_step_uses_the_inference_image_and_evaluation_metrics(definitions, S):
     register_step = _step(definitions["training"], "RegisterModel-RegisterModel")["Arguments"]
-    assert register_step["ModelPackageGroupName"] == "mlops-test"
+    assert register_step["ModelPackageGroupName"] == S.model_package_group_name
     assert register_step["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
     container = register_step["InferenceSpecification"]["Containers"][0]
     assert container["Image"] == {"Get": "Parameters.InferenceImageUri"}
@@ -134,12 +143,12 @@ def test_register_step_uses_the_inference_image_and_evaluation_metrics(definitio
     assert statistics["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
 
 
-def test_scripts_are_uploaded_from_the_local_path_into_the_artifacts_bucket(definitions, buckets):
+def test_scripts_are_uploaded_from_the_local_path_into_the_artifacts_bucket(definitions, buckets, S):
     for step_name, script in (("Preprocess", "preprocess.py"), ("EvaluateModel", "evaluate.py")):
         arguments = _step(definitions["training"], step_name)["Arguments"]
         code = next(i["S3Input"]["S3Uri"] for i in arguments["ProcessingInputs"] if i["InputName"] == "code")
-        assert code.startswith("s3://artifacts/code/mlops-test-training/code/") and code.endswith("/sourcedir.tar.gz")
-        archive = buckets.get_object(Bucket="artifacts", Key=code.removeprefix("s3://artifacts/"))["Body"].read()
+        assert code.startswith(f"s3://{S.artifacts_bucket}/code/{S.training_pipeline_name}/code/") and code.endswith("/sourcedir.tar.gz")
+        archive = buckets.get_object(Bucket=S.artifacts_bucket, Key=code.removeprefix(f"s3://{S.artifacts_bucket}/"))["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             assert {script, "inference.py", "train.py"} <= set(tar.getnames())
             assert (REPO_ROOT / "pipeline_scripts" / script).read_bytes() == tar.extractfile(script).read()
@@ -153,13 +162,14 @@ def test_evaluation_runs_in_the_training_image_and_caches(definitions):
     assert evaluate["PropertyFiles"] == [{"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}]
 
 
-def test_batch_pipeline_resolves_the_model_at_execution_time(definitions):
+def test_batch_pipeline_resolves_the_model_at_execution_time(definitions, S):
     batch = definitions["batch-prediction"]
     assert [s["Name"] for s in batch["Steps"]] == ["ResolveModelAndData", "CheckModelAndData"]
     resolve = _step(batch, "ResolveModelAndData")
-    assert resolve["FunctionArn"] == SETTINGS["resolve_batch_inputs_function_arn"]
-    assert resolve["Arguments"]["model_package_group_name"] == "mlops-test"
+    assert resolve["FunctionArn"] == S.resolve_batch_inputs_function_arn
+    assert resolve["Arguments"]["model_package_group_name"] == S.model_package_group_name
     assert resolve["Arguments"]["timezone"] == "Europe/Berlin"
+    assert set(resolve["Arguments"]) == {f.name for f in fields(BatchInputsRequest)}, "the step sends the resolver's contract"
     assert {o["OutputName"] for o in resolve["OutputParameters"]} == {
         "status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri"}
     check = _step(batch, "CheckModelAndData")["Arguments"]
@@ -171,28 +181,32 @@ def test_batch_pipeline_resolves_the_model_at_execution_time(definitions):
     transform = _step(batch, "BatchTransform")["Arguments"]
     assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['input_uri']"}
     assert transform["TransformOutput"]["S3OutputPath"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['output_uri']"}
-    assert transform["TransformInput"]["SplitType"] == "Line" and transform["TransformOutput"]["KmsKeyId"] == SETTINGS["kms_key_arn"]
+    assert transform["TransformInput"]["SplitType"] == "Line" and transform["TransformOutput"]["KmsKeyId"] == S.kms_key_arn
     parameters = {p["Name"]: p.get("DefaultValue") for p in batch["Parameters"]}
-    assert parameters["OutputPrefixUri"] == "s3://artifacts/batch-predictions/" and parameters["TransformInstanceCount"] == 2
+    assert parameters["OutputPrefixUri"] == f"s3://{S.artifacts_bucket}/batch-predictions/" and parameters["TransformInstanceCount"] == 2
 
 
 @pytest.fixture
-def lambda_env(buckets, monkeypatch):
-    for key, value in pipeline_environment().items():
+def lambda_env(buckets, monkeypatch, S):
+    for key, value in settings_environment(S).items():
         monkeypatch.setenv(key, value)
     return boto3.client("sagemaker", region_name=REGION)
 
 
-def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch):
+def _settings_json(settings: PipelineSettings, **changes) -> str:
+    return json.dumps({**settings.to_dict(), **changes})
+
+
+def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch, S):
     first = register.handler({}, None)
     assert first == {"pipelines": {
-        "training": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/mlops-test-training",
-        "batch-prediction": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/mlops-test-batch-prediction",
+        "training": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.training_pipeline_name}",
+        "batch-prediction": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.batch_pipeline_name}",
     }}
-    monkeypatch.setenv("SETTINGS", json.dumps(pipeline_settings(mse_threshold=4.25)))
+    monkeypatch.setenv("SETTINGS", _settings_json(replace(S, training=replace(S.training, mse_threshold=4.25))))
     assert register.handler({"pipelines": ["training"]}, None) == {"pipelines": {"training": first["pipelines"]["training"]}}
     assert len(lambda_env.list_pipelines()["PipelineSummaries"]) == 2
-    definition = json.loads(lambda_env.describe_pipeline(PipelineName="mlops-test-training")["PipelineDefinition"])
+    definition = json.loads(lambda_env.describe_pipeline(PipelineName=S.training_pipeline_name)["PipelineDefinition"])
     assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["MseThreshold"] == 4.25
 
 
@@ -209,72 +223,83 @@ def test_handler_rejects_malformed_events(lambda_env, event, message):
     assert str(error.value) == message
 
 
-@pytest.mark.parametrize(("settings", "message"), [
-    (None, "SETTINGS must be a JSON object written by the pipelines stack; redeploy it"),
+@pytest.mark.parametrize(("change", "message"), [
+    (None, "SETTINGS must be a JSON object, got NoneType; the stack writes it, so redeploy the stack"),
     ("{not json", "SETTINGS is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
-                  "the pipelines stack writes it, so redeploy it"),
-    (json.dumps(pipeline_settings(tuning_max_jobs="many")),
-     "SETTINGS.tuning_max_jobs = 'many' must be a non-empty int; the pipelines stack writes it, so redeploy it"),
-    (json.dumps(pipeline_settings(mse_threshold=True)),
-     "SETTINGS.mse_threshold = True must be a non-empty float; the pipelines stack writes it, so redeploy it"),
-    (json.dumps({**pipeline_settings(), "extra": 1}),
-     "SETTINGS has unknown key(s) extra; this function and its stack differ, redeploy both"),
+                  "the stack writes it, so redeploy the stack"),
+    ({"region": ""}, "SETTINGS.region = '' must be a non-empty string; the stack writes it, so redeploy the stack"),
+    ({"training": {"tuning_max_jobs": "many"}}, "SETTINGS.training lacks processing_instance_type, "),
+    ({"training": "ml.m5.large"}, "SETTINGS.training must be a JSON object, got str; the stack writes it, so redeploy the stack"),
+    ({"extra": 1}, "SETTINGS has unknown key(s) extra; expected region, pipeline_definition_role_arn, "),
 ])
-def test_bad_settings_are_named(lambda_env, monkeypatch, settings, message):
-    if settings is None:
+def test_bad_settings_are_named(lambda_env, monkeypatch, S, change, message):
+    if change is None:
         monkeypatch.delenv("SETTINGS")
     else:
-        monkeypatch.setenv("SETTINGS", settings)
-    with pytest.raises(settings_module.SettingsError) as error:
+        monkeypatch.setenv("SETTINGS", change if isinstance(change, str) else _settings_json(S, **change))
+    with pytest.raises(SettingsError) as error:
         register.handler({}, None)
-    assert str(error.value) == message
+    assert str(error.value).startswith(message)
 
 
-def _cfn_event(request_type: str, **extra) -> dict:
-    return {"RequestType": request_type, "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/dev-Pipelines/1",
-            "RequestId": "r-1", "LogicalResourceId": "PipelineRegistration", "ResourceType": "Custom::SageMakerPipelines",
-            "ResourceProperties": {"Settings": json.dumps(SETTINGS)}, **extra}
+def test_a_nested_setting_of_the_wrong_type_is_named_with_its_path(S):
+    values = S.to_dict()
+    del values["kms_key_arn"]
+    with pytest.raises(SettingsError, match=r"^Settings lacks kms_key_arn; the stack writes them"):
+        PipelineSettings.from_mapping(values, "Settings")
+    values = {**S.to_dict(), "training": {**S.training.to_dict(), "mse_threshold": True}}
+    with pytest.raises(SettingsError, match=r"^Settings.training.mse_threshold = True must be a number; the stack writes it"):
+        PipelineSettings.from_mapping(values, "Settings")
 
 
-def test_custom_resource_create_then_delete(lambda_env):
-    answer = register.on_event(_cfn_event("Create"), None)
-    assert answer["PhysicalResourceId"] == "mlops-test-training|mlops-test-batch-prediction"
-    assert answer["Data"]["TrainingPipelineArn"].endswith(":pipeline/mlops-test-training")
+def _cfn_event(request_type: str, settings: PipelineSettings, **extra) -> dict:
+    """Shaped like the Provider framework's onEvent request (CloudFormation's custom resource request plus ServiceToken)."""
+    return {"RequestType": request_type, "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:provider",
+            "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
+            "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Pipelines/1", "RequestId": "r-1",
+            "LogicalResourceId": "PipelineRegistration", "ResourceType": "Custom::SageMakerPipelines",
+            "ResourceProperties": {"Settings": json.dumps(settings.to_dict())}, **extra}
+
+
+def test_custom_resource_create_then_delete(lambda_env, S):
+    answer = register.on_event(_cfn_event("Create", S), None)
+    assert answer["PhysicalResourceId"] == f"{S.training_pipeline_name}|{S.batch_pipeline_name}"
+    assert answer["Data"]["TrainingPipelineArn"].endswith(f":pipeline/{S.training_pipeline_name}")
     assert len(lambda_env.list_pipelines()["PipelineSummaries"]) == 2
-    register.on_event(_cfn_event("Delete", PhysicalResourceId=answer["PhysicalResourceId"]), None)
+    register.on_event(_cfn_event("Delete", S, PhysicalResourceId=answer["PhysicalResourceId"]), None)
     assert lambda_env.list_pipelines()["PipelineSummaries"] == []
 
 
-def test_update_builds_from_the_resource_properties_not_the_environment(lambda_env, monkeypatch):
+def test_update_builds_from_the_resource_properties_not_the_environment(lambda_env, monkeypatch, S):
     """A rollback sends the previous properties; the pipelines must be rebuilt from them."""
-    monkeypatch.setenv("SETTINGS", json.dumps(pipeline_settings(mse_threshold=9.0)))
-    register.on_event(_cfn_event("Update", PhysicalResourceId="a|b"), None)
-    definition = json.loads(lambda_env.describe_pipeline(PipelineName="mlops-test-training")["PipelineDefinition"])
+    monkeypatch.setenv("SETTINGS", _settings_json(replace(S, training=replace(S.training, mse_threshold=9.0))))
+    register.on_event(_cfn_event("Update", S, PhysicalResourceId="a|b"), None)
+    definition = json.loads(lambda_env.describe_pipeline(PipelineName=S.training_pipeline_name)["PipelineDefinition"])
     assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["MseThreshold"] == 5.5
 
 
-def test_a_failed_first_create_leaves_no_pipeline_behind(lambda_env, monkeypatch):
+def test_a_failed_first_create_leaves_no_pipeline_behind(lambda_env, monkeypatch, S):
     real_build = register.build_pipelines
 
     class Rejected:
-        name = "mlops-test-batch-prediction"
+        name = S.batch_pipeline_name
 
         def upsert(self, **kwargs):
             raise RuntimeError("batch pipeline rejected")
 
     monkeypatch.setattr(register, "build_pipelines", lambda *a, **kw: {**real_build(*a, **kw), "batch-prediction": Rejected()})
     with pytest.raises(RuntimeError, match="batch pipeline rejected"):
-        register.on_event(_cfn_event("Create"), None)
+        register.on_event(_cfn_event("Create", S), None)
     assert lambda_env.list_pipelines()["PipelineSummaries"] == []
 
 
-def test_bad_custom_resource_events_raise_clear_errors(lambda_env):
+def test_bad_custom_resource_events_raise_clear_errors(lambda_env, S):
     with pytest.raises(register.RequestError, match="RequestType must be Create, Update or Delete"):
         register.on_event({"RequestType": "Upsert"}, None)
-    with pytest.raises(settings_module.SettingsError, match="ResourceProperties.Settings must be a JSON object"):
-        register.on_event(_cfn_event("Create", ResourceProperties={}), None)
+    with pytest.raises(SettingsError, match="ResourceProperties.Settings must be a JSON object"):
+        register.on_event(_cfn_event("Create", S, ResourceProperties={}), None)
 
 
-def test_delete_after_a_failed_create_deletes_nothing(lambda_env):
-    assert register.on_event(_cfn_event("Delete", PhysicalResourceId="log-stream-of-a-failed-create"), None) == {
+def test_delete_after_a_failed_create_deletes_nothing(lambda_env, S):
+    assert register.on_event(_cfn_event("Delete", S, PhysicalResourceId="log-stream-of-a-failed-create"), None) == {
         "PhysicalResourceId": "log-stream-of-a-failed-create"}

@@ -10,7 +10,8 @@ from conftest import ACCOUNT, REGION, load_lambda
 resolver = load_lambda("resolve_batch_inputs")
 GROUP = "mlops-test"
 EVENT = {"model_package_group_name": GROUP, "input_prefix_uri": "s3://raw-data/batch-input/",
-         "output_prefix_uri": "s3://artifacts/batch-predictions/", "processing_date": "2026-11-23", "execution_id": "e-1"}
+         "output_prefix_uri": "s3://artifacts/batch-predictions/", "processing_date": "2026-11-23", "execution_id": "e-1",
+         "timezone": "UTC"}
 
 
 @pytest.fixture
@@ -89,7 +90,11 @@ def test_malformed_inputs_fail_the_step_with_a_clear_message(clients, change, me
 
 
 def test_missing_inputs_and_wrong_event_type(clients):
-    with pytest.raises(resolver.InputError, match="missing input\\(s\\) model_package_group_name, input_prefix_uri"):
+    with pytest.raises(resolver.InputError) as error:
         resolver.resolve({"output_prefix_uri": "s3://a/b/"}, *clients)
+    assert str(error.value) == ("event lacks model_package_group_name, input_prefix_uri, timezone, execution_id; the batch "
+                                "pipeline's LambdaStep writes them; re-register the pipelines if it differs from this function")
     with pytest.raises(resolver.InputError, match="event must be a JSON object, got list"):
         resolver.resolve([], *clients)
+    with pytest.raises(resolver.InputError, match=r"event.timezone = 3 must be a non-empty string"):
+        resolver.resolve({**EVENT, "timezone": 3}, *clients)

@@ -19,10 +19,11 @@ from botocore.awsrequest import AWSResponse
 import aws_events
 from aws_strict import (ACCOUNT, REGION, Assembly, Call, Permission, denied, permissions_for, recording, service_side_calls,
                         validate_request)
-from conftest import ENVIRONMENTS, REPO_ROOT, load_lambda
+from conftest import (ENVIRONMENTS, REPO_ROOT, function_properties, load_lambda, settings_environment,
+                      template_deployer_settings, template_pipeline_settings)
 
 register = load_lambda("register_pipelines")
-settings_module = sys.modules["settings"]
+scripts_module = sys.modules["bundled_scripts"]
 deployer_module = load_lambda("deploy_endpoint")
 resolver_module = load_lambda("resolve_batch_inputs")
 EXECUTION_ID = "a1b2c3d4e5f6"
@@ -31,22 +32,6 @@ CDK_OWNED_ROLES = {
     "CustomS3AutoDeleteObjectsCustomResourceProviderRole": "aws-cdk-lib's auto-delete-objects handler (dev buckets)",
     "RegistrationProviderframeworkonEventServiceRole": "aws-cdk-lib's Provider framework, which only invokes the registration Lambda",
 }
-
-
-@pytest.fixture(scope="session")
-def assemblies(synthesized) -> dict[str, Assembly]:
-    return {name: Assembly(synthesized.outdir / f"assembly-{name}") for name in ENVIRONMENTS}
-
-
-def _pipeline_settings(assembly: Assembly):
-    (stack, _, resource), = assembly.resources("Custom::SageMakerPipelines")
-    return settings_module.PipelineSettings.from_json(assembly.resolve(stack, resource["Properties"]["Settings"]))
-
-
-def _function(assembly: Assembly, description_start: str) -> tuple[str, dict]:
-    (stack, resource), = [(s, r) for s, _, r in assembly.resources("AWS::Lambda::Function")
-                          if str(r["Properties"].get("Description", "")).startswith(description_start)]
-    return stack, resource["Properties"]
 
 
 def _role_statements(assembly: Assembly, role_arn: str) -> list[dict]:
@@ -66,13 +51,13 @@ def _assert_allowed(statements: list[dict], permissions: list[Permission], role:
 
 @pytest.fixture
 def bundled_scripts(monkeypatch):
-    monkeypatch.setattr(settings_module, "BUNDLED_SCRIPTS", REPO_ROOT / "pipeline_scripts")
+    monkeypatch.setattr(scripts_module, "BUNDLED_SCRIPTS", REPO_ROOT / "pipeline_scripts")
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
 def test_pipeline_definition_role_allows_registration(assemblies, name, aws, bundled_scripts):
     assembly = assemblies[name]
-    settings = _pipeline_settings(assembly)
+    settings = template_pipeline_settings(assembly)
     _create_buckets(settings)
     statements = _role_statements(assembly, settings.pipeline_definition_role_arn)
     with recording(enforce=statements) as calls:
@@ -108,14 +93,14 @@ def accepted_updates():
 @pytest.mark.parametrize("name", ENVIRONMENTS)
 def test_deployer_role_allows_create_update_autoscaling_and_pruning(assemblies, name, aws, monkeypatch, accepted_updates):
     assembly = assemblies[name]
-    stack, function = _function(assembly, "Approved model package")
-    for key, value in assembly.resolve(stack, function["Environment"]["Variables"]).items():
+    stack, function = function_properties(assembly, "Approved model package")
+    for key, value in settings_environment(template_deployer_settings(assembly)).items():
         monkeypatch.setenv(key, value)
     deployer_module.settings.cache_clear()
     config = deployer_module.settings()
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     sagemaker.create_model_package_group(ModelPackageGroupName=config.model_package_group_name)
-    settings = _pipeline_settings(assembly)
+    settings = template_pipeline_settings(assembly)
     model_data = f"s3://{settings.artifacts_bucket}/{settings.training_pipeline_name}/models/job/output/model.tar.gz"
     first = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data)
     second = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data)
@@ -135,18 +120,18 @@ def test_deployer_role_allows_create_update_autoscaling_and_pruning(assemblies, 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
 def test_resolver_role_allows_resolution(assemblies, name, aws):
     assembly = assemblies[name]
-    settings = _pipeline_settings(assembly)
+    settings = template_pipeline_settings(assembly)
     _create_buckets(settings)
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     sagemaker.create_model_package_group(ModelPackageGroupName=settings.model_package_group_name)
     _package(sagemaker, settings.model_package_group_name, settings.inference_image_uri, "s3://b/model.tar.gz")
     event = {"model_package_group_name": settings.model_package_group_name, "timezone": settings.processing_timezone,
-             "input_prefix_uri": f"s3://{settings.raw_data_bucket}/{settings.batch_input_prefix}",
-             "output_prefix_uri": f"s3://{settings.artifacts_bucket}/{settings.batch_output_prefix}",
+             "input_prefix_uri": f"s3://{settings.raw_data_bucket}/{settings.batch_prediction.input_prefix}",
+             "output_prefix_uri": f"s3://{settings.artifacts_bucket}/{settings.batch_prediction.output_prefix}",
              "processing_date": "2026-11-23", "execution_id": EXECUTION_ID}
     with recording() as calls:
         assert resolver_module.resolve(event, sagemaker, boto3.client("s3", region_name=REGION))["status"] == "no-data"
-    stack, function = _function(assembly, "Batch pipeline step")
+    stack, function = function_properties(assembly, "Batch pipeline step")
     _assert_allowed(_role_statements(assembly, assembly.resolve(stack, function["Role"])), permissions_for(calls), "resolver")
 
 
@@ -195,8 +180,8 @@ class Definition:
             return {"image_uri": s.inference_image_uri, "status": "ready", "message": "ready",
                     "model_data_url": f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models/job/output/model.tar.gz",
                     "model_package_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{s.model_package_group_name}/1",
-                    "input_uri": f"s3://{s.raw_data_bucket}/{s.batch_input_prefix}2026-11-23/",
-                    "output_uri": f"s3://{s.artifacts_bucket}/{s.batch_output_prefix}2026-11-23/"}[lambda_output[1]]
+                    "input_uri": f"s3://{s.raw_data_bucket}/{s.batch_prediction.input_prefix}2026-11-23/",
+                    "output_uri": f"s3://{s.artifacts_bucket}/{s.batch_prediction.output_prefix}2026-11-23/"}[lambda_output[1]]
         raise AssertionError(f"no concrete value for {path}; teach Definition.get what SageMaker resolves it to")
 
     def concrete(self, value):
@@ -231,16 +216,16 @@ def definitions(assemblies):
 
     built = {}
     with mock_aws():
-        settings_module.BUNDLED_SCRIPTS, original = REPO_ROOT / "pipeline_scripts", settings_module.BUNDLED_SCRIPTS
+        scripts_module.BUNDLED_SCRIPTS, original = REPO_ROOT / "pipeline_scripts", scripts_module.BUNDLED_SCRIPTS
         try:
             for name, assembly in assemblies.items():
-                settings = _pipeline_settings(assembly)
+                settings = template_pipeline_settings(assembly)
                 _create_buckets(settings)
                 pipelines = register.build_pipelines(settings, boto_session=boto3.Session(
                     region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"))
                 built[name] = (settings, {k: Definition(json.loads(p.definition()), settings) for k, p in pipelines.items()})
         finally:
-            settings_module.BUNDLED_SCRIPTS = original
+            scripts_module.BUNDLED_SCRIPTS = original
     return built
 
 
@@ -363,7 +348,7 @@ def test_every_role_is_checked_or_owned_by_cdk(assemblies, definitions, name):
     settings, _ = definitions[name]
     checked = {settings.pipeline_definition_role_arn, settings.pipeline_execution_role_arn, settings.job_role_arn}
     for description in ("Approved model package", "Batch pipeline step"):
-        stack, function = _function(assembly, description)
+        stack, function = function_properties(assembly, description)
         checked.add(assembly.resolve(stack, function["Role"]))
     for stack, _, schedule in assembly.resources("AWS::Scheduler::Schedule"):
         checked.add(assembly.resolve(stack, schedule["Properties"]["Target"]["RoleArn"]))

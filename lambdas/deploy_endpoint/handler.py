@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
 import re
-from dataclasses import dataclass, fields
-from functools import lru_cache
-from typing import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from botocore.exceptions import ClientError
 
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
+from common.aws import client
+from common.contracts import DeployerSettings, SettingsError
+
+logger = Logger(service="deploy-endpoint")
 
 VARIANT = "AllTraffic"
 KEEP_VERSIONS = 3
@@ -51,46 +52,10 @@ class DeployError(Exception):
     """A request the deployer cannot carry out; the message names what is wrong and how to fix it."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    endpoint_name: str
-    model_package_group_name: str
-    execution_role_arn: str
-    instance_type: str
-    initial_instance_count: int
-    min_capacity: int
-    max_capacity: int
-    target_invocations_per_instance: int
-    data_capture_percentage: int
-    data_capture_s3_uri: str
-    kms_key_arn: str
-    rollback_alarm_names: str
-    volume_kms_key_arn: str = ""
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> "Settings":
-        values = {}
-        for field in fields(cls):
-            raw = environ.get(field.name.upper(), "")
-            if not raw and field.default == "":
-                continue
-            if not raw:
-                raise DeployError(f"environment variable {field.name.upper()} is missing or empty; the orchestration stack sets it, so redeploy it")
-            try:
-                values[field.name] = int(raw) if field.type == "int" else raw
-            except ValueError:
-                raise DeployError(f"environment variable {field.name.upper()}={raw!r} is not an integer") from None
-        return cls(**values)
-
-    @property
-    def alarms(self) -> list[str]:
-        return [name for name in self.rollback_alarm_names.split(",") if name]
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """Read once per cold start; a missing variable fails every invocation with the same clear message."""
-    return Settings.from_environment(os.environ)
+@cache
+def settings() -> DeployerSettings:
+    """Read once per cold start; a missing or malformed SETTINGS fails every invocation with the same clear message."""
+    return DeployerSettings.from_environment()
 
 
 @dataclass(frozen=True)
@@ -99,28 +64,15 @@ class Deployment:
     endpoint_name: str
 
 
-def parse_event(event, config: Settings) -> Deployment | str | None:
+def parse_event(event: Any, config: DeployerSettings) -> Deployment | str | None:
     """A Deployment to carry out, an endpoint name whose autoscaling to ensure, or None to ignore."""
     if not isinstance(event, dict):
         raise DeployError(f"event must be a JSON object, got {type(event).__name__}")
-    detail = event.get("detail") or {}
-    if not isinstance(detail, dict):
-        raise DeployError(f"event 'detail' must be a JSON object, got {type(detail).__name__}")
-    if event.get("source") == "aws.sagemaker" and event.get("detail-type") == PACKAGE_EVENT:
-        arn, group, status = detail.get("ModelPackageArn"), detail.get("ModelPackageGroupName"), detail.get("ModelApprovalStatus")
-        if not arn or not group or not status:
-            raise DeployError("model package event lacks detail.ModelPackageArn, ModelPackageGroupName or ModelApprovalStatus")
-        if group != config.model_package_group_name:
-            raise DeployError(f"model package group {group!r} is not this deployer's group {config.model_package_group_name!r}")
-        if status != "Approved":
-            logger.info("ignoring model package that is not approved", extra={"model_package_arn": arn, "status": status})
-            return None
-        return Deployment(_checked_arn(arn, config), config.endpoint_name)
-    if event.get("source") == "aws.sagemaker" and event.get("detail-type") == ENDPOINT_EVENT:
-        if detail.get("EndpointName") != config.endpoint_name or detail.get("EndpointStatus") != "IN_SERVICE":
-            logger.info("ignoring endpoint event", extra={"endpoint": detail.get("EndpointName"), "status": detail.get("EndpointStatus")})
-            return None
-        return config.endpoint_name
+    if "detail-type" in event:
+        missing = [key for key in ("source", "detail") if key not in event]
+        if missing:
+            raise DeployError(f"EventBridge event lacks {', '.join(missing)}")
+        return _parse_eventbridge(EventBridgeEvent(event), config)
     if "model_package_arn" in event:
         unknown = set(event) - {"model_package_arn", "endpoint_name"}
         if unknown:
@@ -133,7 +85,30 @@ def parse_event(event, config: Settings) -> Deployment | str | None:
                       '{"model_package_arn": "...", "endpoint_name": "optional"}')
 
 
-def _checked_arn(arn, config: Settings) -> str:
+def _parse_eventbridge(event: EventBridgeEvent, config: DeployerSettings) -> Deployment | str | None:
+    detail = event.detail
+    if not isinstance(detail, dict):
+        raise DeployError(f"event 'detail' must be a JSON object, got {type(detail).__name__}")
+    if event.source == "aws.sagemaker" and event.detail_type == PACKAGE_EVENT:
+        arn, group, status = detail.get("ModelPackageArn"), detail.get("ModelPackageGroupName"), detail.get("ModelApprovalStatus")
+        if not arn or not group or not status:
+            raise DeployError("model package event lacks detail.ModelPackageArn, ModelPackageGroupName or ModelApprovalStatus")
+        if group != config.model_package_group_name:
+            raise DeployError(f"model package group {group!r} is not this deployer's group {config.model_package_group_name!r}")
+        if status != "Approved":
+            logger.info("ignoring model package that is not approved", extra={"model_package_arn": arn, "status": status})
+            return None
+        return Deployment(_checked_arn(arn, config), config.endpoint_name)
+    if event.source == "aws.sagemaker" and event.detail_type == ENDPOINT_EVENT:
+        if detail.get("EndpointName") != config.endpoint_name or detail.get("EndpointStatus") != "IN_SERVICE":
+            logger.info("ignoring endpoint event", extra={"endpoint": detail.get("EndpointName"), "status": detail.get("EndpointStatus")})
+            return None
+        return config.endpoint_name
+    raise DeployError(f"unsupported event {event.source!r} / {event.detail_type!r}; expected '{PACKAGE_EVENT}' "
+                      f"or '{ENDPOINT_EVENT}' from aws.sagemaker")
+
+
+def _checked_arn(arn, config: DeployerSettings) -> str:
     match = PACKAGE_ARN.match(arn) if isinstance(arn, str) else None
     if not match:
         raise DeployError(f"{arn!r} is not a versioned model package ARN (arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)")
@@ -146,15 +121,15 @@ def package_version(arn: str) -> int:
     return int(PACKAGE_ARN.match(arn)["version"])
 
 
-def config_prefix(deployment: Deployment, config: Settings) -> str:
+def config_prefix(deployment: Deployment, config: DeployerSettings) -> str:
     """`<endpoint>-v<version>-<digest of the serving settings>-`: every config of this package and these settings."""
-    serving = json.dumps([config.instance_type, config.data_capture_percentage, config.data_capture_s3_uri,
-                          config.kms_key_arn, config.volume_kms_key_arn, config.execution_role_arn])
+    serving = json.dumps([config.endpoint.instance_type, config.endpoint.data_capture_percentage, config.data_capture_s3_uri,
+                          config.kms_key_arn, config.volume_kms_key_arn or "", config.job_role_arn])
     digest = hashlib.sha256(serving.encode()).hexdigest()[:8]
     return f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}-{digest}-"
 
 
-def resource_names(deployment: Deployment, config: Settings, instance_count: int) -> tuple[str, str]:
+def resource_names(deployment: Deployment, config: DeployerSettings, instance_count: int) -> tuple[str, str]:
     """Model and endpoint-config names from the package version, the serving settings and the fleet size, never a clock."""
     return f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}", \
         f"{config_prefix(deployment, config)}{instance_count}"
@@ -176,7 +151,7 @@ def _error(error: ClientError, code: str, text: str) -> bool:
 
 
 class EndpointDeployer:
-    def __init__(self, config: Settings, sagemaker, autoscaling) -> None:
+    def __init__(self, config: DeployerSettings, sagemaker, autoscaling) -> None:
         self.config, self.sagemaker, self.autoscaling = config, sagemaker, autoscaling
 
     def describe_endpoint(self, name: str) -> dict | None:
@@ -220,7 +195,7 @@ class EndpointDeployer:
                 DeploymentConfig={
                     "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": traffic_routing(count),
                                               "TerminationWaitInSeconds": 300, "MaximumExecutionTimeoutInSeconds": 3600},
-                    "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in self.config.alarms]},
+                    "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in self.config.rollback_alarm_names]},
                 },
             )
         except ClientError as error:
@@ -237,7 +212,7 @@ class EndpointDeployer:
         c = self.config
         variants = (endpoint or {}).get("ProductionVariants") or []
         current = variants[0].get("DesiredInstanceCount") or variants[0].get("CurrentInstanceCount") if variants else None
-        return min(max(current or c.initial_instance_count, c.min_capacity), c.max_capacity)
+        return min(max(current or c.endpoint.initial_instance_count, c.endpoint.min_capacity), c.endpoint.max_capacity)
 
     def _forget_unused_config(self, endpoint_name: str, config_name: str) -> None:
         """A config that lost a race is deleted, so convergence does not take it for an attempted deployment."""
@@ -283,7 +258,7 @@ class EndpointDeployer:
 
     def _create_model(self, name: str, package: dict) -> None:
         try:
-            self.sagemaker.create_model(ModelName=name, ExecutionRoleArn=self.config.execution_role_arn,
+            self.sagemaker.create_model(ModelName=name, ExecutionRoleArn=self.config.job_role_arn,
                                         Containers=[{"ModelPackageName": package["ModelPackageArn"]}],
                                         EnableNetworkIsolation=True)
         except ClientError as error:
@@ -294,14 +269,14 @@ class EndpointDeployer:
         c = self.config
         request = {
             "EndpointConfigName": name,
-            "ProductionVariants": [{"VariantName": VARIANT, "ModelName": model_name, "InstanceType": c.instance_type,
+            "ProductionVariants": [{"VariantName": VARIANT, "ModelName": model_name, "InstanceType": c.endpoint.instance_type,
                                     "InitialInstanceCount": instance_count}],
         }
         if c.volume_kms_key_arn:
             request["KmsKeyId"] = c.volume_kms_key_arn
-        if c.data_capture_percentage > 0:
+        if c.endpoint.data_capture_percentage > 0:
             request["DataCaptureConfig"] = {
-                "EnableCapture": True, "InitialSamplingPercentage": c.data_capture_percentage,
+                "EnableCapture": True, "InitialSamplingPercentage": c.endpoint.data_capture_percentage,
                 "DestinationS3Uri": c.data_capture_s3_uri, "KmsKeyId": c.kms_key_arn,
                 "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
                 "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]},
@@ -315,7 +290,7 @@ class EndpointDeployer:
     def _deregister_scaling_if_instance_type_changes(self, endpoint: str, current_config: str) -> None:
         """SageMaker refuses an update that changes the instance type of an autoscaled variant."""
         current = self.sagemaker.describe_endpoint_config(EndpointConfigName=current_config)["ProductionVariants"][0]
-        if current["InstanceType"] == self.config.instance_type:
+        if current["InstanceType"] == self.config.endpoint.instance_type:
             return
         resource = f"endpoint/{endpoint}/variant/{VARIANT}"
         for policy in self.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)["ScalingPolicies"]:
@@ -336,17 +311,17 @@ class EndpointDeployer:
         resource = f"endpoint/{endpoint}/variant/{VARIANT}"
         self.autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
                                                   ScalableDimension="sagemaker:variant:DesiredInstanceCount",
-                                                  MinCapacity=c.min_capacity, MaxCapacity=c.max_capacity)
+                                                  MinCapacity=c.endpoint.min_capacity, MaxCapacity=c.endpoint.max_capacity)
         self.autoscaling.put_scaling_policy(
             PolicyName=f"{endpoint}-invocations-per-instance", ServiceNamespace="sagemaker", ResourceId=resource,
             ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration={
-                "TargetValue": float(c.target_invocations_per_instance),
+                "TargetValue": float(c.endpoint.target_invocations_per_instance),
                 "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
                 "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
             },
         )
-        return {"endpoint": endpoint, "action": "autoscaling", "min": c.min_capacity, "max": c.max_capacity}
+        return {"endpoint": endpoint, "action": "autoscaling", "min": c.endpoint.min_capacity, "max": c.endpoint.max_capacity}
 
     def delete_old_versions(self, endpoint: str) -> list[str]:
         """Endpoint configs beyond the newest few and their models, never one the live or pending config uses."""
@@ -373,16 +348,16 @@ class EndpointDeployer:
         return [v["ModelName"] for v in self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]]
 
 
-def handler(event, context):
+def handler(event: Any, context: Any) -> dict:
     try:
         config = settings()
         request = parse_event(event, config)
         if request is None:
             return {"action": "ignored"}
-        deployer = EndpointDeployer(config, boto3.client("sagemaker"), boto3.client("application-autoscaling"))
+        deployer = EndpointDeployer(config, client("sagemaker"), client("application-autoscaling"))
         if isinstance(request, str):
             return deployer.in_service(request)
         return deployer.deploy(request)
-    except DeployError as error:
-        logger.error(str(error), extra={"event_type": type(error).__name__})
+    except (DeployError, SettingsError) as error:
+        logger.error(str(error), extra={"error_type": type(error).__name__})
         raise

@@ -21,7 +21,7 @@ from sagemaker.workflow.steps import TransformStep
 
 from sagemaker.utils import instance_supports_kms
 
-from settings import PipelineSettings
+from common.contracts import PipelineSettings
 
 RESOLVED_OUTPUTS = ("status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri")
 READY = "ready"
@@ -29,11 +29,11 @@ READY = "ready"
 
 def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -> Pipeline:
     s = settings
-    input_prefix = ParameterString("InputPrefixUri", default_value=f"s3://{s.raw_data_bucket}/{s.batch_input_prefix}")
-    output_prefix = ParameterString("OutputPrefixUri", default_value=f"s3://{s.artifacts_bucket}/{s.batch_output_prefix}")
+    input_prefix = ParameterString("InputPrefixUri", default_value=f"s3://{s.raw_data_bucket}/{s.batch_prediction.input_prefix}")
+    output_prefix = ParameterString("OutputPrefixUri", default_value=f"s3://{s.artifacts_bucket}/{s.batch_prediction.output_prefix}")
     processing_date = ParameterString("ProcessingDate", default_value="")
-    instance_type = ParameterString("TransformInstanceType", default_value=s.transform_instance_type)
-    instance_count = ParameterInteger("TransformInstanceCount", default_value=s.transform_instance_count)
+    instance_type = ParameterString("TransformInstanceType", default_value=s.batch_prediction.instance_type)
+    instance_count = ParameterInteger("TransformInstanceCount", default_value=s.batch_prediction.instance_count)
 
     resolve = LambdaStep(
         name="ResolveModelAndData",
@@ -59,7 +59,7 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
         model_name=create_model.properties.ModelName, instance_type=instance_type, instance_count=instance_count,
         output_path=resolved["output_uri"], accept="text/csv", assemble_with="Line", strategy="MultiRecord",
         output_kms_key=s.kms_key_arn, sagemaker_session=session,
-        volume_kms_key=s.kms_key_arn if instance_supports_kms(s.transform_instance_type) else None,
+        volume_kms_key=s.kms_key_arn if instance_supports_kms(s.batch_prediction.instance_type) else None,
         base_transform_job_name=f"{s.batch_pipeline_name}-transform",
     )
     transform = TransformStep(

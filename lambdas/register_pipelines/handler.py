@@ -7,22 +7,24 @@ demand with the settings in the SETTINGS variable.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
+from typing import Any
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 import boto3  # noqa: E402
+from aws_lambda_powertools import Logger  # noqa: E402
+from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 from sagemaker.workflow.pipeline_context import PipelineSession  # noqa: E402
 
 from batch_pipeline import build_batch_pipeline  # noqa: E402
-from settings import PipelineSettings, SettingsError, scripts_dir  # noqa: E402
+from bundled_scripts import scripts_dir  # noqa: E402
+from common.aws import RETRIES, client  # noqa: E402
+from common.contracts import PipelineSettings, SettingsError  # noqa: E402
 from training_pipeline import build_training_pipeline  # noqa: E402
 
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
+logger = Logger(service="register-pipelines")
 
 NAMES = ("training", "batch-prediction")
 SEPARATOR = "|"
@@ -56,7 +58,7 @@ def _exists(client, name: str) -> bool:
 def upsert(settings: PipelineSettings, names=NAMES, boto_session=None, undo_on_failure: bool = False) -> dict:
     """Create or update the pipelines; with undo_on_failure, a failure deletes the ones this call created."""
     session = boto_session or boto3.Session(region_name=settings.region)
-    client = session.client("sagemaker")
+    client = session.client("sagemaker", config=RETRIES)
     tags = [{"Key": "managed-by", "Value": "register-pipelines"}]
     arns, created = {}, []
     try:
@@ -67,7 +69,7 @@ def upsert(settings: PipelineSettings, names=NAMES, boto_session=None, undo_on_f
             if new:
                 created.append(pipeline.name)
             arns[name] = response["PipelineArn"]
-            logger.info(json.dumps({"action": "upsert", "pipeline": pipeline.name, "arn": arns[name]}))
+            logger.info("upserted", extra={"pipeline": pipeline.name, "arn": arns[name]})
     except Exception:
         if undo_on_failure:
             delete(created, client)
@@ -79,31 +81,32 @@ def delete(pipeline_names: list[str], client) -> None:
     for name in pipeline_names:
         try:
             client.delete_pipeline(PipelineName=name)
-            logger.info(json.dumps({"action": "delete", "pipeline": name}))
+            logger.info("deleted", extra={"pipeline": name})
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceNotFound":
                 raise
-            logger.info(json.dumps({"action": "delete", "pipeline": name, "result": "already gone"}))
+            logger.info("already deleted", extra={"pipeline": name})
 
 
-def on_event(event, context) -> dict:
+def on_event(event: Any, context: Any) -> dict:
     """The Provider framework's onEvent handler: raise to fail, return the physical id and data to succeed."""
     if not isinstance(event, dict) or event.get("RequestType") not in ("Create", "Update", "Delete"):
         raise RequestError("not a CloudFormation custom resource event: RequestType must be Create, Update or Delete")
-    if event["RequestType"] == "Delete":
-        physical_id = event.get("PhysicalResourceId", "")
+    request = CloudFormationCustomResourceEvent(event)
+    if request.request_type == "Delete":
+        physical_id = request.physical_resource_id or ""
         names = physical_id.split(SEPARATOR) if SEPARATOR in physical_id else []
-        delete(names, boto3.client("sagemaker"))
+        delete(names, client("sagemaker"))
         return {"PhysicalResourceId": physical_id}
     properties = event.get("ResourceProperties")
     settings = PipelineSettings.from_json(properties.get("Settings") if isinstance(properties, dict) else None,
                                           source="ResourceProperties.Settings")
-    arns = upsert(settings, undo_on_failure=event["RequestType"] == "Create")
+    arns = upsert(settings, undo_on_failure=request.request_type == "Create")
     return {"PhysicalResourceId": SEPARATOR.join((settings.training_pipeline_name, settings.batch_pipeline_name)),
             "Data": {"TrainingPipelineArn": arns["training"], "BatchPipelineArn": arns["batch-prediction"]}}
 
 
-def requested_names(event) -> tuple[str, ...]:
+def requested_names(event: Any) -> tuple[str, ...]:
     if not isinstance(event, dict):
         raise RequestError(f"event must be a JSON object, got {type(event).__name__}")
     unknown_keys = set(event) - {"pipelines"}
@@ -118,10 +121,10 @@ def requested_names(event) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def handler(event, context):
+def handler(event: Any, context: Any) -> dict:
     names = requested_names(event)
     try:
-        settings = PipelineSettings.from_json(os.environ.get("SETTINGS"))
+        settings = PipelineSettings.from_environment()
     except SettingsError as error:
         logger.error(str(error))
         raise

@@ -25,7 +25,7 @@ from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TuningStep
 
 from sagemaker.utils import instance_supports_kms
 
-from settings import PipelineSettings
+from common.contracts import PipelineSettings
 
 SKLEARN_VERSION = "1.2-1"
 OBJECTIVE = "validation:rmse"
@@ -54,14 +54,14 @@ def _s3(bucket: str, *parts) -> Join:
 def build_training_pipeline(settings: PipelineSettings, session: PipelineSession, scripts: Path) -> Pipeline:
     s = settings
     input_data = ParameterString("InputDataUri", default_value=f"s3://{s.raw_data_bucket}/{s.raw_data_prefix}")
-    processing_type = ParameterString("ProcessingInstanceType", default_value=s.processing_instance_type)
-    processing_count = ParameterInteger("ProcessingInstanceCount", default_value=s.processing_instance_count)
-    training_type = ParameterString("TrainingInstanceType", default_value=s.training_instance_type)
-    training_count = ParameterInteger("TrainingInstanceCount", default_value=s.training_instance_count)
+    processing_type = ParameterString("ProcessingInstanceType", default_value=s.training.processing_instance_type)
+    processing_count = ParameterInteger("ProcessingInstanceCount", default_value=s.training.processing_instance_count)
+    training_type = ParameterString("TrainingInstanceType", default_value=s.training.training_instance_type)
+    training_count = ParameterInteger("TrainingInstanceCount", default_value=s.training.training_instance_count)
     training_image = ParameterString("TrainingImageUri", default_value=s.training_image_uri)
     inference_image = ParameterString("InferenceImageUri", default_value=s.inference_image_uri)
-    mse_threshold = ParameterFloat("MseThreshold", default_value=s.mse_threshold)
-    approval_status = ParameterString("ModelApprovalStatus", default_value=s.model_approval_status)
+    mse_threshold = ParameterFloat("MseThreshold", default_value=s.training.mse_threshold)
+    approval_status = ParameterString("ModelApprovalStatus", default_value=s.training.model_approval_status)
     run_prefix = [s.training_pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
     # SageMaker refuses a volume key on instance types with NVMe instance storage (encrypted in hardware).
     def encryption(instance_type: str) -> dict:
@@ -73,7 +73,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     preprocessor = FrameworkProcessor(
         estimator_cls=SKLearn, framework_version=SKLEARN_VERSION, instance_type=processing_type,
         instance_count=processing_count, base_job_name=f"{s.training_pipeline_name}-preprocess", **common,
-        **encryption(s.processing_instance_type),
+        **encryption(s.training.processing_instance_type),
     )
     preprocess = ProcessingStep(
         name="Preprocess",
@@ -93,12 +93,12 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         output_path=f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models",
         hyperparameters=STATIC_HYPERPARAMETERS, metric_definitions=METRIC_DEFINITIONS,
         enable_network_isolation=True, base_job_name=f"{s.training_pipeline_name}-train", **common,
-        **encryption(s.training_instance_type),
+        **encryption(s.training.training_instance_type),
     )
     tuner = HyperparameterTuner(
         estimator=estimator, objective_metric_name=OBJECTIVE, objective_type="Minimize",
         hyperparameter_ranges=HYPERPARAMETER_RANGES, metric_definitions=METRIC_DEFINITIONS, strategy="Bayesian",
-        max_jobs=s.tuning_max_jobs, max_parallel_jobs=s.tuning_max_parallel_jobs,
+        max_jobs=s.training.tuning_max_jobs, max_parallel_jobs=s.training.tuning_max_parallel_jobs,
         # train.py reports the objective once, at the end; LightGBM's own early stopping ends each job instead.
         early_stopping_type="Off",
     )
@@ -115,7 +115,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     evaluator = FrameworkProcessor(
         estimator_cls=SKLearn, framework_version=SKLEARN_VERSION, image_uri=training_image, command=["python3"],
         instance_type=processing_type, instance_count=1, base_job_name=f"{s.training_pipeline_name}-evaluate", **common,
-        **encryption(s.processing_instance_type),
+        **encryption(s.training.processing_instance_type),
     )
     report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
     evaluation_uri = _s3(s.artifacts_bucket, *run_prefix, "evaluation")
@@ -139,7 +139,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         name="RegisterModel",
         step_args=model.register(
             content_types=CONTENT_TYPES, response_types=CONTENT_TYPES,
-            inference_instances=[s.endpoint_instance_type], transform_instances=[s.transform_instance_type],
+            inference_instances=[s.endpoint_instance_type], transform_instances=[s.batch_prediction.instance_type],
             model_package_group_name=s.model_package_group_name, approval_status=approval_status,
             model_metrics=ModelMetrics(model_statistics=MetricsSource(
                 s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]), content_type="application/json",

@@ -11,22 +11,20 @@ the message.
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import boto3
+from aws_lambda_powertools import Logger
 
-logger = logging.getLogger()
-logger.setLevel(logging.INFO)
+from common.aws import client
+from common.contracts import BatchInputsRequest, SettingsError
 
-REQUIRED = ("model_package_group_name", "input_prefix_uri", "output_prefix_uri")
+logger = Logger(service="resolve-batch-inputs")
+
 # LambdaStep outputs must all be present, so every answer carries every key.
 EMPTY = {"model_package_arn": "", "image_uri": "", "model_data_url": "", "input_uri": "", "output_uri": ""}
-
-
 # An S3 bucket name (3-63 characters) and a prefix that ends in '/', so the day is appended inside it.
 S3_PREFIX_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>(?:[^/]+/)*)")
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -36,37 +34,36 @@ class InputError(ValueError):
     """A malformed execution input; the message names the parameter and the form it needs."""
 
 
-def _split_s3(uri, name: str) -> tuple[str, str]:
-    match = S3_PREFIX_URI.fullmatch(uri) if isinstance(uri, str) else None
+def _split_s3(uri: str, name: str) -> tuple[str, str]:
+    match = S3_PREFIX_URI.fullmatch(uri)
     if not match:
         raise InputError(f"{name} must look like s3://bucket/prefix/ (ending in '/'), got {uri!r}; "
                          "set the pipeline parameter to a prefix, not an object or a bucket alone")
     return match["bucket"], match["prefix"]
 
 
-def resolve(event: dict, sagemaker, s3) -> dict:
-    if not isinstance(event, dict):
-        raise InputError(f"event must be a JSON object, got {type(event).__name__}")
-    missing = [k for k in REQUIRED if not event.get(k)]
-    if missing:
-        raise InputError(f"missing input(s) {', '.join(missing)}; the batch pipeline's LambdaStep passes them")
+def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
     try:
-        zone = ZoneInfo(event.get("timezone") or "UTC")
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise InputError(f"timezone {event.get('timezone')!r} is not an IANA time zone such as 'Europe/Berlin'") from None
-    raw_date = event.get("processing_date") or datetime.now(zone).date().isoformat()
+        request = BatchInputsRequest.from_mapping(event, "event")
+    except SettingsError as error:
+        raise InputError(str(error)) from None
     try:
-        day = date.fromisoformat(raw_date).isoformat() if isinstance(raw_date, str) and DAY.fullmatch(raw_date) else None
+        zone = ZoneInfo(request.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"timezone {request.timezone!r} is not an IANA time zone such as 'Europe/Berlin'") from None
+    raw_date = request.processing_date or datetime.now(zone).date().isoformat()
+    try:
+        day = date.fromisoformat(raw_date).isoformat() if DAY.fullmatch(raw_date) else None
     except ValueError:
         day = None
     if day is None:
         raise InputError(f"ProcessingDate {raw_date!r} is not a date like 2026-01-31; leave it empty for today")
-    bucket, prefix = _split_s3(event["input_prefix_uri"], "InputPrefixUri")
-    _split_s3(event["output_prefix_uri"], "OutputPrefixUri")
-    input_uri = f"{event['input_prefix_uri']}{day}/"
-    output_uri = f"{event['output_prefix_uri']}{day}/"
+    bucket, prefix = _split_s3(request.input_prefix_uri, "InputPrefixUri")
+    _split_s3(request.output_prefix_uri, "OutputPrefixUri")
+    input_uri = f"{request.input_prefix_uri}{day}/"
+    output_uri = f"{request.output_prefix_uri}{day}/"
     answer = {**EMPTY, "input_uri": input_uri, "output_uri": output_uri}
-    group = event["model_package_group_name"]
+    group = request.model_package_group_name
     packages = sagemaker.list_model_packages(
         ModelPackageGroupName=group, ModelApprovalStatus="Approved", SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
     )["ModelPackageSummaryList"]
@@ -81,7 +78,7 @@ def resolve(event: dict, sagemaker, s3) -> dict:
     return {**answer, "status": "ready", "message": f"scoring {input_uri} with {answer['model_package_arn']}"}
 
 
-def handler(event, context):
-    result = resolve(event, boto3.client("sagemaker"), boto3.client("s3"))
-    logger.info(json.dumps({"action": "resolve", **result}))
+def handler(event: Any, context: Any) -> dict:
+    result = resolve(event, client("sagemaker"), client("s3"))
+    logger.info("resolved", extra=result)
     return result

@@ -1,4 +1,8 @@
-"""A Lambda function with this project's defaults: the layer's runtime and architecture, its own log group."""
+"""A Lambda function with the platform's defaults: the layer's runtime and architecture, JSON logs at a set level, its own log group.
+
+Named so that it cannot be taken for aws-cdk's alpha `PythonFunction`, which bundles in Docker; this one
+bundles locally (stacks/bundling.py).
+"""
 
 from __future__ import annotations
 
@@ -27,8 +31,12 @@ def retention(days: int) -> logs.RetentionDays:
     return getattr(logs.RetentionDays, RETENTION[days])
 
 
-class PythonFunction(Construct):
-    """`function` logs to `log_group`, which keeps the environment's retention and removal policy."""
+class PlatformFunction(Construct):
+    """`function` logs JSON to `log_group`, which keeps the environment's retention and removal policy.
+
+    Lambda's advanced logging controls set the application log level; Powertools' Logger follows it
+    (AWS_LAMBDA_LOG_LEVEL), so every handler logs one structured style at the level the stack chose.
+    """
 
     def __init__(self, scope: Construct, construct_id: str, *, code: lambda_.Code, role: iam.IRole, description: str,
                  log_retention_days: int, removal_policy: RemovalPolicy, environment: dict[str, str] | None = None,
@@ -40,6 +48,7 @@ class PythonFunction(Construct):
             self, "Function", runtime=RUNTIME, architecture=ARCHITECTURE, handler="handler.handler", code=code,
             role=role, description=description, environment=environment, layers=layers, timeout=timeout,
             memory_size=memory_size, log_group=self.log_group, logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO, system_log_level_v2=lambda_.SystemLogLevel.WARN,
             **function_options,
         )
         self.log_group.grant_write(role)

@@ -1,0 +1,209 @@
+"""The typed contracts between the stacks and the Lambdas: one settings class per function.
+
+A stack builds a settings object from the validated cdk.json configuration and its own resources,
+writes it as one JSON value (the SETTINGS environment variable, or a custom resource property), and
+the function reads it back once at cold start. Both sides import this module, so every setting is
+named and typed in exactly one place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, fields
+from functools import cache
+from typing import Any, Mapping, Self
+
+SETTINGS_VARIABLE = "SETTINGS"
+
+
+class SettingsError(ValueError):
+    """Missing or malformed settings; the message names the key and who writes it."""
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check(cls: type[Settings], name: str, value: Any, hint: Any, source: str) -> Any:
+    """`value` converted to `hint` (str, int, float, bool, tuple[str, ...] or X | None), or SettingsError."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if value is None or value == "" else _check(cls, name, value, inner, source)
+    if isinstance(hint, type) and issubclass(hint, Settings):
+        if isinstance(value, hint):
+            return value
+        return hint.from_mapping(value, f"{source}.{name}")
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value):
+            return tuple(value)
+        expected = "a non-empty list of non-empty strings"
+    elif hint is float:
+        # JSON and CloudFormation write 6.0 as 6: a float setting takes either.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        expected = "a number"
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+        expected = "true or false"
+    elif hint in (str, int):
+        if isinstance(value, hint) and not isinstance(value, bool) and value != "":
+            return value
+        expected = "a non-empty string" if hint is str else "an integer"
+    else:
+        raise TypeError(f"{cls.__name__}.{name}: settings support str, int, float, bool, tuple[str, ...], Settings "
+                        f"and X | None, not {hint}")
+    raise SettingsError(f"{source}.{name} = {value!r} must be {expected}; {cls.WRITER} writes it{cls.FIX}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Base of every settings class: types checked on construction, JSON both ways."""
+
+    WRITER: typing.ClassVar[str] = "the stack"
+    FIX: typing.ClassVar[str] = ", so redeploy the stack"
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            hint = _hints(type(self))[field.name]
+            value = _check(type(self), field.name, getattr(self, field.name), hint, type(self).__name__)
+            object.__setattr__(self, field.name, value)
+
+    @classmethod
+    def from_json(cls, text: Any, source: str = SETTINGS_VARIABLE) -> Self:
+        try:
+            values = json.loads(text) if isinstance(text, str) else None
+        except json.JSONDecodeError as error:
+            raise SettingsError(f"{source} is not valid JSON ({error}); {cls.WRITER} writes it{cls.FIX}") from None
+        return cls.from_mapping(values, source)
+
+    @classmethod
+    def from_mapping(cls, values: Any, source: str) -> Self:
+        if not isinstance(values, dict):
+            raise SettingsError(f"{source} must be a JSON object, got {type(values).__name__}; {cls.WRITER} writes it{cls.FIX}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SettingsError(f"{source} has unknown key(s) {', '.join(unknown)}; expected {', '.join(known)} from {cls.WRITER}")
+        missing = [name for name, f in known.items() if name not in values and f.default is MISSING]
+        if missing:
+            raise SettingsError(f"{source} lacks {', '.join(missing)}; {cls.WRITER} writes them{cls.FIX}")
+        return cls(**{name: _check(cls, name, value, _hints(cls)[name], source) for name, value in values.items()})
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Self:
+        return cls.from_json(environ.get(SETTINGS_VARIABLE), SETTINGS_VARIABLE)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values; None (an optional setting left out) is omitted."""
+        return _json_ready(asdict(self))
+
+
+def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _json_ready(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v
+            for k, v in values.items() if v is not None}
+
+
+# Sections of cdk.json that reach a Lambda as they are: stacks/config.py validates their values and
+# builds them, the functions read them inside their settings.
+
+
+@dataclass(frozen=True)
+class TrainingConfig(Settings):
+    """cdk.json `training`: jobs, tuning and the model gate of the training pipeline."""
+
+    processing_instance_type: str
+    processing_instance_count: int
+    training_instance_type: str
+    training_instance_count: int
+    tuning_max_jobs: int
+    tuning_max_parallel_jobs: int
+    mse_threshold: float
+    model_approval_status: str
+    training_image_tag: str
+    inference_image_tag: str
+
+
+@dataclass(frozen=True)
+class BatchPredictionConfig(Settings):
+    """cdk.json `batch_prediction`: the transform fleet and where the daily data comes from and goes."""
+
+    instance_type: str
+    instance_count: int
+    input_prefix: str
+    output_prefix: str
+
+
+@dataclass(frozen=True)
+class EndpointConfig(Settings):
+    """cdk.json `endpoint`: how every version of the real-time endpoint is served and scaled."""
+
+    instance_type: str
+    initial_instance_count: int
+    min_capacity: int
+    max_capacity: int
+    target_invocations_per_instance: int
+    data_capture_percentage: int
+    max_latency_ms: int
+
+
+@dataclass(frozen=True)
+class PipelineSettings(Settings):
+    """register_pipelines: everything both pipeline definitions need."""
+
+    region: str
+    pipeline_definition_role_arn: str
+    pipeline_execution_role_arn: str
+    job_role_arn: str
+    kms_key_arn: str
+    raw_data_bucket: str
+    features_bucket: str
+    artifacts_bucket: str
+    raw_data_prefix: str
+    training_pipeline_name: str
+    batch_pipeline_name: str
+    model_package_group_name: str
+    training_image_uri: str
+    inference_image_uri: str
+    resolve_batch_inputs_function_arn: str
+    endpoint_instance_type: str
+    processing_timezone: str
+    training: TrainingConfig
+    batch_prediction: BatchPredictionConfig
+
+
+@dataclass(frozen=True)
+class DeployerSettings(Settings):
+    """deploy_endpoint: the endpoint it owns and how every version of it is served."""
+
+    endpoint_name: str
+    model_package_group_name: str
+    job_role_arn: str
+    data_capture_s3_uri: str
+    kms_key_arn: str
+    rollback_alarm_names: tuple[str, ...]
+    endpoint: EndpointConfig
+    # Left out for instance types with NVMe instance storage, which SageMaker refuses a volume key for.
+    volume_kms_key_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchInputsRequest(Settings):
+    """resolve_batch_inputs: the inputs the batch pipeline's LambdaStep sends at execution time.
+
+    Execution-time parameters may arrive empty: processing_date "" means today in `timezone`.
+    """
+
+    WRITER = "the batch pipeline's LambdaStep"
+    FIX = "; re-register the pipelines if it differs from this function"
+
+    model_package_group_name: str
+    input_prefix_uri: str
+    output_prefix_uri: str
+    timezone: str
+    execution_id: str
+    processing_date: str | None = None
