@@ -111,6 +111,16 @@ def function_properties(assembly: Assembly, description_start: str) -> tuple[str
     return stack, resource["Properties"]
 
 
+def function_asset(synthesized: SynthesizedApp, assembly: Assembly, description_start: str) -> Path:
+    """The bundled code directory of that function, exactly as it is uploaded."""
+    _, function = function_properties(assembly, description_start)
+    (asset,) = synthesized.outdir.rglob(f"asset.{function['Code']['S3Key'].removesuffix('.zip')}")
+    return asset
+
+
+REGISTER_FUNCTION = "Defines the SageMaker Pipelines"
+
+
 def template_pipeline_settings(assembly: Assembly) -> PipelineSettings:
     """What the registration custom resource gives register_pipelines, read from the synthesized template."""
     (stack, _, resource), = assembly.resources("Custom::SageMakerPipelines")
@@ -126,6 +136,35 @@ def template_deployer_settings(assembly: Assembly) -> DeployerSettings:
 @pytest.fixture(scope="session")
 def pipeline_settings(assemblies) -> PipelineSettings:
     return template_pipeline_settings(assemblies["dev"])
+
+
+@pytest.fixture(scope="session")
+def pipeline_definitions(synthesized, assemblies) -> dict[str, tuple[PipelineSettings, dict[str, dict]]]:
+    """Each environment's settings and both pipeline definitions (as SageMaker receives them), built once against moto.
+
+    The scripts come from the synthesized asset: the SDK hashes and packs every file of the directory,
+    so a checkout's __pycache__ would change the definitions.
+    """
+    import boto3
+    from moto import mock_aws
+
+    register = load_lambda("register_pipelines")
+    scripts = sys.modules["bundled_scripts"]
+    built = {}
+    with mock_aws():
+        original = scripts.BUNDLED_SCRIPTS
+        try:
+            session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+            for name, assembly in assemblies.items():
+                scripts.BUNDLED_SCRIPTS = function_asset(synthesized, assembly, REGISTER_FUNCTION) / "pipeline_scripts"
+                settings = template_pipeline_settings(assembly)
+                for bucket in (settings.raw_data_bucket, settings.features_bucket, settings.artifacts_bucket):
+                    session.client("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+                pipelines = register.build_pipelines(settings, boto_session=session)
+                built[name] = (settings, {k: json.loads(p.definition()) for k, p in pipelines.items()})
+        finally:
+            scripts.BUNDLED_SCRIPTS = original
+    return built
 
 
 def settings_environment(settings) -> dict[str, str]:

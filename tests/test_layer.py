@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from conftest import function_properties, settings_environment
+from conftest import REGISTER_FUNCTION, function_asset, settings_environment
 from layers import build_layer
 from layers.build_layer import LAMBDA_TARGET, LayerError, Target, build, check_budget, local_target
 from test_serve import free_port
@@ -53,8 +53,7 @@ def test_pipelines_are_defined_and_upserted_from_the_layer_alone(local_layer, tm
         env = {**settings_environment(pipeline_settings), "PATH": os.environ["PATH"], "HOME": str(tmp_path),
                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
-        _, function = function_properties(assemblies["dev"], "Defines the SageMaker Pipelines")
-        (asset,) = synthesized.outdir.rglob(f"asset.{function['Code']['S3Key'].removesuffix('.zip')}")
+        asset = function_asset(synthesized, assemblies["dev"], REGISTER_FUNCTION)
         result = subprocess.run(
             [sys.executable, "-I", "-S", "-B", "-c", ISOLATED_RUN, str(local_layer), str(asset), pipeline_settings.artifacts_bucket],
             env=env, capture_output=True, text=True, timeout=300,

@@ -210,23 +210,9 @@ class Definition:
 
 
 @pytest.fixture(scope="module")
-def definitions(assemblies):
-    """Both pipeline definitions of every environment, built once against moto."""
-    from moto import mock_aws
-
-    built = {}
-    with mock_aws():
-        scripts_module.BUNDLED_SCRIPTS, original = REPO_ROOT / "pipeline_scripts", scripts_module.BUNDLED_SCRIPTS
-        try:
-            for name, assembly in assemblies.items():
-                settings = template_pipeline_settings(assembly)
-                _create_buckets(settings)
-                pipelines = register.build_pipelines(settings, boto_session=boto3.Session(
-                    region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"))
-                built[name] = (settings, {k: Definition(json.loads(p.definition()), settings) for k, p in pipelines.items()})
-        finally:
-            scripts_module.BUNDLED_SCRIPTS = original
-    return built
+def definitions(pipeline_definitions):
+    return {name: (settings, {k: Definition(d, settings) for k, d in built.items()})
+            for name, (settings, built) in pipeline_definitions.items()}
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)

@@ -42,6 +42,19 @@ def test_template_snapshots(synthesized, json_snapshot):
         assert template == json_snapshot(name=name.replace("/", "__"))
 
 
+# The SDK hashes the scripts' absolute directory with their contents (sagemaker.workflow.utilities._hash_file_or_dir):
+# stable in Lambda (/var/task), a temporary directory here. The uploaded archive's contents are tested on their own.
+CODE_HASH = re.compile(r"/code/[0-9a-f]{64}/")
+
+
+def test_pipeline_definition_snapshots(pipeline_definitions, json_snapshot):
+    """A change to a step shows up as a reviewable diff of what SageMaker receives, like the templates."""
+    for environment, (_, definitions) in pipeline_definitions.items():
+        for name, definition in definitions.items():
+            stable = json.loads(CODE_HASH.sub("/code/<scripts-hash>/", json.dumps(definition)))
+            assert stable == json_snapshot(name=f"{environment}__{name}")
+
+
 def test_two_synths_in_a_row_are_identical(synthesized, tmp_path):
     again = synthesize(cdk_context(), tmp_path / "again")
     assert _templates(again.outdir) == _templates(synthesized.outdir)
