@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test snapshots deploy bench local-run clean
+.PHONY: setup synth test check snapshots deploy bench local-run clean
 
 setup: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WHEELS)
 
@@ -35,7 +35,15 @@ synth: setup
 	@echo "cdk.out holds one assembly per environment: $$(ls -d cdk.out/assembly-* | xargs -n1 basename | tr '\n' ' ')"
 
 test: setup
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --cov --cov-report=term:skip-covered
+
+# Formatting, lint and types, with the versions pinned in requirements-dev.txt (settings in pyproject.toml).
+# Each Lambda folder is its own program (each has a handler.py), so mypy checks them one at a time.
+check: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy app.py stacks layers
+	for function in lambdas/*/; do MYPYPATH=lambdas $(VENV)/bin/mypy "$$function" || exit 1; done
 
 # After a deliberate change to the synthesized templates (or a new environment in cdk.json): review, then commit.
 snapshots: setup

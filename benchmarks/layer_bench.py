@@ -1,6 +1,6 @@
 """Layer benchmarks: size unzipped and zipped, cold import time, time to build both pipeline definitions.
 
-    python benchmarks/layer_bench.py
+python benchmarks/layer_bench.py
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
-from layers.build_layer import LAMBDA_TARGET, build, local_target, size_bytes  # noqa: E402
+from layers.build_layer import LAMBDA_TARGET, build, local_target, size_bytes
 
 LAMBDA_LIMIT_MB = 250
-IMPORT = ("import sys, time; sys.path[:0] = [sys.argv[1], sys.argv[2]]; started = time.perf_counter();"
-          "import training_pipeline, batch_pipeline; print(time.perf_counter() - started)")
+IMPORT = (
+    "import sys, time; sys.path[:0] = [sys.argv[1], sys.argv[2]]; started = time.perf_counter();"
+    "import training_pipeline, batch_pipeline; print(time.perf_counter() - started)"
+)
 
 
 def zipped_mb(root: Path) -> float:
@@ -41,17 +43,27 @@ def cold_import_seconds(layer: Path, bytecode: bool, runs: int = 5) -> list[floa
     handler_dir = REPO_ROOT / "lambdas" / "register_pipelines"
     env = {"PATH": os.environ["PATH"], "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "HOME": tempfile.gettempdir()}
     flags = ["-I", "-S"] if bytecode else ["-I", "-S", "-B"]
-    return [float(subprocess.run([sys.executable, *flags, "-c", IMPORT, str(layer), str(handler_dir)], env=env,
-                                 capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-            for _ in range(runs)]
+    return [
+        float(
+            subprocess.run(
+                [sys.executable, *flags, "-c", IMPORT, str(layer), str(handler_dir)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        for _ in range(runs)
+    ]
 
 
 def definition_build_seconds(runs: int = 3) -> list[float]:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-west-1")
     import boto3
-    from moto import mock_aws
-
     from conftest import REPO_ROOT, load_lambda, pipeline_settings
+    from moto import mock_aws
 
     register = load_lambda("register_pipelines")
     sys.modules["settings"].BUNDLED_SCRIPTS = REPO_ROOT / "pipeline_scripts"
@@ -59,7 +71,8 @@ def definition_build_seconds(runs: int = 3) -> list[float]:
     timings = []
     with mock_aws():
         boto3.client("s3", region_name="eu-west-1").create_bucket(
-            Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+            Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
         for _ in range(runs):
             started = time.perf_counter()
             for pipeline in register.build_pipelines(settings).values():
@@ -76,14 +89,20 @@ def main() -> None:
         compiling = cold_import_seconds(local_site, bytecode=False)
         cached = cold_import_seconds(local_site, bytecode=True)
     definitions = definition_build_seconds()
-    print(json.dumps({
-        "layer_target": LAMBDA_TARGET.key,
-        "unzipped_mb": round(unzipped, 1), "zipped_mb": round(zipped, 1),
-        "share_of_250_mb_lambda_limit": f"{unzipped / LAMBDA_LIMIT_MB:.0%}",
-        "cold_import_seconds_no_bytecode_median_of_5": round(statistics.median(compiling), 2),
-        "cold_import_seconds_with_bytecode_median_of_5": round(statistics.median(cached), 2),
-        "build_both_definitions_seconds_median_of_3": round(statistics.median(definitions), 2),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "layer_target": LAMBDA_TARGET.key,
+                "unzipped_mb": round(unzipped, 1),
+                "zipped_mb": round(zipped, 1),
+                "share_of_250_mb_lambda_limit": f"{unzipped / LAMBDA_LIMIT_MB:.0%}",
+                "cold_import_seconds_no_bytecode_median_of_5": round(statistics.median(compiling), 2),
+                "cold_import_seconds_with_bytecode_median_of_5": round(statistics.median(cached), 2),
+                "build_both_definitions_seconds_median_of_3": round(statistics.median(definitions), 2),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -28,27 +28,47 @@ sys.path.insert(0, str(SCRIPTS))
 
 def _local_run(data: Path, workdir: Path, split_seed: int) -> tuple[dict, float]:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(SCRIPTS / "local_run.py"), "--data", str(data), "--workdir", str(workdir),
-                             "--split-seed", str(split_seed)], capture_output=True, text=True, check=True)
-    return json.loads(result.stdout[result.stdout.index("{\n"):]), time.perf_counter() - started
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "local_run.py"),
+            "--data",
+            str(data),
+            "--workdir",
+            str(workdir),
+            "--split-seed",
+            str(split_seed),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout[result.stdout.index("{\n") :]), time.perf_counter() - started
 
 
 def train_and_evaluate(data: Path, workdir: Path) -> dict:
     """The default split (seed 42) keeps its model for serving; five more splits show the spread."""
     summary, wall = _local_run(data, workdir, 42)
-    other_splits = [_local_run(data, workdir.with_name(f"split-{seed}"), seed)[0]["regression_metrics"]["mse"]["value"] for seed in range(5)]
-    return {"test_mse": round(summary["regression_metrics"]["mse"]["value"], 3), "baseline_mse": round(summary["baseline_mse"], 3),
-            "test_mse_split_seeds_0_to_4": [round(v, 3) for v in other_splits],
-            "test_mse_mean_of_seeds_0_to_4": round(float(np.mean(other_splits)), 3),
-            "r2": round(summary["regression_metrics"]["r2"]["value"], 3),
-            "train_plus_evaluate_seconds": round(summary["seconds"]["train"] + summary["seconds"]["evaluate"], 2),
-            "whole_chain_seconds": round(wall, 2)}
+    other_splits = [
+        _local_run(data, workdir.with_name(f"split-{seed}"), seed)[0]["regression_metrics"]["mse"]["value"] for seed in range(5)
+    ]
+    return {
+        "test_mse": round(summary["regression_metrics"]["mse"]["value"], 3),
+        "baseline_mse": round(summary["baseline_mse"], 3),
+        "test_mse_split_seeds_0_to_4": [round(v, 3) for v in other_splits],
+        "test_mse_mean_of_seeds_0_to_4": round(float(np.mean(other_splits)), 3),
+        "r2": round(summary["regression_metrics"]["r2"]["value"], 3),
+        "train_plus_evaluate_seconds": round(summary["seconds"]["train"] + summary["seconds"]["evaluate"], 2),
+        "whole_chain_seconds": round(wall, 2),
+    }
 
 
 async def _connection(port: int, body: bytes, count: int, latencies: list[float]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = (b"POST /invocations HTTP/1.1\r\nHost: bench\r\nContent-Type: text/csv\r\n"
-               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    request = (
+        b"POST /invocations HTTP/1.1\r\nHost: bench\r\nContent-Type: text/csv\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     for _ in range(count):
         started = time.perf_counter()
         writer.write(request)
@@ -66,7 +86,9 @@ def serving(model_dir: Path, row: str, connections: int = 8, per_connection: int
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(port), "SERVE_HOST": "127.0.0.1"}
-    server = subprocess.Popen([sys.executable, str(SCRIPTS / "serve.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "serve.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         for _ in range(300):
             try:
@@ -88,9 +110,14 @@ def serving(model_dir: Path, row: str, connections: int = 8, per_connection: int
         server.terminate()
         server.wait(timeout=30)
     ms = np.array(latencies) * 1000
-    return {"requests": len(latencies), "connections": connections, "workers": os.cpu_count(),
-            "p50_ms": round(float(np.percentile(ms, 50)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
-            "requests_per_second": round(len(latencies) / elapsed)}
+    return {
+        "requests": len(latencies),
+        "connections": connections,
+        "workers": os.cpu_count(),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "requests_per_second": round(len(latencies) / elapsed),
+    }
 
 
 def batch(model_dir: Path, rows: list[str], total: int = 100_000) -> dict:
@@ -113,8 +140,11 @@ def main() -> None:
         workdir = Path(scratch) / "opt_ml"
         quality = train_and_evaluate(args.data.resolve(), workdir)
         raw_rows = [",".join(line.split(",")[:-1]) for line in args.data.read_text().splitlines()[1:] if line]
-        results = {"model_quality": quality, "serving": serving(workdir / "model", raw_rows[0]),
-                   "batch_inference": batch(workdir / "model", raw_rows)}
+        results = {
+            "model_quality": quality,
+            "serving": serving(workdir / "model", raw_rows[0]),
+            "batch_inference": batch(workdir / "model", raw_rows),
+        }
     print(json.dumps(results, indent=2))
 
 

@@ -30,8 +30,12 @@ app.synth()
 
 
 def synth_seconds(app_command: str, cwd: Path, outdir: Path, runs: int = 5) -> list[float]:
-    env = {**os.environ, "PATH": f"{REPO_ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "true"}
+    env = {
+        **os.environ,
+        "PATH": f"{REPO_ROOT / 'node_modules' / '.bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "CDK_DISABLE_VERSION_CHECK": "true",
+    }
     command = [str(CDK), "synth", "--quiet", "--app", app_command, "--output", str(outdir)]
     timings = []
     for attempt in range(runs + 1):
@@ -58,7 +62,9 @@ def main() -> None:
     }
     if args.with_tests:
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=REPO_ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=REPO_ROOT, check=True, capture_output=True
+        )
         result["test_suite_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))
 

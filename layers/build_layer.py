@@ -30,17 +30,52 @@ CACHE = Path(__file__).resolve().parent.parent / ".cache"
 BUDGET_MB = 120
 
 # botocore service models the pipeline code needs; the SDK also loads `emr` on import and `scheduler` on upsert.
-BOTOCORE_SERVICES = frozenset({
-    "sagemaker", "sagemaker-runtime", "sagemaker-featurestore-runtime", "sagemaker-metrics",
-    "s3", "sts", "iam", "lambda", "ecr", "logs", "emr", "scheduler",
-})
+BOTOCORE_SERVICES = frozenset(
+    {
+        "sagemaker",
+        "sagemaker-runtime",
+        "sagemaker-featurestore-runtime",
+        "sagemaker-metrics",
+        "s3",
+        "sts",
+        "iam",
+        "lambda",
+        "ecr",
+        "logs",
+        "emr",
+        "scheduler",
+    }
+)
 # Installed as dependencies of the SDK but never imported when defining and upserting pipelines
 # (local mode, model serving, remote functions); the layer import test proves it.
-UNUSED_PACKAGES = frozenset({
-    "fastapi", "starlette", "uvicorn", "h11", "anyio", "click", "annotated_doc", "docker",
-    "graphene", "graphql", "graphql_relay", "omegaconf", "opentelemetry", "mock", "psutil",
-    "pathos", "dill", "multiprocess", "_multiprocess", "ppft", "pp", "pox", "tqdm", "bin",
-})
+UNUSED_PACKAGES = frozenset(
+    {
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "h11",
+        "anyio",
+        "click",
+        "annotated_doc",
+        "docker",
+        "graphene",
+        "graphql",
+        "graphql_relay",
+        "omegaconf",
+        "opentelemetry",
+        "mock",
+        "psutil",
+        "pathos",
+        "dill",
+        "multiprocess",
+        "_multiprocess",
+        "ppft",
+        "pp",
+        "pox",
+        "tqdm",
+        "bin",
+    }
+)
 # Parts of numpy and PyYAML that only building, typing or the optional C loader use.
 UNUSED_PATHS = ("numpy/f2py", "numpy/_pyinstaller", "numpy/_core/include", "numpy/random/_examples")
 UNUSED_DIR_NAMES = frozenset({"tests", "__pycache__"})
@@ -69,8 +104,20 @@ class Target:
     def pip_args(self) -> list[str]:
         abi = f"cp{self.python_version.replace('.', '')}"
         platforms = [f"manylinux_2_{v}_{self.machine}" for v in (28, 27, 24, 17)] + [f"manylinux2014_{self.machine}"]
-        args = ["--only-binary", ":all:", "--python-version", self.python_version, "--implementation", "cp",
-                "--abi", abi, "--abi", "abi3", "--abi", "none"]
+        args = [
+            "--only-binary",
+            ":all:",
+            "--python-version",
+            self.python_version,
+            "--implementation",
+            "cp",
+            "--abi",
+            abi,
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+        ]
         for name in platforms:
             args += ["--platform", name]
         return args
@@ -82,8 +129,10 @@ LAMBDA_TARGET = Target(python_version="3.14", architecture="arm64")
 
 def local_target() -> Target:
     machine = platform.machine()
-    return Target(python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
-                  architecture="arm64" if machine in ("aarch64", "arm64") else machine)
+    return Target(
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
+        architecture="arm64" if machine in ("aarch64", "arm64") else machine,
+    )
 
 
 def wheelhouse(target: Target) -> Path:
@@ -153,8 +202,10 @@ def check_budget(site: Path, budget_mb: float = BUDGET_MB) -> float:
     size_mb = size_bytes(site) / 1e6
     if size_mb > budget_mb:
         largest = ", ".join(f"{name} {mb} MB" for name, mb in largest_packages(site))
-        raise LayerError(f"layer is {size_mb:.1f} MB unzipped, over its {budget_mb} MB budget; largest packages: {largest}. "
-                         "Trim them in layers/build_layer.py or pin smaller versions in layers/sagemaker_sdk/requirements.txt")
+        raise LayerError(
+            f"layer is {size_mb:.1f} MB unzipped, over its {budget_mb} MB budget; largest packages: {largest}. "
+            "Trim them in layers/build_layer.py or pin smaller versions in layers/sagemaker_sdk/requirements.txt"
+        )
     return size_mb
 
 
@@ -162,11 +213,24 @@ def install(target: Target, output: Path) -> None:
     """Install the pinned wheels for `target` into output/python, offline, then trim and check the size."""
     wheels = wheelhouse(target)
     if not wheels.is_dir() or not any(wheels.glob("*.whl")):
-        raise LayerError(f"no wheels for layer target {target.key} in {wheels}; run `make setup` "
-                         f"(python -m layers.build_layer download) once with network access")
+        raise LayerError(
+            f"no wheels for layer target {target.key} in {wheels}; run `make setup` "
+            f"(python -m layers.build_layer download) once with network access"
+        )
     site = output / "python"
-    _pip("install", "--no-index", "--find-links", str(wheels), "--no-deps", "--no-compile", "--target", str(site),
-         "--requirement", str(REQUIREMENTS), *target.pip_args())
+    _pip(
+        "install",
+        "--no-index",
+        "--find-links",
+        str(wheels),
+        "--no-deps",
+        "--no-compile",
+        "--target",
+        str(site),
+        "--requirement",
+        str(REQUIREMENTS),
+        *target.pip_args(),
+    )
     trim(site)
     check_budget(site)
 

@@ -24,12 +24,12 @@ from train import TrainingError, load_channel
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
     errors = predicted - actual
-    squared, absolute = errors ** 2, np.abs(errors)
+    squared, absolute = errors**2, np.abs(errors)
     total = float(np.sum((actual - actual.mean()) ** 2))
     mse = float(squared.mean())
     return {
         "mse": {"value": mse, "standard_deviation": float(squared.std())},
-        "rmse": {"value": mse ** 0.5},
+        "rmse": {"value": mse**0.5},
         "mae": {"value": float(absolute.mean()), "standard_deviation": float(absolute.std())},
         "r2": {"value": 1.0 - float(squared.sum()) / total if total > 0 else 0.0},
     }

@@ -36,10 +36,15 @@ class Model:
         try:
             self.booster = lgb.Booster(model_file=str(model_dir / MODEL_FILE))
         except lgb.basic.LightGBMError as error:
-            raise ModelError(f"{model_dir / MODEL_FILE} is not a LightGBM model ({error}); retrain or restore the artifact") from None
+            raise ModelError(
+                f"{model_dir / MODEL_FILE} is not a LightGBM model ({error}); retrain or restore the artifact"
+            ) from None
         self._read_spec(model_dir / FEATURES_FILE)
         if self.booster.num_feature() != len(self.features):
-            raise ModelError(f"{model_dir / MODEL_FILE} expects {self.booster.num_feature()} features but {FEATURES_FILE} lists {len(self.features)}")
+            raise ModelError(
+                f"{model_dir / MODEL_FILE} expects {self.booster.num_feature()} features "
+                f"but {FEATURES_FILE} lists {len(self.features)}"
+            )
 
     def _read_spec(self, path: Path) -> None:
         """The columns written by preprocess.feature_spec(): raw columns, encoded features, one category column."""
@@ -51,8 +56,10 @@ class Model:
             self.categories: list[str] = [str(c) for c in categories]
             self._category_index = self.raw_columns.index(self.category_column)
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
-            raise ModelError(f"{path} is not a feature spec ({type(error).__name__}: {error}); expected "
-                             '{"raw_columns": [...], "features": [...], "categories": {"<one raw column>": [...]}}') from None
+            raise ModelError(
+                f"{path} is not a feature spec ({type(error).__name__}: {error}); expected "
+                '{"raw_columns": [...], "features": [...], "categories": {"<one raw column>": [...]}}'
+            ) from None
         self._numeric = [c for c in self.raw_columns if c != self.category_column]
         self._category_slot = {c: len(self._numeric) + i for i, c in enumerate(self.categories)}
 
@@ -78,9 +85,11 @@ class Model:
             category = str(record[category_index]).strip().upper()
             slot = self._category_slot.get(category)
             if slot is None:
-                raise PayloadError(f"record {row}: {self.category_column} {record[category_index]!r} is not one of {', '.join(self.categories)}")
+                raise PayloadError(
+                    f"record {row}: {self.category_column} {record[category_index]!r} is not one of {', '.join(self.categories)}"
+                )
             matrix[row - 1, slot] = 1.0
-            numeric = record[:category_index] + record[category_index + 1:]
+            numeric = record[:category_index] + record[category_index + 1 :]
             for column, value in enumerate(numeric):
                 try:
                     number = float(value)
@@ -112,7 +121,7 @@ def parse_json(text: str) -> list:
     except json.JSONDecodeError as error:
         raise PayloadError(f"body is not valid JSON: {error.msg} at position {error.pos}") from None
     if isinstance(payload, dict):
-        payload = payload["instances"] if "instances" in payload else [payload]
+        payload = payload.get("instances", [payload])
     if not isinstance(payload, list):
         raise PayloadError('expected {"instances": [...]}, a list of records or one record object')
     if payload and not isinstance(payload[0], (list, dict)):

@@ -30,7 +30,9 @@ class StepFailed(Exception):
 
 def _run(script: str, base: Path, *args: str) -> float:
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(SCRIPTS / script), *args], env={"SM_BASE_DIR": str(base), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args], env={"SM_BASE_DIR": str(base), "PATH": "/usr/bin:/bin"}
+    )
     if result.returncode != 0:
         raise StepFailed(f"{script} exited with {result.returncode}; its error is printed above")
     return time.perf_counter() - started
@@ -67,8 +69,14 @@ def run(data: Path, base: Path, hyperparameters: list[str], split_seed: int = 42
     report = json.loads((processing / "evaluation" / "evaluation.json").read_text())
 
     rows = _strip_target(data, base / "transform" / "input" / "new-data.csv")
-    timings["batch_inference"] = _run("batch_predict.py", base, "--input-dir", str(base / "transform" / "input"),
-                                      "--output-dir", str(base / "transform" / "output"))
+    timings["batch_inference"] = _run(
+        "batch_predict.py",
+        base,
+        "--input-dir",
+        str(base / "transform" / "input"),
+        "--output-dir",
+        str(base / "transform" / "output"),
+    )
     predictions = np.loadtxt(base / "transform" / "output" / "new-data.csv.out", ndmin=1)
 
     train_target = np.loadtxt(processing / "train" / "train.csv", delimiter=",", ndmin=2)[:, 0]

@@ -21,7 +21,7 @@ TARGET = "rings"
 CATEGORY = "sex"
 CATEGORIES = ("F", "I", "M")
 MEASUREMENTS = ("length", "diameter", "height", "whole_weight", "shucked_weight", "viscera_weight", "shell_weight")
-RAW_COLUMNS = (CATEGORY,) + MEASUREMENTS + (TARGET,)
+RAW_COLUMNS = (CATEGORY, *MEASUREMENTS, TARGET)
 FEATURES = MEASUREMENTS + tuple(f"{CATEGORY}_{c}" for c in CATEGORIES)
 SPLITS = ("train", "validation", "test")
 
@@ -31,8 +31,12 @@ class InputError(Exception):
 
 
 def feature_spec() -> dict:
-    return {"target": TARGET, "features": list(FEATURES), "raw_columns": list(RAW_COLUMNS[:-1]),
-            "categories": {CATEGORY: list(CATEGORIES)}}
+    return {
+        "target": TARGET,
+        "features": list(FEATURES),
+        "raw_columns": list(RAW_COLUMNS[:-1]),
+        "categories": {CATEGORY: list(CATEGORIES)},
+    }
 
 
 def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
@@ -42,7 +46,9 @@ def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame()
     except pd.errors.ParserError as error:
-        raise InputError(f"{path}: rows have different numbers of fields ({error}); expected {len(columns)}: {', '.join(columns)}") from None
+        raise InputError(
+            f"{path}: rows have different numbers of fields ({error}); expected {len(columns)}: {', '.join(columns)}"
+        ) from None
     except UnicodeDecodeError as error:
         raise InputError(f"{path}: byte {error.start} is not UTF-8 ({error.reason}); save the file as UTF-8 text") from None
     if frame.empty:
@@ -64,14 +70,19 @@ def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
     unknown = ~categories.isin(CATEGORIES)
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise InputError(f"{path}: row {row + first_row} column '{CATEGORY}': {frame[CATEGORY].iloc[row]!r} is not one of {', '.join(CATEGORIES)}")
+        raise InputError(
+            f"{path}: row {row + first_row} column '{CATEGORY}': {frame[CATEGORY].iloc[row]!r} "
+            f"is not one of {', '.join(CATEGORIES)}"
+        )
     result = pd.DataFrame({CATEGORY: categories})
     for column in columns[1:]:
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
         bad = ~np.isfinite(values.to_numpy(dtype="float64"))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{path}: row {row + first_row} column '{column}': expected a finite number, got {frame[column].iloc[row]!r}")
+            raise InputError(
+                f"{path}: row {row + first_row} column '{column}': expected a finite number, got {frame[column].iloc[row]!r}"
+            )
         result[column] = values.astype("float64")
     return result
 
@@ -86,11 +97,11 @@ def encode(frame: pd.DataFrame) -> pd.DataFrame:
 
 def split_indices(n_rows: int, validation_fraction: float, test_fraction: float, seed: int):
     order = np.random.default_rng(seed).permutation(n_rows)
-    n_test = max(1, int(round(n_rows * test_fraction)))
-    n_validation = max(1, int(round(n_rows * validation_fraction)))
+    n_test = max(1, round(n_rows * test_fraction))
+    n_validation = max(1, round(n_rows * validation_fraction))
     if n_rows - n_test - n_validation < 1:
         raise InputError(f"{n_rows} rows are too few to split into train, validation and test")
-    return {"test": order[:n_test], "validation": order[n_test:n_test + n_validation], "train": order[n_test + n_validation:]}
+    return {"test": order[:n_test], "validation": order[n_test : n_test + n_validation], "train": order[n_test + n_validation :]}
 
 
 def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_fraction: float, seed: int) -> dict:
@@ -105,7 +116,7 @@ def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_frac
         target_dir.mkdir(parents=True, exist_ok=True)
         table.iloc[np.sort(rows)].to_csv(target_dir / f"{split}.csv", header=False, index=False)
         (target_dir / "features.json").write_text(json.dumps(feature_spec(), indent=2))
-        counts[split] = int(len(rows))
+        counts[split] = len(rows)
     return counts
 
 

@@ -15,12 +15,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inference import Model, ModelError, PayloadError, format_csv, format_json, parse_csv, parse_json  # noqa: E402
+from inference import Model, ModelError, PayloadError, format_csv, format_json, parse_csv, parse_json
 
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 100 * 1024 * 1024))
 CSV, JSON = "text/csv", "application/json"
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-           413: "Payload Too Large", 415: "Unsupported Media Type", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    503: "Service Unavailable",
+}
 log = logging.getLogger("serve")
 
 
@@ -56,7 +64,9 @@ class ModelServer:
             return self._reply(start_response, 503, f"model not loaded: {self.load_error}\n")
         content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if content_type not in (CSV, JSON):
-            return self._reply(start_response, 415, f"unsupported content type {content_type or '(none)'!r}; send {CSV} or {JSON}\n")
+            return self._reply(
+                start_response, 415, f"unsupported content type {content_type or '(none)'!r}; send {CSV} or {JSON}\n"
+            )
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -85,15 +85,27 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
     if x_train.shape[1] != x_valid.shape[1]:
         raise TrainingError(f"train has {x_train.shape[1]} feature columns but validation has {x_valid.shape[1]}")
     lgb_params = {
-        "objective": params.objective, "metric": "rmse", "verbosity": -1, "seed": params.seed, "deterministic": True,
-        "num_leaves": params.num_leaves, "learning_rate": params.learning_rate,
-        "min_data_in_leaf": params.min_data_in_leaf, "feature_fraction": params.feature_fraction,
-        "bagging_fraction": params.bagging_fraction, "bagging_freq": params.bagging_freq, "lambda_l2": params.lambda_l2,
+        "objective": params.objective,
+        "metric": "rmse",
+        "verbosity": -1,
+        "seed": params.seed,
+        "deterministic": True,
+        "num_leaves": params.num_leaves,
+        "learning_rate": params.learning_rate,
+        "min_data_in_leaf": params.min_data_in_leaf,
+        "feature_fraction": params.feature_fraction,
+        "bagging_fraction": params.bagging_fraction,
+        "bagging_freq": params.bagging_freq,
+        "lambda_l2": params.lambda_l2,
     }
     train_set = lgb.Dataset(x_train, y_train)
     valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
     booster = lgb.train(
-        lgb_params, train_set, num_boost_round=params.num_boost_round, valid_sets=[valid_set], valid_names=["validation"],
+        lgb_params,
+        train_set,
+        num_boost_round=params.num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
         callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
     )
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +115,7 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
     metrics = {}
     for channel, x, y in (("train", x_train, y_train), ("validation", x_valid, y_valid)):
         mse = float(np.mean((booster.predict(x, num_iteration=booster.best_iteration) - y) ** 2))
-        metrics[channel] = {"mse": mse, "rmse": mse ** 0.5}
+        metrics[channel] = {"mse": mse, "rmse": mse**0.5}
     metrics["best_iteration"] = booster.best_iteration
     return metrics
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
@@ -51,7 +51,7 @@ def _copy(source: Path, output: Path) -> None:
 
 @jsii.implements(ILocalBundling)
 class _LocalBundler:
-    def __init__(self, fill: Callable[[Path], None]) -> None:
+    def __init__(self, fill: Callable[[Path], object]) -> None:
         self._fill = fill
 
     def try_bundle(self, output_dir: str, *args, **options) -> bool:
@@ -59,9 +59,11 @@ class _LocalBundler:
         return True
 
 
-def _local_code(source: Path, asset_hash: str, fill: Callable[[Path], None]) -> lambda_.Code:
+def _local_code(source: Path, asset_hash: str, fill: Callable[[Path], object]) -> lambda_.Code:
     return lambda_.Code.from_asset(
-        str(source), asset_hash=asset_hash, asset_hash_type=AssetHashType.CUSTOM,
+        str(source),
+        asset_hash=asset_hash,
+        asset_hash_type=AssetHashType.CUSTOM,
         bundling=BundlingOptions(image=NO_DOCKER, local=_LocalBundler(fill)),
     )
 
@@ -77,8 +79,11 @@ def function_code(name: str, with_pipeline_scripts: bool = False, packages: tupl
     source = LAMBDAS / name
     if not (source / "handler.py").is_file():
         raise FileNotFoundError(f"{source / 'handler.py'} does not exist; each Lambda lives in lambdas/<name>/handler.py")
-    extras = (COMMON, *((PIPELINE_SCRIPTS,) if with_pipeline_scripts else ()),
-              *(installed_path(p) for p in FUNCTION_PACKAGES + packages))
+    extras = (
+        COMMON,
+        *((PIPELINE_SCRIPTS,) if with_pipeline_scripts else ()),
+        *(installed_path(p) for p in FUNCTION_PACKAGES + packages),
+    )
     roots = (source, *extras)
 
     def fill(output: Path) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Mapping
+from typing import Any
 
 import botocore.session
+from botocore.model import StringShape
 
 from lambdas.common.contracts import BatchPredictionConfig, EndpointConfig, TrainingConfig
 
@@ -39,10 +41,16 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _CRON_FIELDS = (
-    ("minutes", 0, 59, ()), ("hours", 0, 23, ()), ("day-of-month", 1, 31, ()),
-    ("month", 1, 12, _MONTHS), ("day-of-week", 1, 7, _DAYS), ("year", 1970, 2199, ()),
+    ("minutes", 0, 59, ()),
+    ("hours", 0, 23, ()),
+    ("day-of-month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day-of-week", 1, 7, _DAYS),
+    ("year", 1970, 2199, ()),
 )
 _CRON_SPECIAL = {"day-of-month": re.compile(r"L|LW|\d{1,2}W"), "day-of-week": re.compile(r"L|\d{1}L|\d{1}#[1-5]")}
+
+
 def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], label: str) -> bool:
     def number(text: str) -> bool:
         if text.upper() in names:
@@ -72,7 +80,9 @@ _PREFIX = re.compile(r"^([a-z0-9][a-z0-9._-]*/)+$")
 def instance_types(use: str) -> tuple[str, ...]:
     """The instance types SageMaker accepts for `use` (hosting, transform, processing, training)."""
     model = botocore.session.get_session().get_service_model("sagemaker")
-    return tuple(model.shape_for(INSTANCE_TYPE_SHAPES[use]).enum)
+    shape = model.shape_for(INSTANCE_TYPE_SHAPES[use])
+    assert isinstance(shape, StringShape), shape
+    return tuple(shape.enum)
 
 
 def supports_volume_kms(instance_type: str) -> bool:
@@ -168,7 +178,7 @@ class _Reader:
         self._used.add(name)
         return self._raw.get(name)
 
-    def section(self, name: str) -> "_Reader":
+    def section(self, name: str) -> _Reader:
         return _Reader(self._get(name), self.key(name))
 
     def boolean(self, name: str) -> bool:
@@ -212,7 +222,8 @@ class _Reader:
             family = value.rsplit(".", 1)[0] + "." if isinstance(value, str) and "." in value else "ml."
             same_family = [t for t in allowed if t.startswith(family)] or [t for t in allowed if t.startswith("ml.m5.")]
             raise ConfigError(
-                self.key(name), value,
+                self.key(name),
+                value,
                 f"is not a SageMaker {use} instance type (SageMaker API model); for example {', '.join(same_family[:6])}",
             )
         return value
@@ -223,14 +234,20 @@ class _Reader:
         fields = value[5:-1].split(" ") if isinstance(value, str) and value.startswith("cron(") and value.endswith(")") else []
         if len(fields) != 6 or "?" not in (fields[2], fields[4]):
             raise ConfigError(
-                self.key(name), value,
+                self.key(name),
+                value,
                 "must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in day-of-month "
                 "or day-of-week, e.g. 'cron(0 2 * * ? *)'",
             )
-        for field, (label, low, high, names) in zip(fields, _CRON_FIELDS):
+        for field, (label, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
             if not _cron_field_ok(field, low, high, names, label):
-                raise ConfigError(self.key(name), value, f"{label} field {field!r} is out of range; allowed {low}-{high}"
-                                  + (f" or {names[0]}-{names[-1]}" if names else "") + ", with , - * / and ?")
+                raise ConfigError(
+                    self.key(name),
+                    value,
+                    f"{label} field {field!r} is out of range; allowed {low}-{high}"
+                    + (f" or {names[0]}-{names[-1]}" if names else "")
+                    + ", with , - * / and ?",
+                )
         return value
 
     def timezone(self, name: str) -> str:
@@ -253,8 +270,14 @@ def _storage(r: _Reader) -> StorageConfig:
         noncurrent_version_expiration_days=r.integer("noncurrent_version_expiration_days", 1, MAX_DAYS),
         access_log_expiration_days=r.integer("access_log_expiration_days", 1, MAX_DAYS),
         log_retention_days=r.choice("log_retention_days", LOG_RETENTION_DAYS),
-        raw_data_prefix=r.matching("raw_data_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/', e.g. 'incoming/'"),
-        training_trigger_suffix=r.matching("training_trigger_suffix", re.compile(r"^[A-Za-z0-9._-]+$"), "must be a file name suffix such as '_SUCCESS' or '.manifest'"),
+        raw_data_prefix=r.matching(
+            "raw_data_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/', e.g. 'incoming/'"
+        ),
+        training_trigger_suffix=r.matching(
+            "training_trigger_suffix",
+            re.compile(r"^[A-Za-z0-9._-]+$"),
+            "must be a file name suffix such as '_SUCCESS' or '.manifest'",
+        ),
     )
     r.done()
     return config
@@ -275,9 +298,17 @@ def _training(r: _Reader, production: bool) -> TrainingConfig:
         inference_image_tag=r.matching("inference_image_tag", tag, "must be a Docker image tag"),
     )
     if config.tuning_max_parallel_jobs > config.tuning_max_jobs:
-        raise ConfigError(r.key("tuning_max_parallel_jobs"), config.tuning_max_parallel_jobs, f"must not exceed tuning_max_jobs ({config.tuning_max_jobs})")
+        raise ConfigError(
+            r.key("tuning_max_parallel_jobs"),
+            config.tuning_max_parallel_jobs,
+            f"must not exceed tuning_max_jobs ({config.tuning_max_jobs})",
+        )
     if production and config.model_approval_status != "PendingManualApproval":
-        raise ConfigError(r.key("model_approval_status"), config.model_approval_status, "a production environment must use PendingManualApproval")
+        raise ConfigError(
+            r.key("model_approval_status"),
+            config.model_approval_status,
+            "a production environment must use PendingManualApproval",
+        )
     r.done()
     return config
 
@@ -306,7 +337,11 @@ def _endpoint(r: _Reader) -> EndpointConfig:
     if config.min_capacity > config.max_capacity:
         raise ConfigError(r.key("min_capacity"), config.min_capacity, f"must not exceed max_capacity ({config.max_capacity})")
     if not config.min_capacity <= config.initial_instance_count <= config.max_capacity:
-        raise ConfigError(r.key("initial_instance_count"), config.initial_instance_count, f"must lie between min_capacity ({config.min_capacity}) and max_capacity ({config.max_capacity})")
+        raise ConfigError(
+            r.key("initial_instance_count"),
+            config.initial_instance_count,
+            f"must lie between min_capacity ({config.min_capacity}) and max_capacity ({config.max_capacity})",
+        )
     r.done()
     return config
 
@@ -326,14 +361,25 @@ def _schedules(r: _Reader) -> ScheduleConfig:
 def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
     r = _Reader(raw, f"environments.{name}")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ConfigError("environments", name, "environment names are 2-21 lower-case letters, digits or '-', starting with a letter")
+        raise ConfigError(
+            "environments", name, "environment names are 2-21 lower-case letters, digits or '-', starting with a letter"
+        )
     production = r.boolean("production")
     config = EnvironmentConfig(
         name=name,
-        account=r.matching("account", _ACCOUNT, "must be a 12-digit AWS account id, or left out for an environment-agnostic synth", optional=True),
-        region=r.matching("region", _REGION, "must be an AWS region such as 'eu-west-1', or left out for an environment-agnostic synth", optional=True),
+        account=r.matching(
+            "account", _ACCOUNT, "must be a 12-digit AWS account id, or left out for an environment-agnostic synth", optional=True
+        ),
+        region=r.matching(
+            "region",
+            _REGION,
+            "must be an AWS region such as 'eu-west-1', or left out for an environment-agnostic synth",
+            optional=True,
+        ),
         production=production,
-        alert_email=r.matching("alert_email", _EMAIL, "must be an e-mail address, or left out for no e-mail subscription", optional=True),
+        alert_email=r.matching(
+            "alert_email", _EMAIL, "must be an e-mail address, or left out for no e-mail subscription", optional=True
+        ),
         storage=_storage(r.section("storage")),
         training=_training(r.section("training"), production),
         batch_prediction=_batch(r.section("batch_prediction")),
@@ -341,10 +387,16 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
         schedules=_schedules(r.section("schedules")),
     )
     if len(f"{project_name}-{name}") > MAX_ENDPOINT_NAME:
-        raise ConfigError("environments", name, f"'{project_name}-{name}' names the endpoint and must be at most "
-                          f"{MAX_ENDPOINT_NAME} characters; shorten the project or environment name")
+        raise ConfigError(
+            "environments",
+            name,
+            f"'{project_name}-{name}' names the endpoint and must be at most "
+            f"{MAX_ENDPOINT_NAME} characters; shorten the project or environment name",
+        )
     if (config.account is None) != (config.region is None):
-        raise ConfigError(r.key("account" if config.account is None else "region"), None, "account and region are given together or not at all")
+        raise ConfigError(
+            r.key("account" if config.account is None else "region"), None, "account and region are given together or not at all"
+        )
     r.done()
     return config
 

@@ -17,6 +17,11 @@ def resource_finding(scope: IConstruct, token: str, suffix: str) -> str:
     return f"Resource::{json.dumps(resolved, separators=(',', ':'))}{suffix}"
 
 
+def arn_finding(service: str, resource: str) -> str:
+    """`Resource::<arn>` of a resource in this stack's partition, region and account, as cdk-nag prints it."""
+    return f"Resource::arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
+
+
 def acknowledge_iam5(policy: IConstruct, findings: dict[str, str]) -> None:
     """Acknowledge AwsSolutions-IAM5 findings (finding -> reason) on one policy."""
     for finding, reason in findings.items():

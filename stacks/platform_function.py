@@ -1,4 +1,4 @@
-"""A Lambda function with the platform's defaults: the layer's runtime and architecture, JSON logs at a set level, its own log group.
+"""A Lambda function with the platform's defaults: the layer's runtime and architecture, JSON logs, its own log group.
 
 Named so that it cannot be taken for aws-cdk's alpha `PythonFunction`, which bundles in Docker; this one
 bundles locally (stacks/bundling.py).
@@ -20,10 +20,28 @@ if RUNTIME.name != f"python{LAMBDA_TARGET.python_version}" or ARCHITECTURE.name 
     raise RuntimeError(f"Lambda runtime {RUNTIME.name}/{ARCHITECTURE.name} differs from the layer target {LAMBDA_TARGET.key}")
 
 RETENTION = {
-    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH", 60: "TWO_MONTHS",
-    90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 400: "THIRTEEN_MONTHS",
-    545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS", 1827: "FIVE_YEARS", 2192: "SIX_YEARS",
-    2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS", 3653: "TEN_YEARS",
+    1: "ONE_DAY",
+    3: "THREE_DAYS",
+    5: "FIVE_DAYS",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    60: "TWO_MONTHS",
+    90: "THREE_MONTHS",
+    120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+    400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS",
+    731: "TWO_YEARS",
+    1096: "THREE_YEARS",
+    1827: "FIVE_YEARS",
+    2192: "SIX_YEARS",
+    2557: "SEVEN_YEARS",
+    2922: "EIGHT_YEARS",
+    3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
 }
 
 
@@ -38,17 +56,41 @@ class PlatformFunction(Construct):
     (AWS_LAMBDA_LOG_LEVEL), so every handler logs one structured style at the level the stack chose.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, code: lambda_.Code, role: iam.IRole, description: str,
-                 log_retention_days: int, removal_policy: RemovalPolicy, environment: dict[str, str] | None = None,
-                 layers: list[lambda_.ILayerVersion] | None = None, timeout: Duration = Duration.seconds(60),
-                 memory_size: int = 256, **function_options) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        role: iam.IRole,
+        description: str,
+        log_retention_days: int,
+        removal_policy: RemovalPolicy,
+        environment: dict[str, str] | None = None,
+        layers: list[lambda_.ILayerVersion] | None = None,
+        timeout: Duration | None = None,
+        memory_size: int = 256,
+        **function_options,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", retention=retention(log_retention_days), removal_policy=removal_policy)
         self.function = lambda_.Function(
-            self, "Function", runtime=RUNTIME, architecture=ARCHITECTURE, handler="handler.handler", code=code,
-            role=role, description=description, environment=environment, layers=layers, timeout=timeout,
-            memory_size=memory_size, log_group=self.log_group, logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO, system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler="handler.handler",
+            code=code,
+            role=role,
+            description=description,
+            environment=environment,
+            layers=layers,
+            timeout=timeout or Duration.seconds(60),
+            memory_size=memory_size,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
             **function_options,
         )
         self.log_group.grant_write(role)

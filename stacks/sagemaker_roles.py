@@ -19,11 +19,10 @@ from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.nag import acknowledge_iam5, resource_finding
+from stacks.nag import acknowledge_iam5, arn_finding, resource_finding
 
 # SageMaker Pipelines names the jobs it starts at execution time, so these can only be scoped by type.
 PIPELINE_JOB_TYPES = ("processing-job", "training-job", "hyper-parameter-tuning-job", "transform-job", "model")
-SAGEMAKER_PREFIX = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
 
 
 @dataclass(frozen=True)
@@ -45,44 +44,100 @@ class SageMakerRoles(Construct):
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
         sagemaker_service = iam.ServicePrincipal("sagemaker.amazonaws.com")
-        self.job_role = iam.Role(self, "JobRole", assumed_by=sagemaker_service, managed_policies=[props.data_access_policy],
-                                 description="SageMaker processing, training and transform jobs and hosted models")
+        self.job_role = iam.Role(
+            self,
+            "JobRole",
+            assumed_by=sagemaker_service,
+            managed_policies=[props.data_access_policy],
+            description="SageMaker processing, training and transform jobs and hosted models",
+        )
         self.job_role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
-        self.job_role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            resources=[stack.format_arn(service="logs", resource="log-group", resource_name="/aws/sagemaker/*",
-                                        arn_format=ArnFormat.COLON_RESOURCE_NAME)]))
-        self.job_role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["cloudwatch:PutMetricData"], resources=["*"],
-            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}))
+        self.job_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.job_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
 
-        self.pipeline_execution_role = iam.Role(self, "PipelineExecutionRole", assumed_by=sagemaker_service,
-                                                description="SageMaker Pipelines executions of this environment")
+        self.pipeline_execution_role = iam.Role(
+            self,
+            "PipelineExecutionRole",
+            assumed_by=sagemaker_service,
+            description="SageMaker Pipelines executions of this environment",
+        )
         execution = self.pipeline_execution_role
-        execution.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sagemaker:CreateProcessingJob", "sagemaker:DescribeProcessingJob", "sagemaker:StopProcessingJob",
-                     "sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
-                     "sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
-                     "sagemaker:StopHyperParameterTuningJob", "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-                     "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
-                     "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:AddTags"],
-            resources=[arn(kind, "*") for kind in PIPELINE_JOB_TYPES]))
-        execution.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
-                     "sagemaker:AddTags"],
-            resources=[arn("model-package-group", group), arn("model-package", f"{group}/*")]))
+        execution.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:CreateHyperParameterTuningJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:StopHyperParameterTuningJob",
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:StopTransformJob",
+                    "sagemaker:CreateModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:AddTags",
+                ],
+                resources=[arn(kind, "*") for kind in PIPELINE_JOB_TYPES],
+            )
+        )
+        execution.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:AddTags",
+                ],
+                resources=[arn("model-package-group", group), arn("model-package", f"{group}/*")],
+            )
+        )
         self.job_role.grant_pass_role(execution)
         # Property files (the evaluation report the MSE gate reads) are read by the execution itself.
         execution.add_managed_policy(props.artifacts_read_policy)
 
         self.pipeline_definition_role = iam.Role(
-            self, "PipelineDefinitionRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Shared by the Lambdas that define and upsert this environment's pipelines")
+            self,
+            "PipelineDefinitionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Shared by the Lambdas that define and upsert this environment's pipelines",
+        )
         definition = self.pipeline_definition_role
-        definition.add_to_principal_policy(iam.PolicyStatement(
-            actions=["sagemaker:CreatePipeline", "sagemaker:UpdatePipeline", "sagemaker:DescribePipeline",
-                     "sagemaker:DeletePipeline", "sagemaker:AddTags", "sagemaker:ListTags"],
-            resources=[arn("pipeline", name) for name in props.pipeline_names]))
+        definition.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreatePipeline",
+                    "sagemaker:UpdatePipeline",
+                    "sagemaker:DescribePipeline",
+                    "sagemaker:DeletePipeline",
+                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
+                ],
+                resources=[arn("pipeline", name) for name in props.pipeline_names],
+            )
+        )
         execution.grant_pass_role(definition)
         # The SDK checks its default bucket by listing code/ there, then uploads the pipeline scripts under it.
         definition.add_managed_policy(props.code_upload_policy)
@@ -91,24 +146,29 @@ class SageMakerRoles(Construct):
 
     def acknowledge_invoke(self, function_arn: str) -> None:
         """The execution role invokes the batch pipeline's Lambda step through `function.grant_invoke`."""
-        acknowledge_iam5(self.pipeline_execution_role.node.find_child("DefaultPolicy"), {
-            resource_finding(self, function_arn, ":*"): "function.grant_invoke covers the function's versions and aliases.",
-        })
+        acknowledge_iam5(
+            self.pipeline_execution_role.node.find_child("DefaultPolicy"),
+            {
+                resource_finding(self, function_arn, ":*"): "function.grant_invoke covers the function's versions and aliases.",
+            },
+        )
 
     def _acknowledge(self, group: str) -> None:
         reasons = {
             self.job_role: {
-                "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/*":
-                    "SageMaker jobs log to log groups under /aws/sagemaker/ that the service names.",
+                arn_finding("logs", "log-group:/aws/sagemaker/*"): "SageMaker jobs log to log groups under /aws/sagemaker/ "
+                "that the service names.",
                 "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited to the /aws/sagemaker/ "
-                               "namespaces) support no resource-level permissions.",
+                "namespaces) support no resource-level permissions.",
             },
             self.pipeline_execution_role: {
-                **{f"Resource::{SAGEMAKER_PREFIX}:{kind}/*":
-                   f"SageMaker Pipelines names each {kind} at execution time; scoped to this resource type, account and region."
-                   for kind in PIPELINE_JOB_TYPES},
-                f"Resource::{SAGEMAKER_PREFIX}:model-package/{group}/*":
-                    "Versions inside this environment's one model package group, numbered by SageMaker on registration.",
+                **{
+                    arn_finding("sagemaker", f"{kind}/*"): f"SageMaker Pipelines names each {kind} at execution time; "
+                    "scoped to this resource type, account and region."
+                    for kind in PIPELINE_JOB_TYPES
+                },
+                arn_finding("sagemaker", f"model-package/{group}/*"): "Versions inside this environment's one model package "
+                "group, numbered by SageMaker on registration.",
             },
         }
         for role, findings in reasons.items():

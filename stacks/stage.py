@@ -21,6 +21,14 @@ class MlopsStage(Stage):
         Tags.of(self).add("environment", environment.name)
 
         self.storage = StorageStack(self, "Storage", project_name=project_name, environment=environment)
-        self.pipelines = PipelinesStack(self, "Pipelines", project_name=project_name, environment=environment, storage=self.storage)
-        self.orchestration = OrchestrationStack(self, "Orchestration", project_name=project_name, environment=environment,
-                                                storage=self.storage, pipelines=self.pipelines)
+        self.pipelines = PipelinesStack(
+            self, "Pipelines", project_name=project_name, environment=environment, storage=self.storage
+        )
+        self.orchestration = OrchestrationStack(
+            self,
+            "Orchestration",
+            project_name=project_name,
+            environment=environment,
+            storage=self.storage,
+            pipelines=self.pipelines,
+        )

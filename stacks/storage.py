@@ -20,7 +20,9 @@ class StorageStack(Stack):
     other environments destroy them, emptying buckets and repositories first.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, project_name: str, environment: EnvironmentConfig, **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, project_name: str, environment: EnvironmentConfig, **kwargs
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         storage = environment.storage
         retain = storage.retain_data
@@ -28,7 +30,8 @@ class StorageStack(Stack):
         prefix = f"{project_name}-{environment.name}"
 
         self.key = kms.Key(
-            self, "DataKey",
+            self,
+            "DataKey",
             alias=f"alias/{prefix}",
             description=f"Encrypts data, models and images of {prefix}",
             enable_key_rotation=True,
@@ -36,7 +39,8 @@ class StorageStack(Stack):
         )
 
         self.access_logs_bucket = s3.Bucket(
-            self, "AccessLogsBucket",
+            self,
+            "AccessLogsBucket",
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
@@ -64,6 +68,7 @@ class StorageStack(Stack):
         self.raw_data_bucket = self._data_bucket("RawDataBucket", "raw-data", storage, removal)
         # Native CloudFormation property instead of `event_bridge_enabled`, which adds a custom-resource Lambda.
         raw_bucket_resource = self.raw_data_bucket.node.default_child
+        assert isinstance(raw_bucket_resource, s3.CfnBucket)
         raw_bucket_resource.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
         self.features_bucket = self._data_bucket("FeaturesBucket", "features", storage, removal)
         self.artifacts_bucket = self._data_bucket("ArtifactsBucket", "artifacts", storage, removal)
@@ -75,19 +80,29 @@ class StorageStack(Stack):
 
         self.data_access_policy = self._data_access_policy()
         self.artifacts_read_policy = self._artifacts_policy(
-            "ArtifactsReadPolicy", "Read the artifacts bucket (pipeline property files such as the evaluation report)",
-            "/*", "Property files are written per pipeline execution under the artifacts bucket.",
-            ("s3:GetBucket*", "s3:GetObject*", "s3:List*"))
+            "ArtifactsReadPolicy",
+            "Read the artifacts bucket (pipeline property files such as the evaluation report)",
+            "/*",
+            "Property files are written per pipeline execution under the artifacts bucket.",
+            ("s3:GetBucket*", "s3:GetObject*", "s3:List*"),
+        )
         self.artifacts_bucket.grant_read(self.artifacts_read_policy)
         self.code_upload_policy = self._artifacts_policy(
-            "CodeUploadPolicy", "Upload pipeline scripts under code/ of the artifacts bucket",
-            "/code/*", "The SageMaker SDK uploads pipeline scripts under code/, named by content hash.",
-            ("s3:Abort*", "kms:GenerateDataKey*", "kms:ReEncrypt*"))
+            "CodeUploadPolicy",
+            "Upload pipeline scripts under code/ of the artifacts bucket",
+            "/code/*",
+            "The SageMaker SDK uploads pipeline scripts under code/, named by content hash.",
+            ("s3:Abort*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
+        )
         self.artifacts_bucket.grant_put(self.code_upload_policy, "code/*")
         # The SDK checks its default bucket by listing code/ there before it uploads.
-        self.code_upload_policy.add_statements(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[self.artifacts_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": ["code", "code/*"]}}))
+        self.code_upload_policy.add_statements(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.artifacts_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": ["code", "code/*"]}},
+            )
+        )
 
         for name, value in (
             ("RawDataBucketName", self.raw_data_bucket.bucket_name),
@@ -100,41 +115,63 @@ class StorageStack(Stack):
     def _data_access_policy(self) -> iam.ManagedPolicy:
         """Read raw data, read and write features and artifacts, use the key, pull the images."""
         data_buckets = (self.raw_data_bucket, self.features_bucket, self.artifacts_bucket)
-        policy = iam.ManagedPolicy(self, "DataAccessPolicy", description="Data and image access of the SageMaker execution role", statements=[
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[b.bucket_arn for b in data_buckets]),
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.raw_data_bucket.arn_for_objects("*")]),
-            iam.PolicyStatement(actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-                                resources=[self.features_bucket.arn_for_objects("*"), self.artifacts_bucket.arn_for_objects("*")]),
-            iam.PolicyStatement(actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"], resources=[self.key.key_arn]),
-            iam.PolicyStatement(actions=["kms:CreateGrant"], resources=[self.key.key_arn],
-                                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}),
-            iam.PolicyStatement(actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                                resources=[self.training_repository.repository_arn, self.inference_repository.repository_arn]),
-        ])
-        acknowledge_iam5(policy, {
-            resource_finding(self, bucket.bucket_arn, "/*"):
-                "Objects of one bucket of this environment: SageMaker jobs read and write keys generated per pipeline execution."
-            for bucket in data_buckets})
+        policy = iam.ManagedPolicy(
+            self,
+            "DataAccessPolicy",
+            description="Data and image access of the SageMaker execution role",
+            statements=[
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[b.bucket_arn for b in data_buckets]),
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.raw_data_bucket.arn_for_objects("*")]),
+                iam.PolicyStatement(
+                    actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[self.features_bucket.arn_for_objects("*"), self.artifacts_bucket.arn_for_objects("*")],
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"], resources=[self.key.key_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:CreateGrant"],
+                    resources=[self.key.key_arn],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
+                iam.PolicyStatement(
+                    actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                    resources=[self.training_repository.repository_arn, self.inference_repository.repository_arn],
+                ),
+            ],
+        )
+        acknowledge_iam5(
+            policy,
+            {
+                resource_finding(self, bucket.bucket_arn, "/*"): "Objects of one bucket of this environment: SageMaker jobs "
+                "read and write keys generated per pipeline execution."
+                for bucket in data_buckets
+            },
+        )
         return policy
 
-    def _artifacts_policy(self, construct_id: str, description: str, suffix: str, reason: str,
-                          grant_actions: tuple[str, ...]) -> iam.ManagedPolicy:
+    def _artifacts_policy(
+        self, construct_id: str, description: str, suffix: str, reason: str, grant_actions: tuple[str, ...]
+    ) -> iam.ManagedPolicy:
         """A managed policy of this stack for an artifacts-bucket grant that roles of other stacks attach.
 
         `grant_actions` are the wildcard actions of the bucket's own grant method, acknowledged as such.
         """
         policy = iam.ManagedPolicy(self, construct_id, description=description)
         findings = {resource_finding(self, self.artifacts_bucket.bucket_arn, suffix): reason}
-        findings.update({f"Action::{action}": f"Part of the bucket's own grant method: {description[0].lower()}{description[1:]}."
-                         for action in grant_actions})
+        findings.update(
+            {
+                f"Action::{action}": f"Part of the bucket's own grant method: {description[0].lower()}{description[1:]}."
+                for action in grant_actions
+            }
+        )
         acknowledge_iam5(policy, findings)
         return policy
 
-    def _data_bucket(
-        self, construct_id: str, log_prefix: str, storage: StorageConfig, removal: RemovalPolicy
-    ) -> s3.Bucket:
+    def _data_bucket(self, construct_id: str, log_prefix: str, storage: StorageConfig, removal: RemovalPolicy) -> s3.Bucket:
         return s3.Bucket(
-            self, construct_id,
+            self,
+            construct_id,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
@@ -157,7 +194,8 @@ class StorageStack(Stack):
 
     def _repository(self, construct_id: str, name: str, retain: bool) -> ecr.Repository:
         return ecr.Repository(
-            self, construct_id,
+            self,
+            construct_id,
             repository_name=name,
             image_scan_on_push=True,
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,

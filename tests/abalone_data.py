@@ -15,13 +15,13 @@ def abalone_rows(n: int, seed: int = 7) -> list[list]:
     length = rng.uniform(0.1, 0.8, n)
     diameter = length * 0.8 + rng.normal(0, 0.01, n)
     height = length * 0.27 + rng.normal(0, 0.01, n)
-    whole = 2.2 * length ** 3 + rng.normal(0, 0.02, n)
+    whole = 2.2 * length**3 + rng.normal(0, 0.02, n)
     shell = 0.3 * whole + rng.normal(0, 0.01, n)
     sex = np.where(length < 0.35, "I", rng.choice(["M", "F"], n))
     rings = np.clip(np.round(3 + 30 * shell + (sex != "I") * 1.5 + rng.normal(0, 1.0, n)), 1, 29)
     return [
-        [s, round(l, 3), round(d, 3), round(h, 3), round(w, 4), round(w * 0.43, 4), round(w * 0.22, 4), round(sw, 4), float(r)]
-        for s, l, d, h, w, sw, r in zip(sex, length, diameter, height, whole, shell, rings)
+        [s, round(ln, 3), round(d, 3), round(h, 3), round(w, 4), round(w * 0.43, 4), round(w * 0.22, 4), round(sw, 4), float(r)]
+        for s, ln, d, h, w, sw, r in zip(sex, length, diameter, height, whole, shell, rings, strict=True)
     ]
 
 

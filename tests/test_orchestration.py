@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
+import aws_events
 import pytest
 from aws_cdk.assertions import Match
-from moto.events.models import EventPattern
-
-import aws_events
 from conftest import ACCOUNT, REGION, cdk_context, synthesize, template_deployer_settings
+from moto.events.models import EventPattern
 
 RAW_BUCKET = "raw-data-bucket"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
@@ -34,8 +33,11 @@ def resolve(value):
 
 
 def rule_pattern(template, description_start: str) -> EventPattern:
-    rules = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
-             if r["Properties"].get("Description", "").startswith(description_start)]
+    rules = [
+        r["Properties"]
+        for r in template.find_resources("AWS::Events::Rule").values()
+        if r["Properties"].get("Description", "").startswith(description_start)
+    ]
     assert len(rules) == 1, description_start
     return EventPattern.load(json.dumps(resolve(rules[0]["EventPattern"])))
 
@@ -86,8 +88,11 @@ def test_endpoint_in_service_rule(synthesized, environment):
 
 
 def _targets(template, description_start: str) -> list[dict]:
-    (rule,) = [r["Properties"] for r in template.find_resources("AWS::Events::Rule").values()
-               if r["Properties"]["Description"].startswith(description_start)]
+    (rule,) = [
+        r["Properties"]
+        for r in template.find_resources("AWS::Events::Rule").values()
+        if r["Properties"]["Description"].startswith(description_start)
+    ]
     return rule["Targets"]
 
 
@@ -105,13 +110,21 @@ def test_rule_targets_start_pipelines_or_the_deployer_with_dead_letters(synthesi
         assert target["Arn"] == {"Fn::GetAtt": [deployer_id, "Arn"]}
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
         assert target["RetryPolicy"]["MaximumRetryAttempts"] == 3
-    template.has_resource_properties("AWS::Lambda::Permission", {
-        "Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com",
-        "FunctionName": {"Fn::GetAtt": [deployer_id, "Arn"]}})
+    template.has_resource_properties(
+        "AWS::Lambda::Permission",
+        {
+            "Action": "lambda:InvokeFunction",
+            "Principal": "events.amazonaws.com",
+            "FunctionName": {"Fn::GetAtt": [deployer_id, "Arn"]},
+        },
+    )
 
 
 def _schedules(template) -> dict:
-    return {s["Properties"]["Description"].split(" ")[0]: s["Properties"] for s in template.find_resources("AWS::Scheduler::Schedule").values()}
+    return {
+        s["Properties"]["Description"].split(" ")[0]: s["Properties"]
+        for s in template.find_resources("AWS::Scheduler::Schedule").values()
+    }
 
 
 def test_schedules_use_cron_in_the_time_zone_and_pass_parameters(synthesized, environment):
@@ -119,12 +132,19 @@ def test_schedules_use_cron_in_the_time_zone_and_pass_parameters(synthesized, en
     schedules = _schedules(template)
     assert set(schedules) == {"Nightly", "Daily"}
     nightly, daily = schedules["Nightly"], schedules["Daily"]
-    assert (nightly["ScheduleExpression"], nightly["ScheduleExpressionTimezone"], nightly["State"]) == ("cron(0 2 * * ? *)", "UTC", "ENABLED")
+    assert (nightly["ScheduleExpression"], nightly["ScheduleExpressionTimezone"], nightly["State"]) == (
+        "cron(0 2 * * ? *)",
+        "UTC",
+        "ENABLED",
+    )
     assert (daily["ScheduleExpression"], daily["State"]) == ("cron(0 6 * * ? *)", "ENABLED")
     assert f":pipeline/abalone-mlops-{environment}-training" in json.dumps(nightly["Target"]["Arn"])
     assert f":pipeline/abalone-mlops-{environment}-batch-prediction" in json.dumps(daily["Target"]["Arn"])
     assert [p["Name"] for p in nightly["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]] == ["InputDataUri"]
-    assert [p["Name"] for p in daily["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]] == ["InputPrefixUri", "OutputPrefixUri"]
+    assert [p["Name"] for p in daily["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]] == [
+        "InputPrefixUri",
+        "OutputPrefixUri",
+    ]
     (queue_id,) = template.find_resources("AWS::SQS::Queue")
     for schedule in schedules.values():
         assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
@@ -133,18 +153,31 @@ def test_schedules_use_cron_in_the_time_zone_and_pass_parameters(synthesized, en
 
 def test_pipeline_starter_role_may_only_start_these_pipelines(synthesized, environment):
     template = synthesized.template(environment, "orchestration")
-    starter = [p for p in template.find_resources("AWS::IAM::Policy").values()
-               if p["Properties"]["Roles"][0]["Ref"].startswith("PipelineStarterRole")]
-    statements = [s for p in starter for s in p["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == "sagemaker:StartPipelineExecution"]
+    starter = [
+        p
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"][0]["Ref"].startswith("PipelineStarterRole")
+    ]
+    statements = [
+        s
+        for p in starter
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "sagemaker:StartPipelineExecution"
+    ]
     resources = json.dumps([s["Resource"] for s in statements])
-    assert f"pipeline/abalone-mlops-{environment}-training" in resources and f"pipeline/abalone-mlops-{environment}-batch-prediction" in resources
+    assert (
+        f"pipeline/abalone-mlops-{environment}-training" in resources
+        and f"pipeline/abalone-mlops-{environment}-batch-prediction" in resources
+    )
     assert "pipeline/*" not in resources
 
 
 def test_alarms_alert_and_drive_rollback(synthesized, assemblies, environment):
     template = synthesized.template(environment, "orchestration")
-    alarms = {a["Properties"].get("AlarmName", a["Properties"]["AlarmDescription"]): a["Properties"]
-              for a in template.find_resources("AWS::CloudWatch::Alarm").values()}
+    alarms = {
+        a["Properties"].get("AlarmName", a["Properties"]["AlarmDescription"]): a["Properties"]
+        for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+    }
     (topic_id,) = template.find_resources("AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
@@ -152,7 +185,9 @@ def test_alarms_alert_and_drive_rollback(synthesized, assemblies, environment):
     assert (errors["MetricName"], errors["Namespace"], errors["Threshold"]) == ("Invocation5XXErrors", "AWS/SageMaker", 1)
     assert (latency["MetricName"], latency["ExtendedStatistic"], latency["Threshold"]) == ("ModelLatency", "p99", 200_000)
     assert template_deployer_settings(assemblies[environment]).rollback_alarm_names == (
-        f"abalone-mlops-{environment}-5xx-errors", f"abalone-mlops-{environment}-model-latency")
+        f"abalone-mlops-{environment}-5xx-errors",
+        f"abalone-mlops-{environment}-model-latency",
+    )
     descriptions = {a["AlarmDescription"] for a in alarms.values()}
     assert "The endpoint deployer failed; see its log group" in descriptions
     assert "Events that could not be delivered to a pipeline or the deployer" in descriptions
@@ -165,8 +200,16 @@ def test_topic_and_queue_are_encrypted_and_ssl_only(synthesized, environment):
     template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]}})
     template.has_resource_properties("AWS::SQS::Queue", {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 1209600})
     for kind in ("AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
-        template.has_resource_properties(kind, {"PolicyDocument": {"Statement": Match.array_with([Match.object_like({
-            "Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
+        template.has_resource_properties(
+            kind,
+            {
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})]
+                    )
+                }
+            },
+        )
 
 
 def test_deployer_settings_match_what_the_lambda_reads(synthesized, assemblies, environment):
@@ -176,23 +219,36 @@ def test_deployer_settings_match_what_the_lambda_reads(synthesized, assemblies, 
     settings = template_deployer_settings(assemblies[environment])
     expected = {"dev": ("ml.t2.medium", 1, 1, 2, 100), "prod": ("ml.m5.large", 2, 2, 6, 20)}[environment]
     endpoint = settings.endpoint
-    assert (endpoint.instance_type, endpoint.initial_instance_count, endpoint.min_capacity,
-            endpoint.max_capacity, endpoint.data_capture_percentage) == expected
+    assert (
+        endpoint.instance_type,
+        endpoint.initial_instance_count,
+        endpoint.min_capacity,
+        endpoint.max_capacity,
+        endpoint.data_capture_percentage,
+    ) == expected
     assert settings.volume_kms_key_arn == settings.kms_key_arn, "ml.t2 and ml.m5 have EBS volumes, which take the key"
     assert deployer["Timeout"] == 900 and "TargetArn" in deployer["DeadLetterConfig"]
     # No reserved concurrency: new accounts (a quota of 10) cannot reserve any; SageMaker serializes deployments.
     assert "ReservedConcurrentExecutions" not in deployer
-    template.has_resource_properties("AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600})
+    template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig", {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600}
+    )
 
 
 def test_deployer_role_is_scoped_to_this_endpoint(synthesized, environment):
     template = synthesized.template(environment, "orchestration")
     role_id = next(k for k in template.find_resources("AWS::IAM::Role") if k.startswith("DeployerRole"))
-    statements = [s for p in template.find_resources("AWS::IAM::Policy").values() if p["Properties"]["Roles"] == [{"Ref": role_id}]
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": role_id}]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     endpoint = next(s for s in statements if "sagemaker:UpdateEndpoint" in s["Action"])
     resources = json.dumps(endpoint["Resource"])
-    assert f':endpoint/abalone-mlops-{environment}"' in resources and f":endpoint-config/abalone-mlops-{environment}-v*" in resources
+    assert (
+        f':endpoint/abalone-mlops-{environment}"' in resources and f":endpoint-config/abalone-mlops-{environment}-v*" in resources
+    )
     passrole = next(s for s in statements if s["Action"] == "iam:PassRole")
     assert "RolesJobRole" in json.dumps(passrole["Resource"])
 

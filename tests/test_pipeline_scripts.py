@@ -11,7 +11,6 @@ import tarfile
 
 import numpy as np
 import pytest
-
 from abalone_data import HEADER, abalone_rows, write_csv
 from conftest import REPO_ROOT
 
@@ -19,8 +18,13 @@ SCRIPTS = REPO_ROOT / "pipeline_scripts"
 
 
 def run_script(script: str, base, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPTS / script), *args], env={"SM_BASE_DIR": str(base)},
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args],
+        env={"SM_BASE_DIR": str(base)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def preprocess(base, rows=None, header=True) -> subprocess.CompletedProcess:
@@ -71,7 +75,9 @@ def test_preprocess_is_deterministic_and_reads_files_without_header(tmp_path, tr
     other = tmp_path / "opt_ml"
     assert preprocess(other, header=False).returncode == 0
     for split in ("train", "validation", "test"):
-        assert (other / "processing" / split / f"{split}.csv").read_text() == (base / "processing" / split / f"{split}.csv").read_text()
+        assert (other / "processing" / split / f"{split}.csv").read_text() == (
+            base / "processing" / split / f"{split}.csv"
+        ).read_text()
 
 
 def _rows_with(change):
@@ -81,12 +87,26 @@ def _rows_with(change):
 
 
 BAD_INPUTS = {
-    "missing column": (lambda rows: [r.pop() for r in rows], False,
-                       "abalone.csv: 8 columns; expected 9: sex, length, diameter, height, whole_weight, shucked_weight, viscera_weight, shell_weight, rings"),
-    "extra column": (lambda rows: [r.append(1) for r in rows], False,
-                     "abalone.csv: 10 columns; expected 9: sex, length, diameter, height, whole_weight, shucked_weight, viscera_weight, shell_weight, rings"),
-    "non-numeric": (lambda rows: rows[4].__setitem__(3, "tall"), True, "abalone.csv: row 6 column 'height': expected a finite number, got 'tall'"),
-    "unknown sex": (lambda rows: rows[9].__setitem__(0, "X"), False, "abalone.csv: row 10 column 'sex': 'X' is not one of F, I, M"),
+    "missing column": (
+        lambda rows: [r.pop() for r in rows],
+        False,
+        "abalone.csv: 8 columns; expected 9: " + ", ".join(HEADER),
+    ),
+    "extra column": (
+        lambda rows: [r.append(1) for r in rows],
+        False,
+        "abalone.csv: 10 columns; expected 9: " + ", ".join(HEADER),
+    ),
+    "non-numeric": (
+        lambda rows: rows[4].__setitem__(3, "tall"),
+        True,
+        "abalone.csv: row 6 column 'height': expected a finite number, got 'tall'",
+    ),
+    "unknown sex": (
+        lambda rows: rows[9].__setitem__(0, "X"),
+        False,
+        "abalone.csv: row 10 column 'sex': 'X' is not one of F, I, M",
+    ),
 }
 
 
@@ -119,7 +139,9 @@ def _script_module(name: str):
 def test_preprocess_names_non_utf8_bytes_and_infinite_values(tmp_path):
     read_raw_csv, InputError = _script_module("preprocess").read_raw_csv, _script_module("preprocess").InputError
     latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9 \xe9\n".encode("latin-1"))
+    latin1.write_bytes(
+        "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9 \xe9\n".encode("latin-1")
+    )
     with pytest.raises(InputError, match=r"latin1\.csv: byte \d+ is not UTF-8 .*; save the file as UTF-8 text"):
         read_raw_csv(latin1)
     rows = abalone_rows(5)
@@ -138,11 +160,21 @@ def _corrupt(model_dir, tmp_path, name: str, content: bytes):
 CORRUPT_ARTIFACTS = {
     "truncated model": ("model.txt", b"tree\nversion=v4\nnum_class=1\n", r"model\.txt is not a LightGBM model \(.+\); retrain"),
     "features not json": ("features.json", b"{raw_columns", r"features\.json is not a feature spec \(JSONDecodeError"),
-    "features without categories": ("features.json", b'{"raw_columns": ["a"], "features": ["a"]}', r"features\.json is not a feature spec \(KeyError: 'categories'\)"),
-    "category not a raw column": ("features.json", b'{"raw_columns": ["a"], "features": ["a"], "categories": {"sex": ["F"]}}',
-                                  r"features\.json is not a feature spec \(ValueError"),
-    "feature count differs": ("features.json", b'{"raw_columns": ["sex"], "features": ["a"], "categories": {"sex": ["F"]}}',
-                              r"model\.txt expects 10 features but features\.json lists 1"),
+    "features without categories": (
+        "features.json",
+        b'{"raw_columns": ["a"], "features": ["a"]}',
+        r"features\.json is not a feature spec \(KeyError: 'categories'\)",
+    ),
+    "category not a raw column": (
+        "features.json",
+        b'{"raw_columns": ["a"], "features": ["a"], "categories": {"sex": ["F"]}}',
+        r"features\.json is not a feature spec \(ValueError",
+    ),
+    "feature count differs": (
+        "features.json",
+        b'{"raw_columns": ["sex"], "features": ["a"], "categories": {"sex": ["F"]}}',
+        r"model\.txt expects 10 features but features\.json lists 1",
+    ),
 }
 
 
@@ -164,7 +196,9 @@ def test_evaluate_names_a_corrupt_archive(tmp_path):
     archive.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
     result = run_script("evaluate.py", tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith(f"evaluation error: {archive} is not a readable model.tar.gz (") and result.stderr.strip().endswith("rerun the training step")
+    assert result.stderr.startswith(
+        f"evaluation error: {archive} is not a readable model.tar.gz ("
+    ) and result.stderr.strip().endswith("rerun the training step")
 
 
 def test_local_run_ends_a_failed_step_with_one_clear_line(tmp_path, capfd):
@@ -225,16 +259,29 @@ def test_evaluation_report_has_registry_shape_and_beats_the_mean(trained):
 def test_evaluate_without_model_fails_clearly(tmp_path):
     result = run_script("evaluate.py", tmp_path)
     assert result.returncode == 1
-    assert result.stderr.strip() == f"evaluation error: {tmp_path / 'processing' / 'model' / 'model.tar.gz'} not found; expected the training job's model.tar.gz"
+    archive = tmp_path / "processing" / "model" / "model.tar.gz"
+    assert result.stderr.strip() == f"evaluation error: {archive} not found; expected the training job's model.tar.gz"
 
 
 def test_batch_predict_writes_one_prediction_per_row(tmp_path, trained):
     base, _ = trained
     rows = [r[:-1] for r in abalone_rows(25, seed=3)]
     write_csv(tmp_path / "in" / "day.csv", rows, header=False)
-    result = subprocess.run([sys.executable, str(SCRIPTS / "batch_predict.py"), "--model-dir", str(base / "model"),
-                             "--input-dir", str(tmp_path / "in"), "--output-dir", str(tmp_path / "out")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPTS / "batch_predict.py"),
+            "--model-dir",
+            str(base / "model"),
+            "--input-dir",
+            str(tmp_path / "in"),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     predictions = np.loadtxt(tmp_path / "out" / "day.csv.out")
     assert predictions.shape == (25,) and np.all((predictions > 0) & (predictions < 30))
@@ -242,10 +289,16 @@ def test_batch_predict_writes_one_prediction_per_row(tmp_path, trained):
 
 def test_local_runner_chains_every_step_and_beats_the_baseline(tmp_path):
     data = write_csv(tmp_path / "abalone.csv", abalone_rows(800, seed=11))
-    result = subprocess.run([sys.executable, str(SCRIPTS / "local_run.py"), "--data", str(data)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "local_run.py"), "--data", str(data)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout[result.stdout.index("{\n"):])
+    summary = json.loads(result.stdout[result.stdout.index("{\n") :])
     assert summary["regression_metrics"]["mse"]["value"] < summary["baseline_mse"]
-    assert summary["batch_predictions"] == 800 and set(summary["seconds"]) == {"preprocess", "train", "evaluate", "batch_inference"}
+    assert summary["batch_predictions"] == 800 and set(summary["seconds"]) == {
+        "preprocess",
+        "train",
+        "evaluate",
+        "batch_inference",
+    }
     assert HEADER[0] == "sex"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk.assertions import Match
-
 from conftest import template_pipeline_settings
 
 
@@ -24,9 +22,13 @@ def _own_functions(template) -> dict:
 
 def test_layer_targets_the_functions_runtime_and_architecture(synthesized, environment):
     template = synthesized.template(environment, "pipelines")
-    template.has_resource_properties("AWS::Lambda::LayerVersion", {
-        "CompatibleRuntimes": ["python3.14"], "CompatibleArchitectures": ["arm64"],
-    })
+    template.has_resource_properties(
+        "AWS::Lambda::LayerVersion",
+        {
+            "CompatibleRuntimes": ["python3.14"],
+            "CompatibleArchitectures": ["arm64"],
+        },
+    )
     for function in _own_functions(template).values():
         assert (function["Properties"]["Runtime"], function["Properties"]["Architectures"]) == ("python3.14", ["arm64"])
 
@@ -36,19 +38,28 @@ def test_the_register_lambda_gets_its_settings_as_one_json_variable(synthesized,
     assert set(variables) == {"SETTINGS", "SAGEMAKER_SUPPRESS_V2_WARNING"}
     settings = template_pipeline_settings(assemblies[environment])
     assert settings.training_pipeline_name == f"abalone-mlops-{environment}-training"
-    assert settings.training_image_uri == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone-mlops-{environment}-training:1.0.0"
+    assert (
+        settings.training_image_uri == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone-mlops-{environment}-training:1.0.0"
+    )
     assert settings.training.model_approval_status == {"dev": "Approved", "prod": "PendingManualApproval"}[environment]
 
 
 def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesized, environment):
     template = synthesized.template(environment, "pipelines")
     roles = {k.rstrip("0123456789ABCDEF"): r["Properties"] for k, r in template.find_resources("AWS::IAM::Role").items()}
-    trust = {name: {p for st in r["AssumeRolePolicyDocument"]["Statement"] for p in
-                    ([st["Principal"]["Service"]] if isinstance(st["Principal"]["Service"], str) else st["Principal"]["Service"])}
-             for name, r in roles.items()}
+    trust = {
+        name: {
+            p
+            for st in r["AssumeRolePolicyDocument"]["Statement"]
+            for p in ([st["Principal"]["Service"]] if isinstance(st["Principal"]["Service"], str) else st["Principal"]["Service"])
+        }
+        for name, r in roles.items()
+    }
     assert trust["RolesJobRole"] == trust["RolesPipelineExecutionRole"] == {"sagemaker.amazonaws.com"}
     assert trust["RolesPipelineDefinitionRole"] == trust["ResolveBatchInputsRole"] == {"lambda.amazonaws.com"}
-    assert "arn:aws:iam::aws:policy" not in json.dumps({k: v for k, v in roles.items() if not k.startswith("RegistrationProvider")})
+    assert "arn:aws:iam::aws:policy" not in json.dumps(
+        {k: v for k, v in roles.items() if not k.startswith("RegistrationProvider")}
+    )
     functions = _own_functions(template)
     assert len({json.dumps(f["Properties"]["Role"]) for f in functions.values()}) == 2
     for function in functions.values():
@@ -61,17 +72,25 @@ def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesize
 def test_only_the_pipeline_execution_role_may_register_models(synthesized, environment):
     template = synthesized.template(environment, "pipelines")
     policies = template.find_resources("AWS::IAM::Policy")
-    holders = [json.dumps(p["Properties"]["Roles"]) for p in policies.values()
-               if "sagemaker:CreateModelPackage" in json.dumps(p["Properties"]["PolicyDocument"])]
+    holders = [
+        json.dumps(p["Properties"]["Roles"])
+        for p in policies.values()
+        if "sagemaker:CreateModelPackage" in json.dumps(p["Properties"]["PolicyDocument"])
+    ]
     assert len(holders) == 1 and "PipelineExecutionRole" in holders[0]
-    pipelines = [json.dumps(p["Properties"]["Roles"]) for p in policies.values()
-                 if "sagemaker:CreatePipeline" in json.dumps(p["Properties"]["PolicyDocument"])]
+    pipelines = [
+        json.dumps(p["Properties"]["Roles"])
+        for p in policies.values()
+        if "sagemaker:CreatePipeline" in json.dumps(p["Properties"]["PolicyDocument"])
+    ]
     assert len(pipelines) == 1 and "PipelineDefinitionRole" in pipelines[0]
 
 
 def test_role_may_manage_only_this_environments_pipelines(synthesized, environment):
     template = synthesized.template(environment, "pipelines")
-    statements = [s for p in template.find_resources("AWS::IAM::Policy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    statements = [
+        s for p in template.find_resources("AWS::IAM::Policy").values() for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
     pipeline = next(s for s in statements if "sagemaker:CreatePipeline" in s["Action"])
     resources = json.dumps(pipeline["Resource"])
     assert f":pipeline/abalone-mlops-{environment}-training" in resources
@@ -101,7 +120,9 @@ def test_registration_runs_through_the_provider_framework_with_a_service_timeout
 
 
 def test_the_resolver_bundles_time_zone_data(synthesized):
-    function = next(f for f in _own_functions(synthesized.template("dev", "pipelines")).values() if not f["Properties"].get("Layers"))
+    function = next(
+        f for f in _own_functions(synthesized.template("dev", "pipelines")).values() if not f["Properties"].get("Layers")
+    )
     asset = synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
     assert (asset / "handler.py").is_file() and (asset / "tzdata" / "zoneinfo" / "Europe" / "Berlin").is_file()
 
@@ -111,7 +132,18 @@ def test_lambda_asset_holds_the_handler_and_the_pipeline_scripts(synthesized):
     function = _register_function(template)
     asset = synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
     names = {p.relative_to(asset).as_posix() for p in asset.rglob("*.py")}
-    assert {"handler.py", "bundled_scripts.py", "training_pipeline.py", "batch_pipeline.py", "common/contracts.py", "common/aws.py",
-            "aws_lambda_powertools/logging/logger.py", "typing_extensions.py", "jmespath/parser.py",
-            "pipeline_scripts/preprocess.py", "pipeline_scripts/evaluate.py", "pipeline_scripts/inference.py"} <= names
+    assert {
+        "handler.py",
+        "bundled_scripts.py",
+        "training_pipeline.py",
+        "batch_pipeline.py",
+        "common/contracts.py",
+        "common/aws.py",
+        "aws_lambda_powertools/logging/logger.py",
+        "typing_extensions.py",
+        "jmespath/parser.py",
+        "pipeline_scripts/preprocess.py",
+        "pipeline_scripts/evaluate.py",
+        "pipeline_scripts/inference.py",
+    } <= names
     assert not [p for p in asset.rglob("__pycache__")]

@@ -7,29 +7,38 @@ import json
 import re
 import sys
 import tarfile
-
 from dataclasses import fields, replace
 
 import boto3
 import pytest
+from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda, settings_environment
 
 from common.contracts import BatchInputsRequest, PipelineSettings, SettingsError
-from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda, settings_environment
 
 register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
 training_module = sys.modules["training_pipeline"]
 sys.path.insert(0, str(REPO_ROOT / "pipeline_scripts"))
-import train  # noqa: E402  (the training script whose metric lines the tuner parses)
+import train
 
 
 @pytest.fixture(scope="module")
 def S(pipeline_settings) -> PipelineSettings:
     """The dev environment's settings as its template gives them, with values that differ from every default."""
-    training = replace(pipeline_settings.training, training_instance_type="ml.m5.2xlarge", tuning_max_jobs=6,
-                       tuning_max_parallel_jobs=3, mse_threshold=5.5, model_approval_status="PendingManualApproval")
-    return replace(pipeline_settings, training=training, processing_timezone="Europe/Berlin",
-                   batch_prediction=replace(pipeline_settings.batch_prediction, instance_count=2))
+    training = replace(
+        pipeline_settings.training,
+        training_instance_type="ml.m5.2xlarge",
+        tuning_max_jobs=6,
+        tuning_max_parallel_jobs=3,
+        mse_threshold=5.5,
+        model_approval_status="PendingManualApproval",
+    )
+    return replace(
+        pipeline_settings,
+        training=training,
+        processing_timezone="Europe/Berlin",
+        batch_prediction=replace(pipeline_settings.batch_prediction, instance_count=2),
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -38,18 +47,41 @@ def bundled_scripts(monkeypatch):
     monkeypatch.setattr(scripts_module, "BUNDLED_SCRIPTS", REPO_ROOT / "pipeline_scripts")
 
 
+def _create_buckets(s3, settings: PipelineSettings) -> None:
+    for name in (settings.artifacts_bucket, settings.raw_data_bucket, settings.features_bucket):
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+
+
 @pytest.fixture
 def buckets(aws, S):
     s3 = boto3.client("s3", region_name=REGION)
-    for name in (S.artifacts_bucket, S.raw_data_bucket, S.features_bucket):
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    _create_buckets(s3, S)
     return s3
 
 
+@pytest.fixture(scope="module")
+def built(S) -> tuple[dict[str, dict], dict[str, bytes]]:
+    """Both definitions, built once against moto, and the objects the build uploaded to the artifacts bucket."""
+    from moto import mock_aws
+
+    original, scripts_module.BUNDLED_SCRIPTS = scripts_module.BUNDLED_SCRIPTS, REPO_ROOT / "pipeline_scripts"
+    session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    try:
+        with mock_aws():
+            s3 = session.client("s3")
+            _create_buckets(s3, S)
+            pipelines = register.build_pipelines(S, boto_session=session)
+            definitions = {name: json.loads(p.definition()) for name, p in pipelines.items()}
+            keys = [o["Key"] for o in s3.list_objects_v2(Bucket=S.artifacts_bucket)["Contents"]]
+            uploaded = {key: s3.get_object(Bucket=S.artifacts_bucket, Key=key)["Body"].read() for key in keys}
+    finally:
+        scripts_module.BUNDLED_SCRIPTS = original
+    return definitions, uploaded
+
+
 @pytest.fixture
-def definitions(buckets, S):
-    pipelines = register.build_pipelines(S)
-    return {name: json.loads(p.definition()) for name, p in pipelines.items()}
+def definitions(built):
+    return built[0]
 
 
 def _step(definition, name):
@@ -72,10 +104,14 @@ def test_training_parameters_and_defaults_come_from_the_stack(definitions, S):
     parameters = {p["Name"]: (p["Type"], p.get("DefaultValue")) for p in definitions["training"]["Parameters"]}
     assert parameters == {
         "InputDataUri": ("String", f"s3://{S.raw_data_bucket}/incoming/"),
-        "ProcessingInstanceType": ("String", "ml.m5.xlarge"), "ProcessingInstanceCount": ("Integer", 1),
-        "TrainingInstanceType": ("String", "ml.m5.2xlarge"), "TrainingInstanceCount": ("Integer", 1),
-        "TrainingImageUri": ("String", S.training_image_uri), "InferenceImageUri": ("String", S.inference_image_uri),
-        "MseThreshold": ("Float", 5.5), "ModelApprovalStatus": ("String", "PendingManualApproval"),
+        "ProcessingInstanceType": ("String", "ml.m5.xlarge"),
+        "ProcessingInstanceCount": ("Integer", 1),
+        "TrainingInstanceType": ("String", "ml.m5.2xlarge"),
+        "TrainingInstanceCount": ("Integer", 1),
+        "TrainingImageUri": ("String", S.training_image_uri),
+        "InferenceImageUri": ("String", S.inference_image_uri),
+        "MseThreshold": ("Float", 5.5),
+        "ModelApprovalStatus": ("String", "PendingManualApproval"),
     }
 
 
@@ -93,9 +129,19 @@ def test_steps_depend_on_each_other_through_their_properties(definitions):
 
 def test_preprocessing_writes_the_features_bucket_in_the_sklearn_container(definitions, S):
     preprocess = _step(definitions["training"], "Preprocess")["Arguments"]
-    assert preprocess["AppSpecification"]["ImageUri"] == f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-    outputs = {o["OutputName"]: o["S3Output"]["S3Uri"]["Std:Join"]["Values"] for o in preprocess["ProcessingOutputConfig"]["Outputs"]}
-    assert outputs["train"] == [f"s3://{S.features_bucket}", S.training_pipeline_name, {"Get": "Execution.PipelineExecutionId"}, "train"]
+    assert (
+        preprocess["AppSpecification"]["ImageUri"]
+        == f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    )
+    outputs = {
+        o["OutputName"]: o["S3Output"]["S3Uri"]["Std:Join"]["Values"] for o in preprocess["ProcessingOutputConfig"]["Outputs"]
+    }
+    assert outputs["train"] == [
+        f"s3://{S.features_bucket}",
+        S.training_pipeline_name,
+        {"Get": "Execution.PipelineExecutionId"},
+        "train",
+    ]
     assert preprocess["ProcessingOutputConfig"]["KmsKeyId"] == S.kms_key_arn
 
 
@@ -110,7 +156,10 @@ def test_tuning_objective_ranges_and_limits(definitions, S):
     job = tuning["TrainingJobDefinition"]
     assert job["AlgorithmSpecification"]["TrainingImage"] == {"Get": "Parameters.TrainingImageUri"}
     assert job["RoleArn"] == S.job_role_arn and job["EnableNetworkIsolation"] is True
-    assert job["OutputDataConfig"] == {"S3OutputPath": f"s3://{S.artifacts_bucket}/{S.training_pipeline_name}/models", "KmsKeyId": S.kms_key_arn}
+    assert job["OutputDataConfig"] == {
+        "S3OutputPath": f"s3://{S.artifacts_bucket}/{S.training_pipeline_name}/models",
+        "KmsKeyId": S.kms_key_arn,
+    }
 
 
 def test_objective_regex_parses_the_training_scripts_metric_line():
@@ -121,12 +170,18 @@ def test_objective_regex_parses_the_training_scripts_metric_line():
 
 def test_condition_compares_the_reported_mse_with_the_threshold(definitions):
     check = _step(definitions["training"], "CheckMse")["Arguments"]["Conditions"]
-    assert check == [{
-        "Type": "LessThanOrEqualTo",
-        "LeftValue": {"Std:JsonGet": {"PropertyFile": {"Get": "Steps.EvaluateModel.PropertyFiles.EvaluationReport"},
-                                      "Path": "regression_metrics.mse.value"}},
-        "RightValue": {"Get": "Parameters.MseThreshold"},
-    }]
+    assert check == [
+        {
+            "Type": "LessThanOrEqualTo",
+            "LeftValue": {
+                "Std:JsonGet": {
+                    "PropertyFile": {"Get": "Steps.EvaluateModel.PropertyFiles.EvaluationReport"},
+                    "Path": "regression_metrics.mse.value",
+                }
+            },
+            "RightValue": {"Get": "Parameters.MseThreshold"},
+        }
+    ]
     message = _step(definitions["training"], "MseAboveThreshold")["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     assert message[0] == "Model rejected: test MSE" and message[-1] == {"Get": "Parameters.MseThreshold"}
 
@@ -143,12 +198,15 @@ def test_register_step_uses_the_inference_image_and_evaluation_metrics(definitio
     assert statistics["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
 
 
-def test_scripts_are_uploaded_from_the_local_path_into_the_artifacts_bucket(definitions, buckets, S):
+def test_scripts_are_uploaded_from_the_local_path_into_the_artifacts_bucket(built, S):
+    definitions, uploaded = built
     for step_name, script in (("Preprocess", "preprocess.py"), ("EvaluateModel", "evaluate.py")):
         arguments = _step(definitions["training"], step_name)["Arguments"]
         code = next(i["S3Input"]["S3Uri"] for i in arguments["ProcessingInputs"] if i["InputName"] == "code")
-        assert code.startswith(f"s3://{S.artifacts_bucket}/code/{S.training_pipeline_name}/code/") and code.endswith("/sourcedir.tar.gz")
-        archive = buckets.get_object(Bucket=S.artifacts_bucket, Key=code.removeprefix(f"s3://{S.artifacts_bucket}/"))["Body"].read()
+        assert code.startswith(f"s3://{S.artifacts_bucket}/code/{S.training_pipeline_name}/code/") and code.endswith(
+            "/sourcedir.tar.gz"
+        )
+        archive = uploaded[code.removeprefix(f"s3://{S.artifacts_bucket}/")]
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             assert {script, "inference.py", "train.py"} <= set(tar.getnames())
             assert (REPO_ROOT / "pipeline_scripts" / script).read_bytes() == tar.extractfile(script).read()
@@ -159,7 +217,9 @@ def test_evaluation_runs_in_the_training_image_and_caches(definitions):
     assert evaluate["Arguments"]["AppSpecification"]["ImageUri"] == {"Get": "Parameters.TrainingImageUri"}
     assert evaluate["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
     assert "CacheConfig" not in _step(definitions["training"], "Preprocess")
-    assert evaluate["PropertyFiles"] == [{"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}]
+    assert evaluate["PropertyFiles"] == [
+        {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
+    ]
 
 
 def test_batch_pipeline_resolves_the_model_at_execution_time(definitions, S):
@@ -171,7 +231,14 @@ def test_batch_pipeline_resolves_the_model_at_execution_time(definitions, S):
     assert resolve["Arguments"]["timezone"] == "Europe/Berlin"
     assert set(resolve["Arguments"]) == {f.name for f in fields(BatchInputsRequest)}, "the step sends the resolver's contract"
     assert {o["OutputName"] for o in resolve["OutputParameters"]} == {
-        "status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri"}
+        "status",
+        "message",
+        "model_package_arn",
+        "image_uri",
+        "model_data_url",
+        "input_uri",
+        "output_uri",
+    }
     check = _step(batch, "CheckModelAndData")["Arguments"]
     assert check["Conditions"][0]["RightValue"] == "ready"
     assert [s["Name"] for s in check["IfSteps"]] == ["CreateModel-CreateModel", "BatchTransform"]
@@ -179,11 +246,16 @@ def test_batch_pipeline_resolves_the_model_at_execution_time(definitions, S):
     container = _step(batch, "CreateModel-CreateModel")["Arguments"]["PrimaryContainer"]
     assert container["Image"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['image_uri']"}
     transform = _step(batch, "BatchTransform")["Arguments"]
-    assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['input_uri']"}
+    assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == {
+        "Get": "Steps.ResolveModelAndData.OutputParameters['input_uri']"
+    }
     assert transform["TransformOutput"]["S3OutputPath"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['output_uri']"}
     assert transform["TransformInput"]["SplitType"] == "Line" and transform["TransformOutput"]["KmsKeyId"] == S.kms_key_arn
     parameters = {p["Name"]: p.get("DefaultValue") for p in batch["Parameters"]}
-    assert parameters["OutputPrefixUri"] == f"s3://{S.artifacts_bucket}/batch-predictions/" and parameters["TransformInstanceCount"] == 2
+    assert (
+        parameters["OutputPrefixUri"] == f"s3://{S.artifacts_bucket}/batch-predictions/"
+        and parameters["TransformInstanceCount"] == 2
+    )
 
 
 @pytest.fixture
@@ -199,10 +271,12 @@ def _settings_json(settings: PipelineSettings, **changes) -> str:
 
 def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch, S):
     first = register.handler({}, None)
-    assert first == {"pipelines": {
-        "training": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.training_pipeline_name}",
-        "batch-prediction": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.batch_pipeline_name}",
-    }}
+    assert first == {
+        "pipelines": {
+            "training": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.training_pipeline_name}",
+            "batch-prediction": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.batch_pipeline_name}",
+        }
+    }
     monkeypatch.setenv("SETTINGS", _settings_json(replace(S, training=replace(S.training, mse_threshold=4.25))))
     assert register.handler({"pipelines": ["training"]}, None) == {"pipelines": {"training": first["pipelines"]["training"]}}
     assert len(lambda_env.list_pipelines()["PipelineSummaries"]) == 2
@@ -210,28 +284,40 @@ def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch
     assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["MseThreshold"] == 4.25
 
 
-@pytest.mark.parametrize(("event", "message"), [
-    ({"pipelines": ["nightly"]}, "unknown pipeline 'nightly'; choose from training, batch-prediction"),
-    ({"pipelines": []}, "'pipelines' must be a non-empty list drawn from training, batch-prediction"),
-    ({"pipelines": [1]}, "'pipelines' must be a non-empty list drawn from training, batch-prediction"),
-    ({"pipeline": "training"}, "unknown key(s) pipeline; send {} or {\"pipelines\": [...]}"),
-    ("training", "event must be a JSON object, got str"),
-])
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"pipelines": ["nightly"]}, "unknown pipeline 'nightly'; choose from training, batch-prediction"),
+        ({"pipelines": []}, "'pipelines' must be a non-empty list drawn from training, batch-prediction"),
+        ({"pipelines": [1]}, "'pipelines' must be a non-empty list drawn from training, batch-prediction"),
+        ({"pipeline": "training"}, 'unknown key(s) pipeline; send {} or {"pipelines": [...]}'),
+        ("training", "event must be a JSON object, got str"),
+    ],
+)
 def test_handler_rejects_malformed_events(lambda_env, event, message):
     with pytest.raises(register.RequestError) as error:
         register.handler(event, None)
     assert str(error.value) == message
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (None, "SETTINGS must be a JSON object, got NoneType; the stack writes it, so redeploy the stack"),
-    ("{not json", "SETTINGS is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
-                  "the stack writes it, so redeploy the stack"),
-    ({"region": ""}, "SETTINGS.region = '' must be a non-empty string; the stack writes it, so redeploy the stack"),
-    ({"training": {"tuning_max_jobs": "many"}}, "SETTINGS.training lacks processing_instance_type, "),
-    ({"training": "ml.m5.large"}, "SETTINGS.training must be a JSON object, got str; the stack writes it, so redeploy the stack"),
-    ({"extra": 1}, "SETTINGS has unknown key(s) extra; expected region, pipeline_definition_role_arn, "),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (None, "SETTINGS must be a JSON object, got NoneType; the stack writes it, so redeploy the stack"),
+        (
+            "{not json",
+            "SETTINGS is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); "
+            "the stack writes it, so redeploy the stack",
+        ),
+        ({"region": ""}, "SETTINGS.region = '' must be a non-empty string; the stack writes it, so redeploy the stack"),
+        ({"training": {"tuning_max_jobs": "many"}}, "SETTINGS.training lacks processing_instance_type, "),
+        (
+            {"training": "ml.m5.large"},
+            "SETTINGS.training must be a JSON object, got str; the stack writes it, so redeploy the stack",
+        ),
+        ({"extra": 1}, "SETTINGS has unknown key(s) extra; expected region, pipeline_definition_role_arn, "),
+    ],
+)
 def test_bad_settings_are_named(lambda_env, monkeypatch, S, change, message):
     if change is None:
         monkeypatch.delenv("SETTINGS")
@@ -254,11 +340,17 @@ def test_a_nested_setting_of_the_wrong_type_is_named_with_its_path(S):
 
 def _cfn_event(request_type: str, settings: PipelineSettings, **extra) -> dict:
     """Shaped like the Provider framework's onEvent request (CloudFormation's custom resource request plus ServiceToken)."""
-    return {"RequestType": request_type, "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:provider",
-            "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
-            "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Pipelines/1", "RequestId": "r-1",
-            "LogicalResourceId": "PipelineRegistration", "ResourceType": "Custom::SageMakerPipelines",
-            "ResourceProperties": {"Settings": json.dumps(settings.to_dict())}, **extra}
+    return {
+        "RequestType": request_type,
+        "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:provider",
+        "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
+        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Pipelines/1",
+        "RequestId": "r-1",
+        "LogicalResourceId": "PipelineRegistration",
+        "ResourceType": "Custom::SageMakerPipelines",
+        "ResourceProperties": {"Settings": json.dumps(settings.to_dict())},
+        **extra,
+    }
 
 
 def test_custom_resource_create_then_delete(lambda_env, S):
@@ -296,10 +388,11 @@ def test_a_failed_first_create_leaves_no_pipeline_behind(lambda_env, monkeypatch
 def test_bad_custom_resource_events_raise_clear_errors(lambda_env, S):
     with pytest.raises(register.RequestError, match="RequestType must be Create, Update or Delete"):
         register.on_event({"RequestType": "Upsert"}, None)
-    with pytest.raises(SettingsError, match="ResourceProperties.Settings must be a JSON object"):
+    with pytest.raises(SettingsError, match=r"ResourceProperties\.Settings must be a JSON object"):
         register.on_event(_cfn_event("Create", S, ResourceProperties={}), None)
 
 
 def test_delete_after_a_failed_create_deletes_nothing(lambda_env, S):
     assert register.on_event(_cfn_event("Delete", S, PhysicalResourceId="log-stream-of-a-failed-create"), None) == {
-        "PhysicalResourceId": "log-stream-of-a-failed-create"}
+        "PhysicalResourceId": "log-stream-of-a-failed-create"
+    }

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import boto3
 import pytest
-
 from conftest import ACCOUNT, REGION, load_lambda
 
 resolver = load_lambda("resolve_batch_inputs")
 GROUP = "mlops-test"
-EVENT = {"model_package_group_name": GROUP, "input_prefix_uri": "s3://raw-data/batch-input/",
-         "output_prefix_uri": "s3://artifacts/batch-predictions/", "processing_date": "2026-11-23", "execution_id": "e-1",
-         "timezone": "UTC"}
+EVENT = {
+    "model_package_group_name": GROUP,
+    "input_prefix_uri": "s3://raw-data/batch-input/",
+    "output_prefix_uri": "s3://artifacts/batch-predictions/",
+    "processing_date": "2026-11-23",
+    "execution_id": "e-1",
+    "timezone": "UTC",
+}
 
 
 @pytest.fixture
@@ -25,10 +29,18 @@ def clients(aws):
 
 def _package(sagemaker, status: str, version: int) -> str:
     return sagemaker.create_model_package(
-        ModelPackageGroupName=GROUP, ModelApprovalStatus=status,
-        InferenceSpecification={"Containers": [{"Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inference:{version}",
-                                                "ModelDataUrl": f"s3://artifacts/models/{version}/model.tar.gz"}],
-                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+        ModelPackageGroupName=GROUP,
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inference:{version}",
+                    "ModelDataUrl": f"s3://artifacts/models/{version}/model.tar.gz",
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
     )["ModelPackageArn"]
 
 
@@ -37,7 +49,10 @@ def test_no_approved_package_is_a_clear_refusal(clients):
     _package(sagemaker, "PendingManualApproval", 1)
     result = resolver.resolve(EVENT, *clients)
     assert result["status"] == "no-approved-model"
-    assert result["message"] == f"No Approved model package in group {GROUP}; approve one in the SageMaker Model Registry, then rerun"
+    assert (
+        result["message"]
+        == f"No Approved model package in group {GROUP}; approve one in the SageMaker Model Registry, then rerun"
+    )
     assert set(result) == {"status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri"}
 
 
@@ -49,17 +64,23 @@ def test_latest_approved_package_and_dated_prefixes(clients):
     s3.put_object(Bucket="raw-data", Key="batch-input/2026-11-23/part-0.csv", Body=b"M,0.4,0.3,0.1,0.5,0.2,0.1,0.1\n")
     result = resolver.resolve(EVENT, *clients)
     assert result == {
-        "status": "ready", "message": f"scoring s3://raw-data/batch-input/2026-11-23/ with {latest}",
-        "model_package_arn": latest, "image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inference:2",
+        "status": "ready",
+        "message": f"scoring s3://raw-data/batch-input/2026-11-23/ with {latest}",
+        "model_package_arn": latest,
+        "image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/inference:2",
         "model_data_url": "s3://artifacts/models/2/model.tar.gz",
-        "input_uri": "s3://raw-data/batch-input/2026-11-23/", "output_uri": "s3://artifacts/batch-predictions/2026-11-23/",
+        "input_uri": "s3://raw-data/batch-input/2026-11-23/",
+        "output_uri": "s3://artifacts/batch-predictions/2026-11-23/",
     }
 
 
 def test_no_data_for_the_day(clients):
     _package(clients[0], "Approved", 1)
     result = resolver.resolve(EVENT, *clients)
-    assert (result["status"], result["message"]) == ("no-data", "No new data under s3://raw-data/batch-input/2026-11-23/; nothing to predict for 2026-11-23")
+    assert (result["status"], result["message"]) == (
+        "no-data",
+        "No new data under s3://raw-data/batch-input/2026-11-23/; nothing to predict for 2026-11-23",
+    )
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"])
@@ -73,10 +94,16 @@ def test_default_date_is_today_in_the_schedules_time_zone(clients, zone):
 BAD_EVENTS = [
     ({"processing_date": "23/11/2026"}, "ProcessingDate '23/11/2026' is not a date like 2026-01-31; leave it empty for today"),
     ({"processing_date": "2026-02-30"}, "ProcessingDate '2026-02-30' is not a date like 2026-01-31; leave it empty for today"),
-    ({"input_prefix_uri": "s3://raw-data"}, "InputPrefixUri must look like s3://bucket/prefix/ (ending in '/'), got "
-     "'s3://raw-data'; set the pipeline parameter to a prefix, not an object or a bucket alone"),
-    ({"output_prefix_uri": "s3://artifacts/batch-predictions"}, "OutputPrefixUri must look like s3://bucket/prefix/ "
-     "(ending in '/'), got 's3://artifacts/batch-predictions'; set the pipeline parameter to a prefix, not an object or a bucket alone"),
+    (
+        {"input_prefix_uri": "s3://raw-data"},
+        "InputPrefixUri must look like s3://bucket/prefix/ (ending in '/'), got "
+        "'s3://raw-data'; set the pipeline parameter to a prefix, not an object or a bucket alone",
+    ),
+    (
+        {"output_prefix_uri": "s3://artifacts/batch-predictions"},
+        "OutputPrefixUri must look like s3://bucket/prefix/ (ending in '/'), got 's3://artifacts/batch-predictions'; "
+        "set the pipeline parameter to a prefix, not an object or a bucket alone",
+    ),
     ({"timezone": "Mars/Olympus"}, "timezone 'Mars/Olympus' is not an IANA time zone such as 'Europe/Berlin'"),
 ]
 
@@ -92,8 +119,10 @@ def test_malformed_inputs_fail_the_step_with_a_clear_message(clients, change, me
 def test_missing_inputs_and_wrong_event_type(clients):
     with pytest.raises(resolver.InputError) as error:
         resolver.resolve({"output_prefix_uri": "s3://a/b/"}, *clients)
-    assert str(error.value) == ("event lacks model_package_group_name, input_prefix_uri, timezone, execution_id; the batch "
-                                "pipeline's LambdaStep writes them; re-register the pipelines if it differs from this function")
+    assert str(error.value) == (
+        "event lacks model_package_group_name, input_prefix_uri, timezone, execution_id; the batch "
+        "pipeline's LambdaStep writes them; re-register the pipelines if it differs from this function"
+    )
     with pytest.raises(resolver.InputError, match="event must be a JSON object, got list"):
         resolver.resolve([], *clients)
     with pytest.raises(resolver.InputError, match=r"event.timezone = 3 must be a non-empty string"):

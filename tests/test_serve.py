@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from abalone_data import abalone_rows
 from conftest import REPO_ROOT
 from test_pipeline_scripts import preprocess, train
@@ -30,10 +29,16 @@ def free_port() -> int:
 class Server:
     def __init__(self, model_dir: Path) -> None:
         self.port = free_port()
-        env = {**os.environ, "SM_MODEL_DIR": str(model_dir), "SAGEMAKER_BIND_TO_PORT": str(self.port),
-               "SERVE_HOST": "127.0.0.1", "MODEL_SERVER_WORKERS": "2"}
-        self.process = subprocess.Popen([sys.executable, str(SCRIPTS / "serve.py")], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = {
+            **os.environ,
+            "SM_MODEL_DIR": str(model_dir),
+            "SAGEMAKER_BIND_TO_PORT": str(self.port),
+            "SERVE_HOST": "127.0.0.1",
+            "MODEL_SERVER_WORKERS": "2",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "serve.py")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -87,16 +92,24 @@ def test_ping_is_healthy_with_a_model(server):
 def test_csv_one_row_and_many_rows(server):
     status, content_type, body = server.request("POST", "/invocations", _csv(ROWS[:1]), {"Content-Type": "text/csv"})
     assert (status, content_type) == (200, "text/csv") and len(body.splitlines()) == 1
-    status, _, body = server.request("POST", "/invocations", "sex,length,diameter,height,whole_weight,shucked_weight,"
-                                     "viscera_weight,shell_weight\n" + _csv(ROWS), {"Content-Type": "text/csv"})
+    status, _, body = server.request(
+        "POST",
+        "/invocations",
+        "sex,length,diameter,height,whole_weight,shucked_weight,viscera_weight,shell_weight\n" + _csv(ROWS),
+        {"Content-Type": "text/csv"},
+    )
     assert status == 200 and len(body.splitlines()) == 5
 
 
 def test_json_records_and_lists_give_the_same_predictions_as_csv(server):
     names = ["sex", "length", "diameter", "height", "whole_weight", "shucked_weight", "viscera_weight", "shell_weight"]
     _, _, csv_body = server.request("POST", "/invocations", _csv(ROWS), {"Content-Type": "text/csv"})
-    status, content_type, body = server.request("POST", "/invocations", json.dumps({"instances": [dict(zip(names, r)) for r in ROWS]}),
-                                                {"Content-Type": "application/json"})
+    status, content_type, body = server.request(
+        "POST",
+        "/invocations",
+        json.dumps({"instances": [dict(zip(names, r, strict=True)) for r in ROWS]}),
+        {"Content-Type": "application/json"},
+    )
     assert (status, content_type) == (200, "application/json")
     assert json.loads(body)["predictions"] == pytest.approx([float(v) for v in csv_body.split()], abs=1e-6)
     status, _, body = server.request("POST", "/invocations", json.dumps(ROWS[0]), {"Content-Type": "application/json"})
@@ -120,17 +133,20 @@ BAD_REQUESTS = [
     ("POST", "/invocations", "", "text/csv", 400, "no records"),
     ("POST", "/invocations", "{not json", "application/json", 400, "body is not valid JSON"),
     ("POST", "/invocations", '{"instances": [{"sex": "M"}]}', "application/json", 400, "record 1: missing field(s) length"),
-    ("POST", "/invocations", '"text"', "application/json", 400, "expected {\"instances\""),
+    ("POST", "/invocations", '"text"', "application/json", 400, 'expected {"instances"'),
     ("POST", "/invocations", "<xml/>", "application/xml", 415, "unsupported content type 'application/xml'"),
     ("GET", "/invocations", "", "text/csv", 405, "only POST"),
     ("GET", "/metrics", "", "text/csv", 404, "no such path /metrics"),
     ("POST", "/invocations", "[" * 50000 + "]" * 50000, "application/json", 400, "nested too deeply"),
-    ("POST", "/invocations", "true", "application/json", 400, "expected {\"instances\""),
+    ("POST", "/invocations", "true", "application/json", 400, 'expected {"instances"'),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "content_type", "status", "message"), BAD_REQUESTS,
-                         ids=[f"{b[4]}-{b[5][:25]}" for b in BAD_REQUESTS])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "status", "message"),
+    BAD_REQUESTS,
+    ids=[f"{b[4]}-{b[5][:25]}" for b in BAD_REQUESTS],
+)
 def test_bad_requests_get_a_clear_error_and_the_server_keeps_serving(server, method, path, body, content_type, status, message):
     got_status, _, got_body = server.request(method, path, body, {"Content-Type": content_type})
     assert got_status == status and message in got_body
@@ -148,7 +164,9 @@ def test_ping_fails_and_invocations_refuse_without_a_model(tmp_path):
 
 
 def test_an_unknown_accept_type_is_refused_with_406(server):
-    status, _, body = server.request("POST", "/invocations", _csv(ROWS[:1]), {"Content-Type": "text/csv", "Accept": "application/xml"})
+    status, _, body = server.request(
+        "POST", "/invocations", _csv(ROWS[:1]), {"Content-Type": "text/csv", "Accept": "application/xml"}
+    )
     assert status == 406 and "accept text/csv or application/json" in body
     status, _, _ = server.request("POST", "/invocations", _csv(ROWS[:1]), {"Content-Type": "text/csv", "Accept": "*/*"})
     assert status == 200

@@ -12,10 +12,7 @@ def _buckets(template) -> dict:
 
 
 def _data_buckets(template) -> dict:
-    return {
-        name: bucket for name, bucket in _buckets(template).items()
-        if "LoggingConfiguration" in bucket["Properties"]
-    }
+    return {name: bucket for name, bucket in _buckets(template).items() if "LoggingConfiguration" in bucket["Properties"]}
 
 
 def test_key_rotates(synthesized, environment):
@@ -27,12 +24,15 @@ def test_key_rotates(synthesized, environment):
 def test_three_data_buckets_use_the_kms_key_and_log_access(synthesized, environment):
     template = synthesized.template(environment, "storage")
     data = _data_buckets(template)
-    assert sorted(b["Properties"]["LoggingConfiguration"]["LogFilePrefix"] for b in data.values()) == sorted(DATA_BUCKET_LOG_PREFIXES)
+    assert sorted(b["Properties"]["LoggingConfiguration"]["LogFilePrefix"] for b in data.values()) == sorted(
+        DATA_BUCKET_LOG_PREFIXES
+    )
     key_id = next(iter(template.find_resources("AWS::KMS::Key")))
     for bucket in data.values():
         rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert rule["ServerSideEncryptionByDefault"] == {
-            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]},
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": {"Fn::GetAtt": [key_id, "Arn"]},
         }
         assert rule["BucketKeyEnabled"] is True
 
@@ -43,7 +43,10 @@ def test_every_bucket_blocks_public_access_and_is_versioned_with_lifecycle(synth
     for bucket in buckets.values():
         props = bucket["Properties"]
         assert props["PublicAccessBlockConfiguration"] == {
-            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
         }
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}
         rule = props["LifecycleConfiguration"]["Rules"][0]
@@ -53,7 +56,11 @@ def test_every_bucket_blocks_public_access_and_is_versioned_with_lifecycle(synth
 
 
 def test_access_log_bucket_uses_sse_s3_as_s3_requires(synthesized, environment):
-    logs = [b for b in _buckets(synthesized.template(environment, "storage")).values() if "LoggingConfiguration" not in b["Properties"]]
+    logs = [
+        b
+        for b in _buckets(synthesized.template(environment, "storage")).values()
+        if "LoggingConfiguration" not in b["Properties"]
+    ]
     assert len(logs) == 1
     encryption = logs[0]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
@@ -83,7 +90,8 @@ def test_repositories_scan_on_push_are_immutable_and_kms_encrypted(synthesized, 
     template = synthesized.template(environment, "storage")
     repositories = template.find_resources("AWS::ECR::Repository")
     assert sorted(r["Properties"]["RepositoryName"] for r in repositories.values()) == [
-        f"abalone-mlops-{environment}-inference", f"abalone-mlops-{environment}-training",
+        f"abalone-mlops-{environment}-inference",
+        f"abalone-mlops-{environment}-training",
     ]
     for repository in repositories.values():
         props = repository["Properties"]
@@ -113,25 +121,42 @@ def test_only_dev_empties_buckets_and_repositories_on_delete(synthesized):
 def test_dev_and_prod_lifecycles_follow_their_config(synthesized):
     for environment, days in (("dev", 7), ("prod", 90)):
         template = synthesized.template(environment, "storage")
-        template.has_resource_properties("AWS::S3::Bucket", {
-            "LifecycleConfiguration": {"Rules": [Match.object_like({"NoncurrentVersionExpiration": {"NoncurrentDays": days}})]},
-        })
+        template.has_resource_properties(
+            "AWS::S3::Bucket",
+            {
+                "LifecycleConfiguration": {
+                    "Rules": [Match.object_like({"NoncurrentVersionExpiration": {"NoncurrentDays": days}})]
+                },
+            },
+        )
 
 
 def test_resources_carry_project_and_environment_tags(synthesized, environment):
     template = synthesized.template(environment, "storage")
-    template.has_resource_properties("AWS::S3::Bucket", {
-        "Tags": Match.array_with([{"Key": "environment", "Value": environment}, {"Key": "project", "Value": "abalone-mlops"}]),
-    })
-    template.has_resource_properties("AWS::KMS::Key", {
-        "Tags": Match.array_with([{"Key": "environment", "Value": environment}]),
-    })
+    template.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "Tags": Match.array_with(
+                [{"Key": "environment", "Value": environment}, {"Key": "project", "Value": "abalone-mlops"}]
+            ),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "Tags": Match.array_with([{"Key": "environment", "Value": environment}]),
+        },
+    )
 
 
 def test_every_tagged_resource_of_every_stack_carries_project_and_environment(synthesized, environment):
     for stack in ("storage", "pipelines", "orchestration"):
         resources = synthesized.template(environment, stack).to_json()["Resources"]
-        tagged = {name: r["Properties"]["Tags"] for name, r in resources.items() if isinstance(r.get("Properties", {}).get("Tags"), list)}
+        tagged = {
+            name: r["Properties"]["Tags"]
+            for name, r in resources.items()
+            if isinstance(r.get("Properties", {}).get("Tags"), list)
+        }
         assert tagged, stack
         for name, tags in tagged.items():
             pairs = {(t["Key"], t["Value"]) for t in tags}

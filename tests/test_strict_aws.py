@@ -12,15 +12,31 @@ import json
 import re
 import sys
 
+import aws_events
 import boto3
 import pytest
+from aws_strict import (
+    ACCOUNT,
+    REGION,
+    Assembly,
+    Call,
+    Permission,
+    denied,
+    permissions_for,
+    recording,
+    service_side_calls,
+    validate_request,
+)
 from botocore.awsrequest import AWSResponse
-
-import aws_events
-from aws_strict import (ACCOUNT, REGION, Assembly, Call, Permission, denied, permissions_for, recording, service_side_calls,
-                        validate_request)
-from conftest import (ENVIRONMENTS, REPO_ROOT, function_properties, load_lambda, settings_environment,
-                      template_deployer_settings, template_pipeline_settings)
+from conftest import (
+    ENVIRONMENTS,
+    REPO_ROOT,
+    function_properties,
+    load_lambda,
+    settings_environment,
+    template_deployer_settings,
+    template_pipeline_settings,
+)
 
 register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
@@ -30,7 +46,7 @@ EXECUTION_ID = "a1b2c3d4e5f6"
 # Roles that aws-cdk-lib creates for its own helpers, each with the code that uses it.
 CDK_OWNED_ROLES = {
     "CustomS3AutoDeleteObjectsCustomResourceProviderRole": "aws-cdk-lib's auto-delete-objects handler (dev buckets)",
-    "RegistrationProviderframeworkonEventServiceRole": "aws-cdk-lib's Provider framework, which only invokes the registration Lambda",
+    "RegistrationProviderframeworkonEventServiceRole": "aws-cdk-lib's Provider framework; it only invokes the register Lambda",
 }
 
 
@@ -63,8 +79,10 @@ def test_pipeline_definition_role_allows_registration(assemblies, name, aws, bun
     with recording(enforce=statements) as calls:
         register.upsert(settings)
         register.upsert(settings)
-        register.on_event({"RequestType": "Delete", "PhysicalResourceId": f"{settings.training_pipeline_name}|"
-                                                                          f"{settings.batch_pipeline_name}"}, None)
+        register.on_event(
+            {"RequestType": "Delete", "PhysicalResourceId": f"{settings.training_pipeline_name}|{settings.batch_pipeline_name}"},
+            None,
+        )
     operations = {c.operation for c in calls}
     assert {"CreatePipeline", "UpdatePipeline", "DeletePipeline", "PutObject", "ListObjectsV2"} <= operations
     # The one denial the code is built to survive: boto3's Bucket.load catches AccessDenied from
@@ -74,9 +92,13 @@ def test_pipeline_definition_role_allows_registration(assemblies, name, aws, bun
 
 def _package(sagemaker, group: str, image: str, model_data: str) -> str:
     return sagemaker.create_model_package(
-        ModelPackageGroupName=group, ModelApprovalStatus="Approved",
-        InferenceSpecification={"Containers": [{"Image": image, "ModelDataUrl": model_data}],
-                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": image, "ModelDataUrl": model_data}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
     )["ModelPackageArn"]
 
 
@@ -125,10 +147,14 @@ def test_resolver_role_allows_resolution(assemblies, name, aws):
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     sagemaker.create_model_package_group(ModelPackageGroupName=settings.model_package_group_name)
     _package(sagemaker, settings.model_package_group_name, settings.inference_image_uri, "s3://b/model.tar.gz")
-    event = {"model_package_group_name": settings.model_package_group_name, "timezone": settings.processing_timezone,
-             "input_prefix_uri": f"s3://{settings.raw_data_bucket}/{settings.batch_prediction.input_prefix}",
-             "output_prefix_uri": f"s3://{settings.artifacts_bucket}/{settings.batch_prediction.output_prefix}",
-             "processing_date": "2026-11-23", "execution_id": EXECUTION_ID}
+    event = {
+        "model_package_group_name": settings.model_package_group_name,
+        "timezone": settings.processing_timezone,
+        "input_prefix_uri": f"s3://{settings.raw_data_bucket}/{settings.batch_prediction.input_prefix}",
+        "output_prefix_uri": f"s3://{settings.artifacts_bucket}/{settings.batch_prediction.output_prefix}",
+        "processing_date": "2026-11-23",
+        "execution_id": EXECUTION_ID,
+    }
     with recording() as calls:
         assert resolver_module.resolve(event, sagemaker, boto3.client("s3", region_name=REGION))["status"] == "no-data"
     stack, function = function_properties(assembly, "Batch pipeline step")
@@ -137,11 +163,13 @@ def test_resolver_role_allows_resolution(assemblies, name, aws):
 
 # --- pipeline definitions: steps as SageMaker Pipelines starts them ---------------------------------------
 
-STEP_OPERATIONS = {"Processing": ("CreateProcessingJob", "ProcessingJobName", "DescribeProcessingJob"),
-                   "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName", "DescribeHyperParameterTuningJob"),
-                   "Transform": ("CreateTransformJob", "TransformJobName", "DescribeTransformJob"),
-                   "Model": ("CreateModel", "ModelName", "DescribeModel"),
-                   "RegisterModel": ("CreateModelPackage", None, "DescribeModelPackage")}
+STEP_OPERATIONS = {
+    "Processing": ("CreateProcessingJob", "ProcessingJobName", "DescribeProcessingJob"),
+    "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName", "DescribeHyperParameterTuningJob"),
+    "Transform": ("CreateTransformJob", "TransformJobName", "DescribeTransformJob"),
+    "Model": ("CreateModel", "ModelName", "DescribeModel"),
+    "RegisterModel": ("CreateModelPackage", None, "DescribeModelPackage"),
+}
 
 
 class Definition:
@@ -177,11 +205,15 @@ class Definition:
             return self.job_name(path.split(".")[1])
         lambda_output = re.fullmatch(r"Steps\.[\w-]+\.OutputParameters\['(\w+)'\]", path)
         if lambda_output:
-            return {"image_uri": s.inference_image_uri, "status": "ready", "message": "ready",
-                    "model_data_url": f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models/job/output/model.tar.gz",
-                    "model_package_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{s.model_package_group_name}/1",
-                    "input_uri": f"s3://{s.raw_data_bucket}/{s.batch_prediction.input_prefix}2026-11-23/",
-                    "output_uri": f"s3://{s.artifacts_bucket}/{s.batch_prediction.output_prefix}2026-11-23/"}[lambda_output[1]]
+            return {
+                "image_uri": s.inference_image_uri,
+                "status": "ready",
+                "message": "ready",
+                "model_data_url": f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models/job/output/model.tar.gz",
+                "model_package_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{s.model_package_group_name}/1",
+                "input_uri": f"s3://{s.raw_data_bucket}/{s.batch_prediction.input_prefix}2026-11-23/",
+                "output_uri": f"s3://{s.artifacts_bucket}/{s.batch_prediction.output_prefix}2026-11-23/",
+            }[lambda_output[1]]
         raise AssertionError(f"no concrete value for {path}; teach Definition.get what SageMaker resolves it to")
 
     def concrete(self, value):
@@ -211,17 +243,22 @@ class Definition:
 
 @pytest.fixture(scope="module")
 def definitions(pipeline_definitions):
-    return {name: (settings, {k: Definition(d, settings) for k, d in built.items()})
-            for name, (settings, built) in pipeline_definitions.items()}
+    return {
+        name: (settings, {k: Definition(d, settings) for k, d in built.items()})
+        for name, (settings, built) in pipeline_definitions.items()
+    }
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
 def test_every_pipeline_step_is_a_valid_request(definitions, name):
     """SageMaker validates each step's request when the step starts; botocore's model says what it accepts."""
-    settings, pipelines = definitions[name]
-    problems = {f"{pipeline}/{step} {operation}": errors
-                for pipeline, definition in pipelines.items() for step, operation, request in definition.requests()
-                if (errors := validate_request("sagemaker", operation, request))}
+    _, pipelines = definitions[name]
+    problems = {
+        f"{pipeline}/{step} {operation}": errors
+        for pipeline, definition in pipelines.items()
+        for step, operation, request in definition.requests()
+        if (errors := validate_request("sagemaker", operation, request))
+    }
     assert not problems, json.dumps(problems, indent=1)
 
 
@@ -231,8 +268,10 @@ def _objects(uri: str) -> str:
 
 def _s3_read(uri: str) -> list[Call]:
     bucket, _, key = uri[5:].partition("/")
-    return [Call("s3", "GetObject", {"Bucket": bucket, "Key": _objects(key) if not key.endswith((".gz", ".json")) else key}),
-            Call("s3", "ListObjectsV2", {"Bucket": bucket, "Prefix": key})]
+    return [
+        Call("s3", "GetObject", {"Bucket": bucket, "Key": _objects(key) if not key.endswith((".gz", ".json")) else key}),
+        Call("s3", "ListObjectsV2", {"Bucket": bucket, "Prefix": key}),
+    ]
 
 
 def _s3_write(uri: str) -> list[Call]:
@@ -246,8 +285,10 @@ def _image_pull(image: str) -> list[Call]:
     if not registry.startswith(ACCOUNT):
         return []
     name = repository.split(":")[0].split("@")[0]
-    return [Call("ecr", "GetAuthorizationToken", {}),
-            *[Call("ecr", op, {"repositoryName": name}) for op in ("BatchGetImage", "GetDownloadUrlForLayer")]]
+    return [
+        Call("ecr", "GetAuthorizationToken", {}),
+        *[Call("ecr", op, {"repositoryName": name}) for op in ("BatchGetImage", "GetDownloadUrlForLayer")],
+    ]
 
 
 def _kms(key: str | None) -> list[Call]:
@@ -305,13 +346,24 @@ def test_pipeline_execution_and_job_roles_allow_every_step(assemblies, definitio
         requests = definition.requests()
         steps = {step for step, _, _ in requests}
         execution += [c for step, operation, request in requests for c in execution_calls(step, operation, request, definition)]
-        execution += [c for step, raw in definition.steps.items() if raw["Type"] == "Lambda" and step not in steps
-                      for c in execution_calls(step, "", {}, definition)]
+        execution += [
+            c
+            for step, raw in definition.steps.items()
+            if raw["Type"] == "Lambda" and step not in steps
+            for c in execution_calls(step, "", {}, definition)
+        ]
         jobs += [c for _, operation, request in requests for c in job_calls(operation, request, definition)]
-    assert {c.operation for c in execution} >= {"CreateProcessingJob", "CreateHyperParameterTuningJob", "CreateModelPackage",
-                                                "CreateModel", "CreateTransformJob", "InvokeFunction"}
-    _assert_allowed(_role_statements(assembly, settings.pipeline_execution_role_arn), permissions_for(execution),
-                    "pipeline execution")
+    assert {c.operation for c in execution} >= {
+        "CreateProcessingJob",
+        "CreateHyperParameterTuningJob",
+        "CreateModelPackage",
+        "CreateModel",
+        "CreateTransformJob",
+        "InvokeFunction",
+    }
+    _assert_allowed(
+        _role_statements(assembly, settings.pipeline_execution_role_arn), permissions_for(execution), "pipeline execution"
+    )
     _assert_allowed(_role_statements(assembly, settings.job_role_arn), permissions_for(jobs), "job")
 
 

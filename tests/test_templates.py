@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from aws_cdk import App
 from aws_cdk import aws_s3 as s3
+from conftest import ENVIRONMENTS, REPO_ROOT, cdk_context, synthesize
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from conftest import ENVIRONMENTS, REPO_ROOT, cdk_context, synthesize
 from stacks.app import build_app
 from stacks.config import load_config
 
@@ -63,8 +63,13 @@ def test_two_synths_in_a_row_are_identical(synthesized, tmp_path):
 def test_templates_do_not_depend_on_the_checkout_path(synthesized, tmp_path):
     """Asset hashes come from file contents, not from where the repository lies on disk."""
     checkout = tmp_path / "elsewhere" / "checkout"
-    tracked = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                             capture_output=True, text=True, check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for relative in tracked:
         source = REPO_ROOT / relative
         if source.is_file():
@@ -77,16 +82,25 @@ def test_templates_do_not_depend_on_the_checkout_path(synthesized, tmp_path):
         "ctx = json.load(open('cdk.json'))['context']; app = App(context=ctx, outdir=sys.argv[1]);"
         "build_app(app, load_config(ctx['mlops'])); app.synth()"
     )
-    subprocess.run([sys.executable, "-c", script, str(outdir)], cwd=checkout, check=True, timeout=900,
-                   env={**__import__("os").environ, "PYTHONPATH": str(checkout)})
+    subprocess.run(
+        [sys.executable, "-c", script, str(outdir)],
+        cwd=checkout,
+        check=True,
+        timeout=900,
+        env={**__import__("os").environ, "PYTHONPATH": str(checkout)},
+    )
     assert _templates(outdir) == _templates(synthesized.outdir)
 
 
 # W3005 (a DependsOn made redundant by a GetAtt) comes from aws-cdk-lib itself: lambda.Function depends
 # on its role and its role's policy explicitly, and so does its auto-delete provider. Harmless; the app
 # cannot change it.
-CDK_GENERATED_WARNINGS = [re.compile(r"W3005:'(\w+Role\w*)' dependency already enforced by a 'GetAtt' at "
-                                     r"'Resources/\w+/Properties/(Role|Environment/Variables/SETTINGS/Fn::Join/\d+/\d+)'")]
+CDK_GENERATED_WARNINGS = [
+    re.compile(
+        r"W3005:'(\w+Role\w*)' dependency already enforced by a 'GetAtt' at "
+        r"'Resources/\w+/Properties/(Role|Environment/Variables/SETTINGS/Fn::Join/\d+/\d+)'"
+    )
+]
 
 
 def test_cfn_lint_finds_no_error_and_no_warning_of_ours(synthesized):
@@ -113,7 +127,12 @@ def test_the_app_fails_synth_on_any_unacknowledged_finding(tmp_path):
     with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
     report = json.loads((tmp_path / "validation-report.json").read_text())
-    flagged = {(v["ruleName"], c["constructPath"]) for r in report["pluginReports"] for v in r["violations"] for c in v["violatingConstructs"]}
+    flagged = {
+        (v["ruleName"], c["constructPath"])
+        for r in report["pluginReports"]
+        for v in r["violations"]
+        for c in v["violatingConstructs"]
+    }
     assert flagged == {("AwsSolutions-S1", "dev/Storage/Careless"), ("AwsSolutions-S10", "dev/Storage/Careless")}
 
 
@@ -136,8 +155,9 @@ def test_every_acknowledgment_is_narrow_and_explained(synthesized):
     acknowledgments = _acknowledgments(synthesized.outdir)
     assert acknowledgments
     for construct, rule, reason in acknowledgments:
-        assert re.fullmatch(r"Annotation::AwsSolutions-(S1|SQS3|L1|IAM4\[Policy::[^\]\s]+\]|IAM5\[(Resource|Action)::[^\]\s]+\])",
-                            rule), (construct, rule)
+        assert re.fullmatch(
+            r"Annotation::AwsSolutions-(S1|SQS3|L1|IAM4\[Policy::[^\]\s]+\]|IAM5\[(Resource|Action)::[^\]\s]+\])", rule
+        ), (construct, rule)
         if rule.startswith(("Annotation::AwsSolutions-L1", "Annotation::AwsSolutions-IAM4")):
             assert construct.endswith("/RegistrationProvider/framework-onEvent"), (construct, rule)
         assert len(reason) >= 40 and reason.endswith("."), (construct, rule, reason)

@@ -7,14 +7,35 @@ SageMaker's control-plane quotas make worth having on every call.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
 
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})
 
 
 @cache
-def client(service: str) -> Any:
-    return boto3.client(service, config=RETRIES)
+def sagemaker() -> SageMakerClient:
+    return boto3.client("sagemaker", config=RETRIES)
+
+
+@cache
+def s3() -> S3Client:
+    return boto3.client("s3", config=RETRIES)
+
+
+@cache
+def autoscaling() -> ApplicationAutoScalingClient:
+    return boto3.client("application-autoscaling", config=RETRIES)
+
+
+def forget_clients() -> None:
+    """Drop the cached clients (tests that swap the AWS backend between cases)."""
+    for factory in (sagemaker, s3, autoscaling):
+        factory.cache_clear()

@@ -12,20 +12,15 @@ import json
 import os
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
-from functools import cache
-from typing import Any, Mapping, Self
+from typing import Any, Self
 
 SETTINGS_VARIABLE = "SETTINGS"
 
 
 class SettingsError(ValueError):
     """Missing or malformed settings; the message names the key and who writes it."""
-
-
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
 
 
 def _check(cls: type[Settings], name: str, value: Any, hint: Any, source: str) -> Any:
@@ -55,8 +50,9 @@ def _check(cls: type[Settings], name: str, value: Any, hint: Any, source: str) -
             return value
         expected = "a non-empty string" if hint is str else "an integer"
     else:
-        raise TypeError(f"{cls.__name__}.{name}: settings support str, int, float, bool, tuple[str, ...], Settings "
-                        f"and X | None, not {hint}")
+        raise TypeError(
+            f"{cls.__name__}.{name}: settings support str, int, float, bool, tuple[str, ...], Settings and X | None, not {hint}"
+        )
     raise SettingsError(f"{source}.{name} = {value!r} must be {expected}; {cls.WRITER} writes it{cls.FIX}")
 
 
@@ -68,8 +64,9 @@ class Settings:
     FIX: typing.ClassVar[str] = ", so redeploy the stack"
 
     def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
         for field in fields(self):
-            hint = _hints(type(self))[field.name]
+            hint = hints[field.name]
             value = _check(type(self), field.name, getattr(self, field.name), hint, type(self).__name__)
             object.__setattr__(self, field.name, value)
 
@@ -88,11 +85,14 @@ class Settings:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise SettingsError(f"{source} has unknown key(s) {', '.join(unknown)}; expected {', '.join(known)} from {cls.WRITER}")
+            raise SettingsError(
+                f"{source} has unknown key(s) {', '.join(unknown)}; expected {', '.join(known)} from {cls.WRITER}"
+            )
         missing = [name for name, f in known.items() if name not in values and f.default is MISSING]
         if missing:
             raise SettingsError(f"{source} lacks {', '.join(missing)}; {cls.WRITER} writes them{cls.FIX}")
-        return cls(**{name: _check(cls, name, value, _hints(cls)[name], source) for name, value in values.items()})
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _check(cls, name, value, hints[name], source) for name, value in values.items()})
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Self:
@@ -104,8 +104,11 @@ class Settings:
 
 
 def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: _json_ready(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v
-            for k, v in values.items() if v is not None}
+    return {
+        k: _json_ready(v) if isinstance(v, dict) else list(v) if isinstance(v, tuple) else v
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 # Sections of cdk.json that reach a Lambda as they are: stacks/config.py validates their values and

@@ -30,7 +30,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from botocore.exceptions import ClientError
 
-from common.aws import client
+from common import aws
 from common.contracts import DeployerSettings, SettingsError
 
 logger = Logger(service="deploy-endpoint")
@@ -40,7 +40,9 @@ KEEP_VERSIONS = 3
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
 PACKAGE_EVENT = "SageMaker Model Package State Change"
 ENDPOINT_EVENT = "SageMaker Endpoint State Change"
-PACKAGE_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>\d+)$")
+PACKAGE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>\d+)$"
+)
 # SageMaker's ValidationException messages for names that exist and endpoints that are changing, e.g.
 # 'Cannot create already existing model "arn:aws:sagemaker:...:model/name".'
 ALREADY_EXISTS = "Cannot create already existing"
@@ -81,8 +83,10 @@ def parse_event(event: Any, config: DeployerSettings) -> Deployment | str | None
         if not isinstance(endpoint, str) or not ENDPOINT_NAME.match(endpoint) or len(endpoint) > 40:
             raise DeployError(f"endpoint_name {endpoint!r} must be 1-40 letters, digits or hyphens")
         return Deployment(_checked_arn(event["model_package_arn"], config), endpoint)
-    raise DeployError(f"unsupported event; expected a '{PACKAGE_EVENT}' event from EventBridge or "
-                      '{"model_package_arn": "...", "endpoint_name": "optional"}')
+    raise DeployError(
+        f"unsupported event; expected a '{PACKAGE_EVENT}' event from EventBridge or "
+        '{"model_package_arn": "...", "endpoint_name": "optional"}'
+    )
 
 
 def _parse_eventbridge(event: EventBridgeEvent, config: DeployerSettings) -> Deployment | str | None:
@@ -101,38 +105,59 @@ def _parse_eventbridge(event: EventBridgeEvent, config: DeployerSettings) -> Dep
         return Deployment(_checked_arn(arn, config), config.endpoint_name)
     if event.source == "aws.sagemaker" and event.detail_type == ENDPOINT_EVENT:
         if detail.get("EndpointName") != config.endpoint_name or detail.get("EndpointStatus") != "IN_SERVICE":
-            logger.info("ignoring endpoint event", extra={"endpoint": detail.get("EndpointName"), "status": detail.get("EndpointStatus")})
+            logger.info(
+                "ignoring endpoint event", extra={"endpoint": detail.get("EndpointName"), "status": detail.get("EndpointStatus")}
+            )
             return None
         return config.endpoint_name
-    raise DeployError(f"unsupported event {event.source!r} / {event.detail_type!r}; expected '{PACKAGE_EVENT}' "
-                      f"or '{ENDPOINT_EVENT}' from aws.sagemaker")
+    raise DeployError(
+        f"unsupported event {event.source!r} / {event.detail_type!r}; expected '{PACKAGE_EVENT}' "
+        f"or '{ENDPOINT_EVENT}' from aws.sagemaker"
+    )
 
 
 def _checked_arn(arn, config: DeployerSettings) -> str:
     match = PACKAGE_ARN.match(arn) if isinstance(arn, str) else None
     if not match:
-        raise DeployError(f"{arn!r} is not a versioned model package ARN (arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)")
+        raise DeployError(
+            f"{arn!r} is not a versioned model package ARN (arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)"
+        )
     if match["group"] != config.model_package_group_name:
-        raise DeployError(f"model package group {match['group']!r} is not this deployer's group {config.model_package_group_name!r}")
+        raise DeployError(
+            f"model package group {match['group']!r} is not this deployer's group {config.model_package_group_name!r}"
+        )
     return arn
 
 
 def package_version(arn: str) -> int:
-    return int(PACKAGE_ARN.match(arn)["version"])
+    match = PACKAGE_ARN.match(arn)
+    if not match:
+        raise DeployError(f"{arn!r} is not a versioned model package ARN")
+    return int(match["version"])
 
 
 def config_prefix(deployment: Deployment, config: DeployerSettings) -> str:
     """`<endpoint>-v<version>-<digest of the serving settings>-`: every config of this package and these settings."""
-    serving = json.dumps([config.endpoint.instance_type, config.endpoint.data_capture_percentage, config.data_capture_s3_uri,
-                          config.kms_key_arn, config.volume_kms_key_arn or "", config.job_role_arn])
+    serving = json.dumps(
+        [
+            config.endpoint.instance_type,
+            config.endpoint.data_capture_percentage,
+            config.data_capture_s3_uri,
+            config.kms_key_arn,
+            config.volume_kms_key_arn or "",
+            config.job_role_arn,
+        ]
+    )
     digest = hashlib.sha256(serving.encode()).hexdigest()[:8]
     return f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}-{digest}-"
 
 
 def resource_names(deployment: Deployment, config: DeployerSettings, instance_count: int) -> tuple[str, str]:
     """Model and endpoint-config names from the package version, the serving settings and the fleet size, never a clock."""
-    return f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}", \
-        f"{config_prefix(deployment, config)}{instance_count}"
+    return (
+        f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}",
+        f"{config_prefix(deployment, config)}{instance_count}",
+    )
 
 
 def traffic_routing(instance_count: int) -> dict:
@@ -169,8 +194,11 @@ class EndpointDeployer:
         if endpoint and endpoint["EndpointStatus"] in BUSY:
             logger.info("endpoint busy; its next InService event deploys the latest approved package", extra=result)
             return {**result, "action": "deferred", "reason": f"endpoint is {endpoint['EndpointStatus']}"}
-        if endpoint and endpoint["EndpointStatus"] == "InService" and \
-                endpoint["EndpointConfigName"].startswith(config_prefix(deployment, self.config)):
+        if (
+            endpoint
+            and endpoint["EndpointStatus"] == "InService"
+            and endpoint["EndpointConfigName"].startswith(config_prefix(deployment, self.config))
+        ):
             logger.info("endpoint already serves this package", extra=result)
             return {**result, "action": "none", "endpoint_config": endpoint["EndpointConfigName"]}
         count = self._fleet_size(endpoint)
@@ -181,8 +209,9 @@ class EndpointDeployer:
         if endpoint and endpoint["EndpointStatus"] == "Failed":
             logger.info("replacing failed endpoint", extra=result)
             self.sagemaker.delete_endpoint(EndpointName=deployment.endpoint_name)
-            self.sagemaker.get_waiter("endpoint_deleted").wait(EndpointName=deployment.endpoint_name,
-                                                               WaiterConfig={"Delay": 10, "MaxAttempts": 60})
+            self.sagemaker.get_waiter("endpoint_deleted").wait(
+                EndpointName=deployment.endpoint_name, WaiterConfig={"Delay": 10, "MaxAttempts": 60}
+            )
             endpoint = None
         try:
             if endpoint is None:
@@ -191,10 +220,15 @@ class EndpointDeployer:
                 return {**result, "action": "created"}
             self._deregister_scaling_if_instance_type_changes(deployment.endpoint_name, endpoint["EndpointConfigName"])
             self.sagemaker.update_endpoint(
-                EndpointName=deployment.endpoint_name, EndpointConfigName=config_name, RetainAllVariantProperties=False,
+                EndpointName=deployment.endpoint_name,
+                EndpointConfigName=config_name,
+                RetainAllVariantProperties=False,
                 DeploymentConfig={
-                    "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": traffic_routing(count),
-                                              "TerminationWaitInSeconds": 300, "MaximumExecutionTimeoutInSeconds": 3600},
+                    "BlueGreenUpdatePolicy": {
+                        "TrafficRoutingConfiguration": traffic_routing(count),
+                        "TerminationWaitInSeconds": 300,
+                        "MaximumExecutionTimeoutInSeconds": 3600,
+                    },
                     "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in self.config.rollback_alarm_names]},
                 },
             )
@@ -217,7 +251,10 @@ class EndpointDeployer:
     def _forget_unused_config(self, endpoint_name: str, config_name: str) -> None:
         """A config that lost a race is deleted, so convergence does not take it for an attempted deployment."""
         endpoint = self.describe_endpoint(endpoint_name) or {}
-        if config_name not in (endpoint.get("EndpointConfigName"), (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")):
+        if config_name not in (
+            endpoint.get("EndpointConfigName"),
+            (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName"),
+        ):
             self.sagemaker.delete_endpoint_config(EndpointConfigName=config_name)
 
     def converge(self, endpoint_name: str) -> dict:
@@ -228,21 +265,35 @@ class EndpointDeployer:
         again on a new approval or a direct invocation.
         """
         packages = self.sagemaker.list_model_packages(
-            ModelPackageGroupName=self.config.model_package_group_name, ModelApprovalStatus="Approved",
-            SortBy="CreationTime", SortOrder="Descending", MaxResults=1)["ModelPackageSummaryList"]
+            ModelPackageGroupName=self.config.model_package_group_name,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )["ModelPackageSummaryList"]
         if not packages:
             return {"action": "none", "reason": "no approved model package"}
         deployment = Deployment(packages[0]["ModelPackageArn"], endpoint_name)
         prefix = config_prefix(deployment, self.config)
         endpoint = self.describe_endpoint(endpoint_name) or {}
         if endpoint.get("EndpointConfigName", "").startswith(prefix):
-            return {"action": "none", "reason": "the latest approved package serves", "model_package_arn": deployment.model_package_arn}
+            return {
+                "action": "none",
+                "reason": "the latest approved package serves",
+                "model_package_arn": deployment.model_package_arn,
+            }
         configs = self.sagemaker.list_endpoint_configs(NameContains=prefix, MaxResults=10)["EndpointConfigs"]
         if any(c["EndpointConfigName"].startswith(prefix) for c in configs):
-            logger.warning("latest approved package was deployed before and does not serve; not retrying",
-                           extra={"model_package_arn": deployment.model_package_arn, "failure": endpoint.get("FailureReason")})
-            return {"action": "none", "reason": "the latest approved package was tried and does not serve; "
-                    "invoke the deployer with its model_package_arn to try again", "model_package_arn": deployment.model_package_arn}
+            logger.warning(
+                "latest approved package was deployed before and does not serve; not retrying",
+                extra={"model_package_arn": deployment.model_package_arn, "failure": endpoint.get("FailureReason")},
+            )
+            return {
+                "action": "none",
+                "reason": "the latest approved package was tried and does not serve; "
+                "invoke the deployer with its model_package_arn to try again",
+                "model_package_arn": deployment.model_package_arn,
+            }
         return self.deploy(deployment)
 
     def _approved_package(self, arn: str) -> dict:
@@ -253,31 +304,44 @@ class EndpointDeployer:
                 raise DeployError(f"model package {arn} does not exist; check the ARN in the Model Registry") from None
             raise
         if package.get("ModelApprovalStatus") != "Approved":
-            raise DeployError(f"model package {arn} is {package.get('ModelApprovalStatus')}; approve it in the Model Registry first")
+            raise DeployError(
+                f"model package {arn} is {package.get('ModelApprovalStatus')}; approve it in the Model Registry first"
+            )
         return package
 
     def _create_model(self, name: str, package: dict) -> None:
         try:
-            self.sagemaker.create_model(ModelName=name, ExecutionRoleArn=self.config.job_role_arn,
-                                        Containers=[{"ModelPackageName": package["ModelPackageArn"]}],
-                                        EnableNetworkIsolation=True)
+            self.sagemaker.create_model(
+                ModelName=name,
+                ExecutionRoleArn=self.config.job_role_arn,
+                Containers=[{"ModelPackageName": package["ModelPackageArn"]}],
+                EnableNetworkIsolation=True,
+            )
         except ClientError as error:
             if not _error(error, "ValidationException", ALREADY_EXISTS):
                 raise
 
     def _create_endpoint_config(self, name: str, model_name: str, instance_count: int) -> None:
         c = self.config
-        request = {
+        request: dict[str, Any] = {
             "EndpointConfigName": name,
-            "ProductionVariants": [{"VariantName": VARIANT, "ModelName": model_name, "InstanceType": c.endpoint.instance_type,
-                                    "InitialInstanceCount": instance_count}],
+            "ProductionVariants": [
+                {
+                    "VariantName": VARIANT,
+                    "ModelName": model_name,
+                    "InstanceType": c.endpoint.instance_type,
+                    "InitialInstanceCount": instance_count,
+                }
+            ],
         }
         if c.volume_kms_key_arn:
             request["KmsKeyId"] = c.volume_kms_key_arn
         if c.endpoint.data_capture_percentage > 0:
             request["DataCaptureConfig"] = {
-                "EnableCapture": True, "InitialSamplingPercentage": c.endpoint.data_capture_percentage,
-                "DestinationS3Uri": c.data_capture_s3_uri, "KmsKeyId": c.kms_key_arn,
+                "EnableCapture": True,
+                "InitialSamplingPercentage": c.endpoint.data_capture_percentage,
+                "DestinationS3Uri": c.data_capture_s3_uri,
+                "KmsKeyId": c.kms_key_arn,
                 "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
                 "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]},
             }
@@ -293,12 +357,19 @@ class EndpointDeployer:
         if current["InstanceType"] == self.config.endpoint.instance_type:
             return
         resource = f"endpoint/{endpoint}/variant/{VARIANT}"
-        for policy in self.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)["ScalingPolicies"]:
-            self.autoscaling.delete_scaling_policy(PolicyName=policy["PolicyName"], ServiceNamespace="sagemaker", ResourceId=resource,
-                                                   ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+        for policy in self.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=resource)[
+            "ScalingPolicies"
+        ]:
+            self.autoscaling.delete_scaling_policy(
+                PolicyName=policy["PolicyName"],
+                ServiceNamespace="sagemaker",
+                ResourceId=resource,
+                ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+            )
         if self.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource])["ScalableTargets"]:
-            self.autoscaling.deregister_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
-                                                        ScalableDimension="sagemaker:variant:DesiredInstanceCount")
+            self.autoscaling.deregister_scalable_target(
+                ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension="sagemaker:variant:DesiredInstanceCount"
+            )
 
     def in_service(self, endpoint: str) -> dict:
         """Autoscaling, pruning, then convergence on the latest approved package."""
@@ -309,16 +380,24 @@ class EndpointDeployer:
     def ensure_autoscaling(self, endpoint: str) -> dict:
         c = self.config
         resource = f"endpoint/{endpoint}/variant/{VARIANT}"
-        self.autoscaling.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource,
-                                                  ScalableDimension="sagemaker:variant:DesiredInstanceCount",
-                                                  MinCapacity=c.endpoint.min_capacity, MaxCapacity=c.endpoint.max_capacity)
+        self.autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+            MinCapacity=c.endpoint.min_capacity,
+            MaxCapacity=c.endpoint.max_capacity,
+        )
         self.autoscaling.put_scaling_policy(
-            PolicyName=f"{endpoint}-invocations-per-instance", ServiceNamespace="sagemaker", ResourceId=resource,
-            ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="TargetTrackingScaling",
+            PolicyName=f"{endpoint}-invocations-per-instance",
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+            PolicyType="TargetTrackingScaling",
             TargetTrackingScalingPolicyConfiguration={
                 "TargetValue": float(c.endpoint.target_invocations_per_instance),
                 "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
-                "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
+                "ScaleInCooldown": 300,
+                "ScaleOutCooldown": 60,
             },
         )
         return {"endpoint": endpoint, "action": "autoscaling", "min": c.endpoint.min_capacity, "max": c.endpoint.max_capacity}
@@ -326,9 +405,16 @@ class EndpointDeployer:
     def delete_old_versions(self, endpoint: str) -> list[str]:
         """Endpoint configs beyond the newest few and their models, never one the live or pending config uses."""
         description = self.describe_endpoint(endpoint) or {}
-        in_use = {description.get("EndpointConfigName"), (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")}
-        configs = [c["EndpointConfigName"] for c in self.sagemaker.list_endpoint_configs(
-            NameContains=f"{endpoint}-v", SortBy="CreationTime", SortOrder="Descending", MaxResults=100)["EndpointConfigs"]]
+        in_use = {
+            description.get("EndpointConfigName"),
+            (description.get("PendingDeploymentSummary") or {}).get("EndpointConfigName"),
+        }
+        configs = [
+            c["EndpointConfigName"]
+            for c in self.sagemaker.list_endpoint_configs(
+                NameContains=f"{endpoint}-v", SortBy="CreationTime", SortOrder="Descending", MaxResults=100
+            )["EndpointConfigs"]
+        ]
         kept = set(configs[:KEEP_VERSIONS]) | (in_use & set(configs))
         models = {name: self._models_of(name) for name in configs}
         spared = {model for name in kept for model in models[name]}
@@ -345,7 +431,9 @@ class EndpointDeployer:
         return deleted
 
     def _models_of(self, config_name: str) -> list[str]:
-        return [v["ModelName"] for v in self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]]
+        return [
+            v["ModelName"] for v in self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+        ]
 
 
 def handler(event: Any, context: Any) -> dict:
@@ -354,7 +442,7 @@ def handler(event: Any, context: Any) -> dict:
         request = parse_event(event, config)
         if request is None:
             return {"action": "ignored"}
-        deployer = EndpointDeployer(config, client("sagemaker"), client("application-autoscaling"))
+        deployer = EndpointDeployer(config, aws.sagemaker(), aws.autoscaling())
         if isinstance(request, str):
             return deployer.in_service(request)
         return deployer.deploy(request)

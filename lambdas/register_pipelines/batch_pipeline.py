@@ -9,6 +9,7 @@ from __future__ import annotations
 from sagemaker.lambda_helper import Lambda
 from sagemaker.model import Model
 from sagemaker.transformer import Transformer
+from sagemaker.utils import instance_supports_kms
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals
 from sagemaker.workflow.execution_variables import ExecutionVariables
@@ -19,8 +20,6 @@ from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.steps import TransformStep
 
-from sagemaker.utils import instance_supports_kms
-
 from common.contracts import PipelineSettings
 
 RESOLVED_OUTPUTS = ("status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri")
@@ -30,7 +29,9 @@ READY = "ready"
 def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -> Pipeline:
     s = settings
     input_prefix = ParameterString("InputPrefixUri", default_value=f"s3://{s.raw_data_bucket}/{s.batch_prediction.input_prefix}")
-    output_prefix = ParameterString("OutputPrefixUri", default_value=f"s3://{s.artifacts_bucket}/{s.batch_prediction.output_prefix}")
+    output_prefix = ParameterString(
+        "OutputPrefixUri", default_value=f"s3://{s.artifacts_bucket}/{s.batch_prediction.output_prefix}"
+    )
     processing_date = ParameterString("ProcessingDate", default_value="")
     instance_type = ParameterString("TransformInstanceType", default_value=s.batch_prediction.instance_type)
     instance_count = ParameterInteger("TransformInstanceCount", default_value=s.batch_prediction.instance_count)
@@ -52,13 +53,20 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
 
     # The image and model data of the resolved package: the SDK cannot create a model from a package ARN
     # that is only known at execution time.
-    model = Model(image_uri=resolved["image_uri"], model_data=resolved["model_data_url"], role=s.job_role_arn,
-                  sagemaker_session=session)
+    model = Model(
+        image_uri=resolved["image_uri"], model_data=resolved["model_data_url"], role=s.job_role_arn, sagemaker_session=session
+    )
     create_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=instance_type))
     transformer = Transformer(
-        model_name=create_model.properties.ModelName, instance_type=instance_type, instance_count=instance_count,
-        output_path=resolved["output_uri"], accept="text/csv", assemble_with="Line", strategy="MultiRecord",
-        output_kms_key=s.kms_key_arn, sagemaker_session=session,
+        model_name=create_model.properties.ModelName,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        output_path=resolved["output_uri"],
+        accept="text/csv",
+        assemble_with="Line",
+        strategy="MultiRecord",
+        output_kms_key=s.kms_key_arn,
+        sagemaker_session=session,
         volume_kms_key=s.kms_key_arn if instance_supports_kms(s.batch_prediction.instance_type) else None,
         base_transform_job_name=f"{s.batch_pipeline_name}-transform",
     )
@@ -69,7 +77,8 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
     gate = ConditionStep(
         name="CheckModelAndData",
         conditions=[ConditionEquals(left=resolved["status"], right=READY)],
-        if_steps=[create_model, transform], else_steps=[],
+        if_steps=[create_model, transform],
+        else_steps=[],
     )
     return Pipeline(
         name=s.batch_pipeline_name,

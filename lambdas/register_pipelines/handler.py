@@ -12,17 +12,18 @@ from typing import Any
 
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
-import boto3  # noqa: E402
-from aws_lambda_powertools import Logger  # noqa: E402
-from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent  # noqa: E402
-from botocore.exceptions import ClientError  # noqa: E402
-from sagemaker.workflow.pipeline_context import PipelineSession  # noqa: E402
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
+from botocore.exceptions import ClientError
+from sagemaker.workflow.pipeline_context import PipelineSession
 
-from batch_pipeline import build_batch_pipeline  # noqa: E402
-from bundled_scripts import scripts_dir  # noqa: E402
-from common.aws import RETRIES, client  # noqa: E402
-from common.contracts import PipelineSettings, SettingsError  # noqa: E402
-from training_pipeline import build_training_pipeline  # noqa: E402
+from common import aws
+from common.contracts import PipelineSettings, SettingsError
+
+from batch_pipeline import build_batch_pipeline
+from bundled_scripts import scripts_dir
+from training_pipeline import build_training_pipeline
 
 logger = Logger(service="register-pipelines")
 
@@ -36,10 +37,15 @@ class RequestError(ValueError):
 
 def build_pipelines(settings: PipelineSettings, names=NAMES, boto_session=None) -> dict:
     """Pipeline objects by short name, built with a PipelineSession on the artifacts bucket."""
-    session = PipelineSession(boto_session=boto_session or boto3.Session(region_name=settings.region),
-                              default_bucket=settings.artifacts_bucket, default_bucket_prefix="code")
-    builders = {"training": lambda: build_training_pipeline(settings, session, scripts_dir()),
-                "batch-prediction": lambda: build_batch_pipeline(settings, session)}
+    session = PipelineSession(
+        boto_session=boto_session or boto3.Session(region_name=settings.region),
+        default_bucket=settings.artifacts_bucket,
+        default_bucket_prefix="code",
+    )
+    builders = {
+        "training": lambda: build_training_pipeline(settings, session, scripts_dir()),
+        "batch-prediction": lambda: build_batch_pipeline(settings, session),
+    }
     return {name: builders[name]() for name in names}
 
 
@@ -58,14 +64,15 @@ def _exists(client, name: str) -> bool:
 def upsert(settings: PipelineSettings, names=NAMES, boto_session=None, undo_on_failure: bool = False) -> dict:
     """Create or update the pipelines; with undo_on_failure, a failure deletes the ones this call created."""
     session = boto_session or boto3.Session(region_name=settings.region)
-    client = session.client("sagemaker", config=RETRIES)
+    client = session.client("sagemaker", config=aws.RETRIES)
     tags = [{"Key": "managed-by", "Value": "register-pipelines"}]
     arns, created = {}, []
     try:
         for name, pipeline in build_pipelines(settings, names, session).items():
             new = undo_on_failure and not _exists(client, pipeline.name)
-            response = pipeline.upsert(role_arn=settings.pipeline_execution_role_arn,
-                                       description=f"{name} pipeline, registered on deploy", tags=tags)
+            response = pipeline.upsert(
+                role_arn=settings.pipeline_execution_role_arn, description=f"{name} pipeline, registered on deploy", tags=tags
+            )
             if new:
                 created.append(pipeline.name)
             arns[name] = response["PipelineArn"]
@@ -96,14 +103,17 @@ def on_event(event: Any, context: Any) -> dict:
     if request.request_type == "Delete":
         physical_id = request.physical_resource_id or ""
         names = physical_id.split(SEPARATOR) if SEPARATOR in physical_id else []
-        delete(names, client("sagemaker"))
+        delete(names, aws.sagemaker())
         return {"PhysicalResourceId": physical_id}
     properties = event.get("ResourceProperties")
-    settings = PipelineSettings.from_json(properties.get("Settings") if isinstance(properties, dict) else None,
-                                          source="ResourceProperties.Settings")
+    settings = PipelineSettings.from_json(
+        properties.get("Settings") if isinstance(properties, dict) else None, source="ResourceProperties.Settings"
+    )
     arns = upsert(settings, undo_on_failure=request.request_type == "Create")
-    return {"PhysicalResourceId": SEPARATOR.join((settings.training_pipeline_name, settings.batch_pipeline_name)),
-            "Data": {"TrainingPipelineArn": arns["training"], "BatchPipelineArn": arns["batch-prediction"]}}
+    return {
+        "PhysicalResourceId": SEPARATOR.join((settings.training_pipeline_name, settings.batch_pipeline_name)),
+        "Data": {"TrainingPipelineArn": arns["training"], "BatchPipelineArn": arns["batch-prediction"]},
+    }
 
 
 def requested_names(event: Any) -> tuple[str, ...]:
@@ -111,7 +121,7 @@ def requested_names(event: Any) -> tuple[str, ...]:
         raise RequestError(f"event must be a JSON object, got {type(event).__name__}")
     unknown_keys = set(event) - {"pipelines"}
     if unknown_keys:
-        raise RequestError(f"unknown key(s) {', '.join(sorted(unknown_keys))}; send {{}} or {{\"pipelines\": [...]}}")
+        raise RequestError(f'unknown key(s) {", ".join(sorted(unknown_keys))}; send {{}} or {{"pipelines": [...]}}')
     names = event.get("pipelines", list(NAMES))
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise RequestError(f"'pipelines' must be a non-empty list drawn from {', '.join(NAMES)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
@@ -10,9 +11,11 @@ from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.processing import FrameworkProcessor, ProcessingInput, ProcessingOutput
 from sagemaker.sklearn.estimator import SKLearn
-from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
+from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter, ParameterRange
+from sagemaker.utils import instance_supports_kms
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionLessThanOrEqualTo
+from sagemaker.workflow.entities import PipelineVariable
 from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.fail_step import FailStep
 from sagemaker.workflow.functions import Join, JsonGet
@@ -23,24 +26,23 @@ from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TuningStep
 
-from sagemaker.utils import instance_supports_kms
-
 from common.contracts import PipelineSettings
 
 SKLEARN_VERSION = "1.2-1"
 OBJECTIVE = "validation:rmse"
-METRIC_DEFINITIONS = [
+METRIC_DEFINITIONS: list[dict[str, str | PipelineVariable]] = [
     {"Name": f"{channel}:{metric}", "Regex": f"{channel}:{metric}=([0-9.]+)"}
-    for channel in ("train", "validation") for metric in ("rmse", "mse")
+    for channel in ("train", "validation")
+    for metric in ("rmse", "mse")
 ]
-HYPERPARAMETER_RANGES = {
+HYPERPARAMETER_RANGES: dict[str | PipelineVariable, ParameterRange] = {
     "num_leaves": IntegerParameter(7, 63),
     "learning_rate": ContinuousParameter(0.01, 0.2, scaling_type="Logarithmic"),
     "min_data_in_leaf": IntegerParameter(5, 60),
     "feature_fraction": ContinuousParameter(0.6, 1.0),
     "lambda_l2": ContinuousParameter(0.0, 10.0),
 }
-STATIC_HYPERPARAMETERS = {"num_boost_round": 3000, "early_stopping_rounds": 100}
+STATIC_HYPERPARAMETERS: dict[str, str | PipelineVariable] = {"num_boost_round": "3000", "early_stopping_rounds": "100"}
 CONTENT_TYPES = ["text/csv", "application/json"]
 # Evaluation is a pure function of the model and test set it is given, so a cached result is correct.
 # Preprocessing is not cached: new objects can arrive under the same input URI.
@@ -63,58 +65,85 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     mse_threshold = ParameterFloat("MseThreshold", default_value=s.training.mse_threshold)
     approval_status = ParameterString("ModelApprovalStatus", default_value=s.training.model_approval_status)
     run_prefix = [s.training_pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
+
     # SageMaker refuses a volume key on instance types with NVMe instance storage (encrypted in hardware).
-    def encryption(instance_type: str) -> dict:
+    def encryption(instance_type: str) -> dict[str, Any]:
         volume_key = s.kms_key_arn if instance_supports_kms(instance_type) else None
         return {"volume_kms_key": volume_key, "output_kms_key": s.kms_key_arn}
 
-    common = {"role": s.job_role_arn, "sagemaker_session": session}
+    common: dict[str, Any] = {"role": s.job_role_arn, "sagemaker_session": session}
 
     preprocessor = FrameworkProcessor(
-        estimator_cls=SKLearn, framework_version=SKLEARN_VERSION, instance_type=processing_type,
-        instance_count=processing_count, base_job_name=f"{s.training_pipeline_name}-preprocess", **common,
+        estimator_cls=SKLearn,
+        framework_version=SKLEARN_VERSION,
+        instance_type=processing_type,
+        instance_count=processing_count,
+        base_job_name=f"{s.training_pipeline_name}-preprocess",
+        **common,
         **encryption(s.training.processing_instance_type),
     )
     preprocess = ProcessingStep(
         name="Preprocess",
         step_args=preprocessor.run(
-            code="preprocess.py", source_dir=str(scripts),
+            code="preprocess.py",
+            source_dir=str(scripts),
             inputs=[ProcessingInput(source=input_data, destination="/opt/ml/processing/input", input_name="raw")],
             outputs=[
-                ProcessingOutput(output_name=split, source=f"/opt/ml/processing/{split}",
-                                 destination=_s3(s.features_bucket, *run_prefix, split))
+                ProcessingOutput(
+                    output_name=split,
+                    source=f"/opt/ml/processing/{split}",
+                    destination=_s3(s.features_bucket, *run_prefix, split),
+                )
                 for split in ("train", "validation", "test")
             ],
         ),
     )
 
     estimator = Estimator(
-        image_uri=training_image, instance_type=training_type, instance_count=training_count,
+        image_uri=training_image,
+        instance_type=training_type,
+        instance_count=training_count,
         output_path=f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models",
-        hyperparameters=STATIC_HYPERPARAMETERS, metric_definitions=METRIC_DEFINITIONS,
-        enable_network_isolation=True, base_job_name=f"{s.training_pipeline_name}-train", **common,
+        hyperparameters=STATIC_HYPERPARAMETERS,
+        metric_definitions=METRIC_DEFINITIONS,
+        enable_network_isolation=True,
+        base_job_name=f"{s.training_pipeline_name}-train",
+        **common,
         **encryption(s.training.training_instance_type),
     )
     tuner = HyperparameterTuner(
-        estimator=estimator, objective_metric_name=OBJECTIVE, objective_type="Minimize",
-        hyperparameter_ranges=HYPERPARAMETER_RANGES, metric_definitions=METRIC_DEFINITIONS, strategy="Bayesian",
-        max_jobs=s.training.tuning_max_jobs, max_parallel_jobs=s.training.tuning_max_parallel_jobs,
+        estimator=estimator,
+        objective_metric_name=OBJECTIVE,
+        objective_type="Minimize",
+        hyperparameter_ranges=HYPERPARAMETER_RANGES,
+        metric_definitions=METRIC_DEFINITIONS,
+        strategy="Bayesian",
+        max_jobs=s.training.tuning_max_jobs,
+        max_parallel_jobs=s.training.tuning_max_parallel_jobs,
         # train.py reports the objective once, at the end; LightGBM's own early stopping ends each job instead.
         early_stopping_type="Off",
     )
     outputs = preprocess.properties.ProcessingOutputConfig.Outputs
     tune = TuningStep(
         name="TuneLightGBM",
-        step_args=tuner.fit(inputs={
-            channel: TrainingInput(s3_data=outputs[channel].S3Output.S3Uri, content_type="text/csv")
-            for channel in ("train", "validation")
-        }),
+        step_args=tuner.fit(
+            inputs={
+                channel: TrainingInput(s3_data=outputs[channel].S3Output.S3Uri, content_type="text/csv")
+                for channel in ("train", "validation")
+            }
+        ),
     )
     best_model = tune.get_top_model_s3_uri(top_k=0, s3_bucket=s.artifacts_bucket, prefix=f"{s.training_pipeline_name}/models")
 
     evaluator = FrameworkProcessor(
-        estimator_cls=SKLearn, framework_version=SKLEARN_VERSION, image_uri=training_image, command=["python3"],
-        instance_type=processing_type, instance_count=1, base_job_name=f"{s.training_pipeline_name}-evaluate", **common,
+        estimator_cls=SKLearn,
+        framework_version=SKLEARN_VERSION,
+        image_uri=training_image,
+        command=["python3"],
+        instance_type=processing_type,
+        instance_count=1,
+        base_job_name=f"{s.training_pipeline_name}-evaluate",
+        **common,
         **encryption(s.training.processing_instance_type),
     )
     report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="evaluation.json")
@@ -122,12 +151,15 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     evaluate = ProcessingStep(
         name="EvaluateModel",
         step_args=evaluator.run(
-            code="evaluate.py", source_dir=str(scripts),
+            code="evaluate.py",
+            source_dir=str(scripts),
             inputs=[
                 ProcessingInput(source=best_model, destination="/opt/ml/processing/model", input_name="model"),
                 ProcessingInput(source=outputs["test"].S3Output.S3Uri, destination="/opt/ml/processing/test", input_name="test"),
             ],
-            outputs=[ProcessingOutput(output_name="evaluation", source="/opt/ml/processing/evaluation", destination=evaluation_uri)],
+            outputs=[
+                ProcessingOutput(output_name="evaluation", source="/opt/ml/processing/evaluation", destination=evaluation_uri)
+            ],
         ),
         property_files=[report],
         cache_config=EVALUATION_CACHE,
@@ -138,12 +170,18 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     register = ModelStep(
         name="RegisterModel",
         step_args=model.register(
-            content_types=CONTENT_TYPES, response_types=CONTENT_TYPES,
-            inference_instances=[s.endpoint_instance_type], transform_instances=[s.batch_prediction.instance_type],
-            model_package_group_name=s.model_package_group_name, approval_status=approval_status,
-            model_metrics=ModelMetrics(model_statistics=MetricsSource(
-                s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]), content_type="application/json",
-            )),
+            content_types=CONTENT_TYPES,
+            response_types=CONTENT_TYPES,
+            inference_instances=[s.endpoint_instance_type],
+            transform_instances=[s.batch_prediction.instance_type],
+            model_package_group_name=s.model_package_group_name,
+            approval_status=approval_status,
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(
+                    s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]),
+                    content_type="application/json",
+                )
+            ),
         ),
     )
     reject = FailStep(
@@ -152,13 +190,24 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     )
     gate = ConditionStep(
         name="CheckMse",
-        conditions=[ConditionLessThanOrEqualTo(left=test_mse, right=mse_threshold)],
-        if_steps=[register], else_steps=[reject],
+        # JsonGet is a documented left operand of conditions; the SDK's annotation leaves it out.
+        conditions=[ConditionLessThanOrEqualTo(left=test_mse, right=mse_threshold)],  # type: ignore[arg-type]
+        if_steps=[register],
+        else_steps=[reject],
     )
     return Pipeline(
         name=s.training_pipeline_name,
-        parameters=[input_data, processing_type, processing_count, training_type, training_count, training_image,
-                    inference_image, mse_threshold, approval_status],
+        parameters=[
+            input_data,
+            processing_type,
+            processing_count,
+            training_type,
+            training_count,
+            training_image,
+            inference_image,
+            mse_threshold,
+            approval_status,
+        ],
         steps=[preprocess, tune, evaluate, gate],
         sagemaker_session=session,
         # No SageMaker Experiments trial per execution: nothing reads one, and the role is not granted it.

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aws_lambda_powertools import Logger
 
-from common.aws import client
+from common import aws
 from common.contracts import BatchInputsRequest, SettingsError
 
 logger = Logger(service="resolve-batch-inputs")
@@ -37,8 +37,10 @@ class InputError(ValueError):
 def _split_s3(uri: str, name: str) -> tuple[str, str]:
     match = S3_PREFIX_URI.fullmatch(uri)
     if not match:
-        raise InputError(f"{name} must look like s3://bucket/prefix/ (ending in '/'), got {uri!r}; "
-                         "set the pipeline parameter to a prefix, not an object or a bucket alone")
+        raise InputError(
+            f"{name} must look like s3://bucket/prefix/ (ending in '/'), got {uri!r}; "
+            "set the pipeline parameter to a prefix, not an object or a bucket alone"
+        )
     return match["bucket"], match["prefix"]
 
 
@@ -65,11 +67,18 @@ def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
     answer = {**EMPTY, "input_uri": input_uri, "output_uri": output_uri}
     group = request.model_package_group_name
     packages = sagemaker.list_model_packages(
-        ModelPackageGroupName=group, ModelApprovalStatus="Approved", SortBy="CreationTime", SortOrder="Descending", MaxResults=1,
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
     )["ModelPackageSummaryList"]
     if not packages:
-        return {**answer, "status": "no-approved-model",
-                "message": f"No Approved model package in group {group}; approve one in the SageMaker Model Registry, then rerun"}
+        return {
+            **answer,
+            "status": "no-approved-model",
+            "message": f"No Approved model package in group {group}; approve one in the SageMaker Model Registry, then rerun",
+        }
     arn = packages[0]["ModelPackageArn"]
     container = sagemaker.describe_model_package(ModelPackageName=arn)["InferenceSpecification"]["Containers"][0]
     answer.update(model_package_arn=arn, image_uri=container["Image"], model_data_url=container.get("ModelDataUrl", ""))
@@ -79,6 +88,6 @@ def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
 
 
 def handler(event: Any, context: Any) -> dict:
-    result = resolve(event, client("sagemaker"), client("s3"))
+    result = resolve(event, aws.sagemaker(), aws.s3())
     logger.info("resolved", extra=result)
     return result
