@@ -22,13 +22,16 @@ class MlopsStage(Stage):
 
         self.storage = StorageStack(self, "Storage", project_name=project_name, environment=environment)
         self.pipelines = PipelinesStack(
-            self, "Pipelines", project_name=project_name, environment=environment, storage=self.storage
+            self, "Pipelines", project_name=project_name, environment=environment, storage=self.storage.stores
         )
         self.orchestration = OrchestrationStack(
             self,
             "Orchestration",
             project_name=project_name,
             environment=environment,
-            storage=self.storage,
-            pipelines=self.pipelines,
+            stores=self.storage.stores,
+            job_role=self.pipelines.roles.job_role,
+            training_pipeline_name=self.pipelines.training_pipeline_name,
+            batch_pipeline_name=self.pipelines.batch_pipeline_name,
+            model_package_group_name=self.pipelines.model_package_group_name,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
@@ -11,6 +13,21 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig, StorageConfig
 from stacks.nag import acknowledge_iam5, resource_finding
+
+
+@dataclass(frozen=True)
+class DataStores:
+    """What the other stacks use of storage: the key, the buckets, the repositories' names and the access policies."""
+
+    key: kms.IKey
+    raw_data_bucket: s3.IBucket
+    features_bucket: s3.IBucket
+    artifacts_bucket: s3.IBucket
+    training_repository_name: str
+    inference_repository_name: str
+    data_access_policy: iam.IManagedPolicy
+    artifacts_read_policy: iam.IManagedPolicy
+    code_upload_policy: iam.IManagedPolicy
 
 
 class StorageStack(Stack):
@@ -111,6 +128,18 @@ class StorageStack(Stack):
             ("InferenceRepositoryUri", self.inference_repository.repository_uri),
         ):
             CfnOutput(self, name, value=value)
+
+        self.stores = DataStores(
+            key=self.key,
+            raw_data_bucket=self.raw_data_bucket,
+            features_bucket=self.features_bucket,
+            artifacts_bucket=self.artifacts_bucket,
+            training_repository_name=self.training_repository_name,
+            inference_repository_name=self.inference_repository_name,
+            data_access_policy=self.data_access_policy,
+            artifacts_read_policy=self.artifacts_read_policy,
+            code_upload_policy=self.code_upload_policy,
+        )
 
     def _data_access_policy(self) -> iam.ManagedPolicy:
         """Read raw data, read and write features and artifacts, use the key, pull the images."""

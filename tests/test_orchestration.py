@@ -148,7 +148,7 @@ def test_schedules_use_cron_in_the_time_zone_and_pass_parameters(synthesized, en
     (queue_id,) = template.find_resources("AWS::SQS::Queue")
     for schedule in schedules.values():
         assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
-        assert schedule["Target"]["RoleArn"]["Fn::GetAtt"][0].startswith("PipelineStarterRole")
+        assert schedule["Target"]["RoleArn"]["Fn::GetAtt"][0].startswith("TriggersStarterRole")
 
 
 def test_pipeline_starter_role_may_only_start_these_pipelines(synthesized, environment):
@@ -156,7 +156,7 @@ def test_pipeline_starter_role_may_only_start_these_pipelines(synthesized, envir
     starter = [
         p
         for p in template.find_resources("AWS::IAM::Policy").values()
-        if p["Properties"]["Roles"][0]["Ref"].startswith("PipelineStarterRole")
+        if p["Properties"]["Roles"][0]["Ref"].startswith("TriggersStarterRole")
     ]
     statements = [
         s
@@ -237,7 +237,7 @@ def test_deployer_settings_match_what_the_lambda_reads(synthesized, assemblies, 
 
 def test_deployer_role_is_scoped_to_this_endpoint(synthesized, environment):
     template = synthesized.template(environment, "orchestration")
-    role_id = next(k for k in template.find_resources("AWS::IAM::Role") if k.startswith("DeployerRole"))
+    role_id = next(k for k in template.find_resources("AWS::IAM::Role") if k.startswith("DeployEndpointRole"))
     statements = [
         s
         for p in template.find_resources("AWS::IAM::Policy").values()

@@ -46,7 +46,7 @@ EXECUTION_ID = "a1b2c3d4e5f6"
 # Roles that aws-cdk-lib creates for its own helpers, each with the code that uses it.
 CDK_OWNED_ROLES = {
     "CustomS3AutoDeleteObjectsCustomResourceProviderRole": "aws-cdk-lib's auto-delete-objects handler (dev buckets)",
-    "RegistrationProviderframeworkonEventServiceRole": "aws-cdk-lib's Provider framework; it only invokes the register Lambda",
+    "PipelineRegistrationProviderframeworkonEventServiceRole": "aws-cdk-lib's Provider framework; it invokes the register Lambda",
 }
 
 

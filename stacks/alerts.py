@@ -1,0 +1,105 @@
+"""Alerts: one KMS-encrypted topic (with an optional e-mail subscription) and the dead-letter queue it watches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.logical_ids import keep_logical_id
+
+
+def alarm(
+    scope: Construct,
+    construct_id: str,
+    metric: cloudwatch.IMetric,
+    topic: sns.ITopic,
+    *,
+    threshold: float,
+    description: str,
+    alarm_name: str | None = None,
+    periods: int = 1,
+) -> cloudwatch.Alarm:
+    """An alarm at or above `threshold` for `periods` minutes-long periods that notifies `topic`; no data is not a breach."""
+    result = cloudwatch.Alarm(
+        scope,
+        construct_id,
+        metric=metric,
+        threshold=threshold,
+        evaluation_periods=periods,
+        datapoints_to_alarm=periods,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarm_description=description,
+        alarm_name=alarm_name,
+    )
+    result.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+    return result
+
+
+@dataclass(frozen=True)
+class AlertsProps:
+    name: str
+    alert_email: str | None
+    removal_policy: RemovalPolicy
+
+
+class Alerts(Construct):
+    """`topic` takes alarms and failure events (CloudWatch and EventBridge may use its key); `dead_letters` holds
+    events that could not be delivered, and an alarm says so."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: AlertsProps) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            enable_key_rotation=True,
+            removal_policy=props.removal_policy,
+            description=f"Encrypts the alerts topic of {props.name}",
+        )
+        keep_logical_id(self.key, "AlertsKey9D05DB5E")
+        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal(service)],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+                )
+            )
+        # "Default" keeps the topic's logical id as it was before this construct existed.
+        self.topic = sns.Topic(self, "Default", master_key=self.key, enforce_ssl=True, display_name=f"{props.name} MLOps alerts")
+        if props.alert_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(props.alert_email))
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=props.removal_policy,
+        )
+        keep_logical_id(self.dead_letters, "DeadLettersBBF8BAAB")
+        # Two policies of one queue would clear each other: the new one is written, then deleting the old one empties it.
+        keep_logical_id(self.dead_letters.node.find_child("Policy"), "DeadLettersPolicy05322138")
+        Validations.of(self.dead_letters).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3", reason="This queue is itself the dead-letter queue of the rules, schedules and deployer."
+            )
+        )
+        alarm(
+            self,
+            "DeadLettersWaiting",
+            self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+            self.topic,
+            threshold=1,
+            description="Events that could not be delivered to a pipeline or the deployer",
+        )

@@ -1,0 +1,64 @@
+"""The batch pipeline's first step: a Lambda that finds the latest approved package and the day's data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.bundling import function_code
+from stacks.nag import acknowledge_iam5, arn_finding
+from stacks.platform_function import PlatformFunction
+
+
+@dataclass(frozen=True)
+class BatchInputsResolverProps:
+    model_package_group_name: str
+    raw_data_bucket: s3.IBucket
+    log_retention_days: int
+    removal_policy: RemovalPolicy
+
+
+class BatchInputsResolver(Construct):
+    """`function` may read the package group and list the raw-data bucket, nothing else; it bundles tz data."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: BatchInputsResolverProps) -> None:
+        super().__init__(scope, construct_id)
+        group = props.model_package_group_name
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Batch pipeline step: reads the package group and lists the raw-data bucket",
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[Stack.of(self).format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")],
+            )
+        )
+        # ListModelPackages supports no resource-level permissions; ListBucket alone needs no grant_read's GetObject.
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[props.raw_data_bucket.bucket_arn]))
+        acknowledge_iam5(
+            role.node.find_child("DefaultPolicy"),
+            {
+                arn_finding("sagemaker", f"model-package/{group}/*"): "Versions of this environment's one model package group, "
+                "numbered by SageMaker.",
+                "Resource::*": "sagemaker:ListModelPackages supports no resource-level permissions.",
+            },
+        )
+        # "Default" keeps the function's and its log group's logical ids as they were before this construct existed.
+        self.function = PlatformFunction(
+            self,
+            "Default",
+            code=function_code("resolve_batch_inputs", packages=("tzdata",)),
+            role=role,
+            description="Batch pipeline step: latest Approved model package and the day's input prefix",
+            timeout=Duration.seconds(30),
+            log_retention_days=props.log_retention_days,
+            removal_policy=props.removal_policy,
+        ).function

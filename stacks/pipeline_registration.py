@@ -1,0 +1,100 @@
+"""Registration on deploy: a custom resource (CDK Provider framework) whose Lambda defines and upserts both pipelines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, CustomResource, Duration, RemovalPolicy, Stack, Validations, custom_resources
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct, IConstruct
+
+from lambdas.common.contracts import SETTINGS_VARIABLE, PipelineSettings
+from layers.build_layer import LAMBDA_TARGET, build_key
+from stacks.bundling import COMMON, LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code
+from stacks.logical_ids import keep_logical_id
+from stacks.nag import acknowledge_iam5, resource_finding
+from stacks.platform_function import PlatformFunction, retention
+
+# CloudFormation waits this long for the registration's answer before failing the deploy, instead of an hour.
+REGISTRATION_TIMEOUT = Duration.minutes(10)
+
+
+@dataclass(frozen=True)
+class PipelineRegistrationProps:
+    settings: PipelineSettings
+    definition_role: iam.IRole
+    sdk_layer: lambda_.ILayerVersion
+    # Registered after these exist (the model package group the training pipeline registers into).
+    depends_on: tuple[IConstruct, ...]
+    log_retention_days: int
+    removal_policy: RemovalPolicy
+
+
+class PipelineRegistration(Construct):
+    """Upserts the pipelines whenever their code, the layer or the settings change, and deletes them with the stack.
+
+    The settings travel as the resource's property (so a rollback rebuilds from the previous ones) and as the
+    function's SETTINGS variable (for direct invocations).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: PipelineRegistrationProps) -> None:
+        super().__init__(scope, construct_id)
+        settings_json = Stack.of(self).to_json_string(props.settings.to_dict())
+        register = PlatformFunction(
+            self,
+            "Function",
+            code=function_code("register_pipelines", with_pipeline_scripts=True),
+            role=props.definition_role,
+            layers=[props.sdk_layer],
+            memory_size=1024,
+            timeout=Duration.minutes(5),
+            description="Defines the SageMaker Pipelines with the SDK and upserts them",
+            environment={SETTINGS_VARIABLE: settings_json, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"},
+            log_retention_days=props.log_retention_days,
+            removal_policy=props.removal_policy,
+        )
+        keep_logical_id(register.log_group, "RegisterPipelinesLogsD64AABE1")
+        self.function = register.function
+        provider_logs = logs.LogGroup(
+            self, "ProviderLogs", retention=retention(props.log_retention_days), removal_policy=props.removal_policy
+        )
+        keep_logical_id(provider_logs, "RegistrationProviderLogs21B114F2")
+        provider = custom_resources.Provider(self, "Provider", on_event_handler=self.function, log_group=provider_logs)
+        # The service token is this function's ARN, and CloudFormation refuses to change a custom resource's
+        # service token ("Updates are not supported", AWS::CloudFormation::CustomResource), so its id stays.
+        keep_logical_id(provider.node.find_child("framework-onEvent"), "RegistrationProviderframeworkonEvent334FDBE0")
+        self._acknowledge_provider(provider)
+        # "Default" keeps the resource's logical id: a new one would create the pipelines again, then delete them.
+        resource = CustomResource(
+            self,
+            "Default",
+            service_token=provider.service_token,
+            resource_type="Custom::SageMakerPipelines",
+            service_timeout=REGISTRATION_TIMEOUT,
+            properties={
+                "DefinitionHash": content_hash(LAMBDAS / "register_pipelines", COMMON, PIPELINE_SCRIPTS),
+                "LayerHash": build_key(LAMBDA_TARGET),
+                "Settings": settings_json,
+            },
+        )
+        for dependency in props.depends_on:
+            resource.node.add_dependency(dependency)
+
+    def _acknowledge_provider(self, provider: custom_resources.Provider) -> None:
+        framework = provider.node.find_child("framework-onEvent")
+        Validations.of(framework).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                reason="The CDK Provider framework's own function logs with the AWS-managed basic execution policy.",
+            ),
+            Acknowledgment(id="AwsSolutions-L1", reason="The CDK Provider framework chooses its own Node.js runtime."),
+        )
+        acknowledge_iam5(
+            framework.node.find_child("ServiceRole").node.find_child("DefaultPolicy"),
+            {
+                resource_finding(self, self.function.function_arn, ":*"): "The Provider framework invokes the registration "
+                "function's versions and aliases.",
+            },
+        )
