@@ -74,8 +74,7 @@ def installed_path(module: str) -> Path:
     return path.parent if path.name == "__init__.py" else path
 
 
-def function_code(name: str, with_pipeline_scripts: bool = False, packages: tuple[str, ...] = ()) -> lambda_.Code:
-    """lambdas/<name>/ with lambdas/common/, Powertools, pipeline_scripts/ if asked, and pinned `packages` beside the handler."""
+def _function_roots(name: str, with_pipeline_scripts: bool, packages: tuple[str, ...]) -> tuple[Path, tuple[Path, ...]]:
     source = LAMBDAS / name
     if not (source / "handler.py").is_file():
         raise FileNotFoundError(f"{source / 'handler.py'} does not exist; each Lambda lives in lambdas/<name>/handler.py")
@@ -84,14 +83,23 @@ def function_code(name: str, with_pipeline_scripts: bool = False, packages: tupl
         *((PIPELINE_SCRIPTS,) if with_pipeline_scripts else ()),
         *(installed_path(p) for p in FUNCTION_PACKAGES + packages),
     )
-    roots = (source, *extras)
+    return source, extras
 
-    def fill(output: Path) -> None:
-        shutil.copytree(source, output, ignore=IGNORED, dirs_exist_ok=True)
-        for extra in extras:
-            _copy(extra, output)
 
-    return _local_code(source, content_hash(*roots), fill)
+def bundle_function(name: str, output: Path, with_pipeline_scripts: bool = False, packages: tuple[str, ...] = ()) -> None:
+    """Write the asset of lambdas/<name>/ to `output`: the handler's folder with its extras beside it."""
+    source, extras = _function_roots(name, with_pipeline_scripts, packages)
+    shutil.copytree(source, output, ignore=IGNORED, dirs_exist_ok=True)
+    for extra in extras:
+        _copy(extra, output)
+
+
+def function_code(name: str, with_pipeline_scripts: bool = False, packages: tuple[str, ...] = ()) -> lambda_.Code:
+    """lambdas/<name>/ with lambdas/common/, Powertools, pipeline_scripts/ if asked, and pinned `packages` beside the handler."""
+    source, extras = _function_roots(name, with_pipeline_scripts, packages)
+    return _local_code(
+        source, content_hash(source, *extras), lambda output: bundle_function(name, output, with_pipeline_scripts, packages)
+    )
 
 
 def layer_code(target: Target) -> lambda_.Code:
