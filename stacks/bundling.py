@@ -50,7 +50,7 @@ def _copy(source: Path, output: Path) -> None:
 
 
 @jsii.implements(ILocalBundling)
-class _LocalBundler:
+class LocalBundler:
     def __init__(self, fill: Callable[[Path], object]) -> None:
         self._fill = fill
 
@@ -64,7 +64,7 @@ def _local_code(source: Path, asset_hash: str, fill: Callable[[Path], object]) -
         str(source),
         asset_hash=asset_hash,
         asset_hash_type=AssetHashType.CUSTOM,
-        bundling=BundlingOptions(image=NO_DOCKER, local=_LocalBundler(fill)),
+        bundling=BundlingOptions(image=NO_DOCKER, local=LocalBundler(fill)),
     )
 
 

@@ -294,8 +294,18 @@ def _training(r: _Reader, production: bool) -> TrainingConfig:
         tuning_max_parallel_jobs=r.integer("tuning_max_parallel_jobs", 1, 10),
         mse_threshold=r.positive_number("mse_threshold"),
         model_approval_status=r.choice("model_approval_status", APPROVAL_STATUSES),
-        training_image_tag=r.matching("training_image_tag", tag, "must be a Docker image tag"),
-        inference_image_tag=r.matching("inference_image_tag", tag, "must be a Docker image tag"),
+        training_image_tag=r.matching(
+            "training_image_tag",
+            tag,
+            "must be a Docker image tag of an image you push, or left out to build it on deploy",
+            optional=True,
+        ),
+        inference_image_tag=r.matching(
+            "inference_image_tag",
+            tag,
+            "must be a Docker image tag of an image you push, or left out to build it on deploy",
+            optional=True,
+        ),
     )
     if config.tuning_max_parallel_jobs > config.tuning_max_jobs:
         raise ConfigError(

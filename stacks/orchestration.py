@@ -28,6 +28,7 @@ class OrchestrationStack(Stack):
         job_role: iam.IRole,
         training_pipeline_name: str,
         batch_pipeline_name: str,
+        training_image_tag: str,
         model_package_group_name: str,
         **kwargs,
     ) -> None:
@@ -68,7 +69,7 @@ class OrchestrationStack(Stack):
                 raw_data_bucket=stores.raw_data_bucket,
                 artifacts_bucket=stores.artifacts_bucket,
                 training_repository_name=stores.training_repository_name,
-                training_image_tag=environment.training.training_image_tag,
+                training_image_tag=training_image_tag,
                 storage=environment.storage,
                 batch_prediction=environment.batch_prediction,
                 schedules=environment.schedules,

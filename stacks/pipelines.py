@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jsii
 from aws_cdk import CfnOutput, RemovalPolicy, Resource, Stack
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sagemaker as sagemaker
@@ -15,6 +16,7 @@ from layers.build_layer import LAMBDA_TARGET
 from stacks.batch_inputs_resolver import BatchInputsResolver, BatchInputsResolverProps
 from stacks.bundling import layer_code
 from stacks.config import EnvironmentConfig
+from stacks.image_builds import ImageBuilds, ImageBuildsProps
 from stacks.pipeline_registration import PipelineRegistration, PipelineRegistrationProps
 from stacks.platform_function import ARCHITECTURE, RUNTIME
 from stacks.sagemaker_roles import SageMakerRoles, SageMakerRolesProps
@@ -110,6 +112,24 @@ class PipelinesStack(Stack):
         self.resolver.function.grant_invoke(self.roles.pipeline_execution_role)
         self.roles.acknowledge_invoke(self.resolver.function.function_arn)
 
+        # Imported by name (they are named in the Storage stack), so grants and URIs need no cross-stack export.
+        self.images = ImageBuilds(
+            self,
+            "Images",
+            props=ImageBuildsProps(
+                data_key=storage.key,
+                training_repository=ecr.Repository.from_repository_name(
+                    self, "TrainingRepository", storage.training_repository_name
+                ),
+                inference_repository=ecr.Repository.from_repository_name(
+                    self, "InferenceRepository", storage.inference_repository_name
+                ),
+                training_tag_override=environment.training.training_image_tag,
+                inference_tag_override=environment.training.inference_image_tag,
+                log_retention_days=environment.storage.log_retention_days,
+                removal_policy=removal,
+            ),
+        )
         settings = PipelineSettings(
             region=self.region,
             pipeline_definition_role_arn=self.roles.pipeline_definition_role.role_arn,
@@ -123,8 +143,8 @@ class PipelinesStack(Stack):
             training_pipeline_name=self.training_pipeline_name,
             batch_pipeline_name=self.batch_pipeline_name,
             model_package_group_name=self.model_package_group_name,
-            training_image_uri=self.image_uri(storage.training_repository_name, environment.training.training_image_tag),
-            inference_image_uri=self.image_uri(storage.inference_repository_name, environment.training.inference_image_tag),
+            training_image_uri=self.image_uri(storage.training_repository_name, self.images.training_tag),
+            inference_image_uri=self.image_uri(storage.inference_repository_name, self.images.inference_tag),
             resolve_batch_inputs_function_arn=self.resolver.function.function_arn,
             endpoint_instance_type=environment.endpoint.instance_type,
             processing_timezone=environment.schedules.timezone,
@@ -138,7 +158,7 @@ class PipelinesStack(Stack):
                 settings=settings,
                 definition_role=self.roles.pipeline_definition_role,
                 sdk_layer=self.sdk_layer,
-                depends_on=(self.model_package_group,),
+                depends_on=(self.model_package_group, self.images.resource),
                 log_retention_days=environment.storage.log_retention_days,
                 removal_policy=removal,
             ),

@@ -70,6 +70,7 @@ class PlatformFunction(Construct):
         layers: list[lambda_.ILayerVersion] | None = None,
         timeout: Duration | None = None,
         memory_size: int = 256,
+        handler: str = "handler.handler",
         **function_options,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -79,7 +80,7 @@ class PlatformFunction(Construct):
             "Function",
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
-            handler="handler.handler",
+            handler=handler,
             code=code,
             role=role,
             description=description,

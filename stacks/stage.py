@@ -33,5 +33,6 @@ class MlopsStage(Stage):
             job_role=self.pipelines.roles.job_role,
             training_pipeline_name=self.pipelines.training_pipeline_name,
             batch_pipeline_name=self.pipelines.batch_pipeline_name,
+            training_image_tag=self.pipelines.images.training_tag,
             model_package_group_name=self.pipelines.model_package_group_name,
         )

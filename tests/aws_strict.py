@@ -240,6 +240,9 @@ ALIASES = {
     "RoleNameWithPath": ("RoleName",),
     "AlarmName": ("AlarmNames",),
     "RepositoryName": ("repositoryName",),
+    "ProjectName": ("projectName",),
+    "LogGroupName": ("logGroupName",),
+    "LogStreamName": ("logStreamName",),
 }
 
 
@@ -479,6 +482,13 @@ class Permission:
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 
 
+# ARN variables a request carries inside another member: a CodeBuild build id is
+# "<project name>:<build uuid>" (CodeBuild API reference, Build.id), and BatchGetBuilds authorizes the project.
+CARRIED = {
+    ("codebuild", "BatchGetBuilds"): lambda params: {"ProjectName": sorted({i.split(":", 1)[0] for i in params["ids"]})},
+}
+
+
 def permissions_for(calls: list[Call]) -> list[Permission]:
     """The IAM action and required resources of each recorded call, with its dependent actions.
 
@@ -491,7 +501,8 @@ def permissions_for(calls: list[Call]) -> list[Permission]:
         if not action:
             continue
         why = f"{call.service}.{call.operation}"
-        resources = required_resources(action, call.params)
+        carried = CARRIED.get((call.service, call.operation))
+        resources = required_resources(action, {**call.params, **(carried(call.params) if carried else {})})
         result.append(Permission(action, resources, call.context, why))
         prefix, name = action.split(":")
         privilege = authorization_reference()[prefix]["privileges"][name]

@@ -113,7 +113,7 @@ BAD_VALUES = [
         "training.training_image_tag",
         "1.0.0\n",
         "cdk.json context 'mlops.environments.dev.training.training_image_tag' = "
-        "'1.0.0\\n' is invalid: must be a Docker image tag",
+        "'1.0.0\\n' is invalid: must be a Docker image tag of an image you push, or left out to build it on deploy",
     ),
     (
         "alert_email",

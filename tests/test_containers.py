@@ -38,7 +38,7 @@ def test_hadolint_is_clean(name):
 def test_base_image_is_pinned_and_copied_files_exist(name):
     steps = instructions(DOCKERFILES[name])
     base = [args for op, args in steps if op == "FROM"]
-    assert len(base) == 1 and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", base[0])
+    assert len(base) == 1 and re.fullmatch(r"public\.ecr\.aws/docker/library/python:\d+\.\d+\.\d+-slim-bookworm", base[0])
     for op, args in steps:
         if op == "COPY":
             *sources, _ = args.split()

@@ -10,6 +10,8 @@ from aws_cdk.assertions import Match
 from conftest import ACCOUNT, REGION, cdk_context, synthesize, template_deployer_settings
 from moto.events.models import EventPattern
 
+from stacks.images import image_tag
+
 RAW_BUCKET = "raw-data-bucket"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
 
@@ -62,12 +64,12 @@ def test_new_data_rule_fires_on_the_marker_only(synthesized, environment):
 
 def test_new_image_rule_fires_on_the_configured_training_tag(synthesized, environment):
     pattern = rule_pattern(synthesized.template(environment, "orchestration"), "The configured training image tag")
-    repository = f"abalone-mlops-{environment}-training"
-    assert pattern.matches_event(aws_events.ecr_image_action(repository, "1.0.0"))
-    assert not pattern.matches_event(aws_events.ecr_image_action(repository, "1.0.0", action="DELETE"))
-    assert not pattern.matches_event(aws_events.ecr_image_action(repository, "1.0.0", result="FAILURE"))
+    repository, tag = f"abalone-mlops-{environment}-training", image_tag("training")
+    assert pattern.matches_event(aws_events.ecr_image_action(repository, tag))
+    assert not pattern.matches_event(aws_events.ecr_image_action(repository, tag, action="DELETE"))
+    assert not pattern.matches_event(aws_events.ecr_image_action(repository, tag, result="FAILURE"))
     assert not pattern.matches_event(aws_events.ecr_image_action(repository, "experiment-7"))
-    assert not pattern.matches_event(aws_events.ecr_image_action(f"abalone-mlops-{environment}-inference", "1.0.0"))
+    assert not pattern.matches_event(aws_events.ecr_image_action(f"abalone-mlops-{environment}-inference", tag))
 
 
 def test_pipeline_failure_rule(synthesized, environment):

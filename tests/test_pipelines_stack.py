@@ -6,6 +6,8 @@ import json
 
 from conftest import template_pipeline_settings
 
+from stacks.images import build_source_files, image_tag
+
 
 def _functions(template) -> dict:
     return template.find_resources("AWS::Lambda::Function")
@@ -38,9 +40,9 @@ def test_the_register_lambda_gets_its_settings_as_one_json_variable(synthesized,
     assert set(variables) == {"SETTINGS", "SAGEMAKER_SUPPRESS_V2_WARNING"}
     settings = template_pipeline_settings(assemblies[environment])
     assert settings.training_pipeline_name == f"abalone-mlops-{environment}-training"
-    assert (
-        settings.training_image_uri == f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/abalone-mlops-{environment}-training:1.0.0"
-    )
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert settings.training_image_uri == f"{registry}/abalone-mlops-{environment}-training:{image_tag('training')}"
+    assert settings.inference_image_uri == f"{registry}/abalone-mlops-{environment}-inference:{image_tag('inference')}"
     assert settings.training.model_approval_status == {"dev": "Approved", "prod": "PendingManualApproval"}[environment]
 
 
@@ -56,15 +58,21 @@ def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesize
         for name, r in roles.items()
     }
     assert trust["RolesJobRole"] == trust["RolesPipelineExecutionRole"] == {"sagemaker.amazonaws.com"}
-    assert trust["RolesPipelineDefinitionRole"] == trust["ResolveBatchInputsRole"] == {"lambda.amazonaws.com"}
+    assert (
+        trust["RolesPipelineDefinitionRole"]
+        == trust["ResolveBatchInputsRole"]
+        == trust["ImagesTriggerRole"]
+        == {"lambda.amazonaws.com"}
+    )
+    assert trust["ImagesProjectRole"] == {"codebuild.amazonaws.com"}
     assert "arn:aws:iam::aws:policy" not in json.dumps({k: v for k, v in roles.items() if "Providerframework" not in k})
     functions = _own_functions(template)
-    assert len({json.dumps(f["Properties"]["Role"]) for f in functions.values()}) == 2
+    assert len({json.dumps(f["Properties"]["Role"]) for f in functions.values()}) == 3
     for function in functions.values():
         assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
     retention = {"dev": 14, "prod": 365}[environment]
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 3 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
+    assert len(groups) == 7 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
 
 
 def test_only_the_pipeline_execution_role_may_register_models(synthesized, environment):
@@ -145,3 +153,26 @@ def test_lambda_asset_holds_the_handler_and_the_pipeline_scripts(synthesized):
         "pipeline_scripts/inference.py",
     } <= names
     assert not [p for p in asset.rglob("__pycache__")]
+
+
+def test_images_are_built_privileged_encrypted_and_before_the_pipelines_are_registered(synthesized, environment):
+    template = synthesized.template(environment, "pipelines")
+    (project,) = template.find_resources("AWS::CodeBuild::Project").values()
+    properties = project["Properties"]
+    assert properties["Environment"]["PrivilegedMode"] is True and properties["Environment"]["Type"] == "LINUX_CONTAINER"
+    assert properties["EncryptionKey"] and properties["Source"]["Type"] == "S3"
+    assert properties["Source"]["BuildSpec"] == "containers/buildspec.yml"
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    log_group = properties["LogsConfig"]["CloudWatchLogs"]["GroupName"]["Ref"]
+    assert groups[log_group]["Properties"]["RetentionInDays"] == {"dev": 14, "prod": 365}[environment]
+    (images_id,) = template.find_resources("Custom::ContainerImages")
+    (registration,) = template.find_resources("Custom::SageMakerPipelines").values()
+    assert images_id in registration["DependsOn"]
+
+
+def test_the_build_source_asset_is_exactly_the_build_files(synthesized):
+    template = synthesized.template("dev", "pipelines")
+    (project,) = template.find_resources("AWS::CodeBuild::Project").values()
+    key = json.dumps(project["Properties"]["Source"]["Location"]).split("/")[-1].split('"')[0]
+    (asset,) = synthesized.outdir.rglob(f"asset.{key.removesuffix('.zip')}")
+    assert sorted(p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()) == list(build_source_files())

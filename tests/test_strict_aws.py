@@ -38,15 +38,20 @@ from conftest import (
     template_pipeline_settings,
 )
 
+from common.contracts import ImageBuildSettings
+
 register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
 deployer_module = load_lambda("deploy_endpoint")
 resolver_module = load_lambda("resolve_batch_inputs")
+build_module = load_lambda("build_images")
 EXECUTION_ID = "a1b2c3d4e5f6"
 # Roles that aws-cdk-lib creates for its own helpers, each with the code that uses it.
 CDK_OWNED_ROLES = {
     "CustomS3AutoDeleteObjectsCustomResourceProviderRole": "aws-cdk-lib's auto-delete-objects handler (dev buckets)",
     "PipelineRegistrationProviderframeworkonEventServiceRole": "aws-cdk-lib's Provider framework; it invokes the register Lambda",
+    "ImagesProviderframework": "aws-cdk-lib's Provider framework (onEvent, isComplete, onTimeout); it invokes the build trigger",
+    "ImagesProviderwaiterstatemachineRole": "aws-cdk-lib's Provider framework waiter; it invokes the framework's functions",
 }
 
 
@@ -159,6 +164,60 @@ def test_resolver_role_allows_resolution(assemblies, name, aws):
         assert resolver_module.resolve(event, sagemaker, boto3.client("s3", region_name=REGION))["status"] == "no-data"
     stack, function = function_properties(assembly, "Batch pipeline step")
     _assert_allowed(_role_statements(assembly, assembly.resolve(stack, function["Role"])), permissions_for(calls), "resolver")
+
+
+def _image_build_settings(assembly: Assembly) -> ImageBuildSettings:
+    ((stack, _, resource),) = assembly.resources("Custom::ContainerImages")
+    return ImageBuildSettings.from_json(assembly.resolve(stack, resource["Properties"]["Settings"]), "Settings")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_image_build_trigger_role_allows_checking_tags_and_building(assemblies, name, aws):
+    assembly = assemblies[name]
+    settings = _image_build_settings(assembly)
+    ecr = boto3.client("ecr", region_name=REGION)
+    for repository in (settings.training_repository, settings.inference_repository):
+        ecr.create_repository(repositoryName=repository)
+    boto3.client("codebuild", region_name=REGION).create_project(
+        name=settings.project_name,
+        source={"type": "S3", "location": "assets/source.zip"},
+        artifacts={"type": "NO_ARTIFACTS"},
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0", "computeType": "BUILD_GENERAL1_MEDIUM"},
+        serviceRole=f"arn:aws:iam::{ACCOUNT}:role/build",
+    )
+    stack, function = function_properties(assembly, "Image builds on deploy: on event")
+    statements = _role_statements(assembly, assembly.resolve(stack, function["Role"]))
+    event = {"RequestType": "Create", "ResourceProperties": {"Settings": json.dumps(settings.to_dict())}}
+    with recording(enforce=statements) as calls:
+        started = build_module.on_event(event, None)
+        build_module.is_complete({**event, **started}, None)
+    assert [c.operation for c in calls] == ["DescribeImages", "DescribeImages", "StartBuild", "BatchGetBuilds"]
+    assert not [c for c in calls if c.context.get("denied")]
+
+
+def _docker_push(repository: str) -> list[Call]:
+    """What `docker push` to ECR calls ("Pushing a Docker image", Amazon ECR User Guide: required IAM permissions)."""
+    operations = ("BatchCheckLayerAvailability", "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage")
+    return [Call("ecr", "GetAuthorizationToken", {})] + [Call("ecr", op, {"repositoryName": repository}) for op in operations]
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_build_project_role_allows_reading_the_source_logging_and_pushing(assemblies, name):
+    assembly = assemblies[name]
+    settings = _image_build_settings(assembly)
+    ((stack, _, project),) = assembly.resources("AWS::CodeBuild::Project")
+    properties = project["Properties"]
+    bucket, key = assembly.resolve(stack, properties["Source"]["Location"]).split("/", 1)
+    log_group = assembly.resolve(stack, properties["LogsConfig"]["CloudWatchLogs"]["GroupName"])
+    calls = [
+        Call("s3", "GetObject", {"Bucket": bucket, "Key": key}),
+        Call("logs", "CreateLogStream", {"logGroupName": log_group, "logStreamName": "build-1"}),
+        Call("logs", "PutLogEvents", {"logGroupName": log_group, "logStreamName": "build-1"}),
+        *_docker_push(settings.training_repository),
+        *_docker_push(settings.inference_repository),
+    ]
+    role_arn = assembly.resolve(stack, properties["ServiceRole"])
+    _assert_allowed(_role_statements(assembly, role_arn), permissions_for(calls), "image build project")
 
 
 # --- pipeline definitions: steps as SageMaker Pipelines starts them ---------------------------------------
@@ -385,11 +444,13 @@ def test_every_role_is_checked_or_owned_by_cdk(assemblies, definitions, name):
     assembly = assemblies[name]
     settings, _ = definitions[name]
     checked = {settings.pipeline_definition_role_arn, settings.pipeline_execution_role_arn, settings.job_role_arn}
-    for description in ("Approved model package", "Batch pipeline step"):
+    for description in ("Approved model package", "Batch pipeline step", "Image builds on deploy: on event"):
         stack, function = function_properties(assembly, description)
         checked.add(assembly.resolve(stack, function["Role"]))
     for stack, _, schedule in assembly.resources("AWS::Scheduler::Schedule"):
         checked.add(assembly.resolve(stack, schedule["Properties"]["Target"]["RoleArn"]))
+    for stack, _, project in assembly.resources("AWS::CodeBuild::Project"):
+        checked.add(assembly.resolve(stack, project["Properties"]["ServiceRole"]))
     unchecked = []
     for stack, logical_id, _ in assembly.resources("AWS::IAM::Role"):
         arn = assembly.attribute(stack, logical_id, "Arn")

@@ -80,6 +80,10 @@ KEPT_LOGICAL_IDS = {
         "RegistrationProviderLogs21B114F2",
         "ResolveBatchInputsLogs36A6C423",
         "RegistrationProviderframeworkonEvent334FDBE0",
+        "ImagesBuildLogsF5958BAA",
+        "ImagesIsCompleteLogsFFCE5D79",
+        "ImagesOnEventLogs66CAFC64",
+        "ImagesProviderLogsD9F38495",
     },
     "Orchestration": {
         "Alerts91F83244",
@@ -165,7 +169,7 @@ def test_templates_do_not_depend_on_the_checkout_path(synthesized, tmp_path):
 CDK_GENERATED_WARNINGS = [
     re.compile(
         r"W3005:'(\w+Role\w*)' dependency already enforced by a 'GetAtt' at "
-        r"'Resources/\w+/Properties/(Role|Environment/Variables/SETTINGS/Fn::Join/\d+/\d+)'"
+        r"'Resources/\w+/Properties/(Role|RoleArn|Environment/Variables/SETTINGS/Fn::Join/\d+/\d+)'"
     )
 ]
 
@@ -223,9 +227,9 @@ def test_every_acknowledgment_is_narrow_and_explained(synthesized):
     assert acknowledgments
     for construct, rule, reason in acknowledgments:
         assert re.fullmatch(
-            r"Annotation::AwsSolutions-(S1|SQS3|L1|IAM4\[Policy::[^\]\s]+\]|IAM5\[(Resource|Action)::[^\]\s]+\])", rule
+            r"Annotation::AwsSolutions-(S1|SQS3|L1|CB3|SF2|IAM4\[Policy::[^\]\s]+\]|IAM5\[(Resource|Action)::\S+\])", rule
         ), (construct, rule)
         if rule.startswith(("Annotation::AwsSolutions-L1", "Annotation::AwsSolutions-IAM4")):
-            assert construct.endswith("/PipelineRegistration/Provider/framework-onEvent"), (construct, rule)
+            assert re.search(r"/(PipelineRegistration|Images)/Provider/framework-\w+$", construct), (construct, rule)
         assert len(reason) >= 40 and reason.endswith("."), (construct, rule, reason)
     assert not [a for a in acknowledgments if a[1].endswith("[Resource::*]") and "no resource-level permissions" not in a[2]]

@@ -14,6 +14,8 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_application_autoscaling import ApplicationAutoScalingClient
+    from mypy_boto3_codebuild import CodeBuildClient
+    from mypy_boto3_ecr import ECRClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sagemaker import SageMakerClient
 
@@ -35,7 +37,17 @@ def autoscaling() -> ApplicationAutoScalingClient:
     return boto3.client("application-autoscaling", config=RETRIES)
 
 
+@cache
+def ecr() -> ECRClient:
+    return boto3.client("ecr", config=RETRIES)
+
+
+@cache
+def codebuild() -> CodeBuildClient:
+    return boto3.client("codebuild", config=RETRIES)
+
+
 def forget_clients() -> None:
     """Drop the cached clients (tests that swap the AWS backend between cases)."""
-    for factory in (sagemaker, s3, autoscaling):
+    for factory in (sagemaker, s3, autoscaling, ecr, codebuild):
         factory.cache_clear()

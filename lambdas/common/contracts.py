@@ -127,8 +127,9 @@ class TrainingConfig(Settings):
     tuning_max_parallel_jobs: int
     mse_threshold: float
     model_approval_status: str
-    training_image_tag: str
-    inference_image_tag: str
+    # Left out, the tag is the digest of the image's build context (stacks/images.py) and the deploy builds it.
+    training_image_tag: str | None = None
+    inference_image_tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,31 @@ class DeployerSettings(Settings):
     endpoint: EndpointConfig
     # Left out for instance types with NVMe instance storage, which SageMaker refuses a volume key for.
     volume_kms_key_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageBuildSettings(Settings):
+    """build_images: the CodeBuild project and, per image, its repository, tag and whether the deploy builds it.
+
+    An image whose tag the configuration overrides is the user's to push; it is never built.
+    """
+
+    project_name: str
+    registry: str
+    training_repository: str
+    training_tag: str
+    build_training: bool
+    inference_repository: str
+    inference_tag: str
+    build_inference: bool
+
+    def images(self) -> list[tuple[str, str, str]]:
+        """(name, repository, tag) of each image the deploy builds."""
+        wanted = (
+            ("training", self.training_repository, self.training_tag, self.build_training),
+            ("inference", self.inference_repository, self.inference_tag, self.build_inference),
+        )
+        return [(name, repository, tag) for name, repository, tag, build in wanted if build]
 
 
 @dataclass(frozen=True)

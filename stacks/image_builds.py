@@ -1,0 +1,204 @@
+"""Image builds on deploy: a CodeBuild project, and a custom resource that builds the tags missing from ECR.
+
+The custom resource (CDK Provider framework with an is-complete poll) starts one build only when an
+image's content tag is not in its repository yet, waits for it, and fails the deploy with the build's
+log link when it fails. The pipelines' registration depends on it, so pipelines never name an image
+that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aws_cdk import Acknowledgment, CustomResource, Duration, RemovalPolicy, Stack, Validations, custom_resources
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as stepfunctions
+from constructs import Construct
+
+from lambdas.common.contracts import ImageBuildSettings
+from stacks.bundling import function_code
+from stacks.images import build_source_asset, image_tag
+from stacks.nag import acknowledge_iam5, resource_finding
+from stacks.platform_function import PlatformFunction, retention
+
+# A build of both images takes minutes; CloudFormation allows a custom resource at most an hour.
+BUILD_TIMEOUT = Duration.minutes(50)
+
+
+@dataclass(frozen=True)
+class ImageBuildsProps:
+    data_key: kms.IKey
+    training_repository: ecr.IRepository
+    inference_repository: ecr.IRepository
+    # Tags the configuration overrides: the user pushes those images; None builds the content-tagged image.
+    training_tag_override: str | None
+    inference_tag_override: str | None
+    log_retention_days: int
+    removal_policy: RemovalPolicy
+
+
+class ImageBuilds(Construct):
+    """`training_tag` and `inference_tag` are what the pipelines use; `resource` completes once both exist."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: ImageBuildsProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.training_tag = props.training_tag_override or image_tag("training")
+        self.inference_tag = props.inference_tag_override or image_tag("inference")
+        source = build_source_asset(self, "Source")
+        build_logs = logs.LogGroup(
+            self, "BuildLogs", retention=retention(props.log_retention_days), removal_policy=props.removal_policy
+        )
+        self.project = codebuild.Project(
+            self,
+            "Project",
+            description="Builds the training and inference images for linux/amd64 and pushes them to ECR",
+            source=codebuild.Source.s3(bucket=source.bucket, path=source.s3_object_key),
+            build_spec=codebuild.BuildSpec.from_source_filename("containers/buildspec.yml"),
+            environment=codebuild.BuildEnvironment(
+                build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+                compute_type=codebuild.ComputeType.MEDIUM,
+                privileged=True,
+            ),
+            encryption_key=props.data_key,
+            logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=build_logs)),
+            timeout=Duration.minutes(45),
+            grant_report_group_permissions=False,
+        )
+        Validations.of(self.project).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-CB3",
+                reason="docker build needs privileged mode; the project builds only this repository's Dockerfiles.",
+            )
+        )
+        for repository in (props.training_repository, props.inference_repository):
+            repository.grant_pull_push(self.project)
+        self._acknowledge_project(source.bucket.bucket_arn)
+
+        settings = ImageBuildSettings(
+            project_name=self.project.project_name,
+            registry=f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}",
+            training_repository=props.training_repository.repository_name,
+            training_tag=self.training_tag,
+            build_training=props.training_tag_override is None,
+            inference_repository=props.inference_repository.repository_name,
+            inference_tag=self.inference_tag,
+            build_inference=props.inference_tag_override is None,
+        )
+        role = iam.Role(
+            self,
+            "TriggerRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Image build trigger: checks the repositories for tags and starts the CodeBuild project",
+        )
+        for repository in (props.training_repository, props.inference_repository):
+            repository.grant(role, "ecr:DescribeImages")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["codebuild:StartBuild", "codebuild:BatchGetBuilds"], resources=[self.project.project_arn]
+            )
+        )
+        functions = {
+            phase: PlatformFunction(
+                self,
+                name,
+                code=function_code("build_images"),
+                handler=f"handler.{phase}",
+                role=role,
+                description=f"Image builds on deploy: {phase.replace('_', ' ')}",
+                timeout=Duration.minutes(1),
+                log_retention_days=props.log_retention_days,
+                removal_policy=props.removal_policy,
+            ).function
+            for phase, name in (("on_event", "OnEvent"), ("is_complete", "IsComplete"))
+        }
+        provider_logs = logs.LogGroup(
+            self, "ProviderLogs", retention=retention(props.log_retention_days), removal_policy=props.removal_policy
+        )
+        provider = custom_resources.Provider(
+            self,
+            "Provider",
+            on_event_handler=functions["on_event"],
+            is_complete_handler=functions["is_complete"],
+            query_interval=Duration.seconds(30),
+            total_timeout=BUILD_TIMEOUT,
+            log_group=provider_logs,
+            disable_waiter_state_machine_logging=False,
+            waiter_state_machine_log_options=custom_resources.LogOptions(
+                destination=provider_logs, include_execution_data=False, level=stepfunctions.LogLevel.ALL
+            ),
+        )
+        self._acknowledge_provider(provider, functions.values())
+        self.resource = CustomResource(
+            self,
+            "Default",
+            service_token=provider.service_token,
+            resource_type="Custom::ContainerImages",
+            properties={"Settings": stack.to_json_string(settings.to_dict())},
+        )
+
+    def _acknowledge_project(self, source_bucket_arn: str) -> None:
+        policy = self.project.role.node.find_child("DefaultPolicy") if self.project.role else None
+        if policy is None:
+            raise RuntimeError("the CodeBuild project has no role policy to acknowledge")
+        project = Stack.of(self).resolve(self.project.project_name)["Ref"]
+        acknowledge_iam5(
+            policy,
+            {
+                "Resource::*": "ecr:GetAuthorizationToken supports no resource-level permissions.",
+                resource_finding(self, source_bucket_arn, "/*"): "The CDK assets bucket holds the build source; "
+                "CodeBuild reads it with the asset's grant_read.",
+                "Action::s3:GetBucket*": "The asset's grant_read on the CDK assets bucket, for the build source.",
+                "Action::s3:GetObject*": "The asset's grant_read on the CDK assets bucket, for the build source.",
+                "Action::s3:List*": "The asset's grant_read on the CDK assets bucket, for the build source.",
+                "Action::kms:GenerateDataKey*": "CodeBuild encrypts its artifacts and logs with this environment's key.",
+                "Action::kms:ReEncrypt*": "CodeBuild encrypts its artifacts and logs with this environment's key.",
+                f"Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/codebuild/<{project}>:*": (
+                    "CodeBuild's default log group of this one project, which CDK grants alongside the configured one."
+                ),
+            },
+        )
+
+    def _acknowledge_provider(self, provider: custom_resources.Provider, functions: Iterable[lambda_.IFunction]) -> None:
+        waiter = provider.node.find_child("waiter-state-machine")
+        Validations.of(waiter).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SF2",
+                reason="The CDK Provider framework's waiter offers no X-Ray tracing option; its log group records every state.",
+            ),
+        )
+        acknowledge_iam5(
+            waiter.node.find_child("Role").node.find_child("DefaultPolicy"),
+            {
+                resource_finding(self, provider.node.find_child(name).function_arn, ":*"): "The Provider framework's "
+                "waiter invokes its own functions' versions and aliases."
+                for name in ("framework-isComplete", "framework-onTimeout")
+            }
+            | {
+                "Resource::*": "Step Functions' log delivery actions (logs:CreateLogDelivery and the like) support no "
+                "resource-level permissions (Step Functions Developer Guide, logging to CloudWatch Logs)."
+            },
+        )
+        for child in ("framework-onEvent", "framework-isComplete", "framework-onTimeout"):
+            framework = provider.node.find_child(child)
+            Validations.of(framework).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                    reason="The CDK Provider framework's own functions log with the AWS-managed basic execution policy.",
+                ),
+                Acknowledgment(id="AwsSolutions-L1", reason="The CDK Provider framework chooses its own Node.js runtime."),
+            )
+            acknowledge_iam5(
+                framework.node.find_child("ServiceRole").node.find_child("DefaultPolicy"),
+                {
+                    resource_finding(self, function.function_arn, ":*"): "The Provider framework invokes the build "
+                    "trigger's versions and aliases."
+                    for function in functions
+                },
+            )
