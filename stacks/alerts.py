@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -102,4 +104,36 @@ class Alerts(Construct):
             self.topic,
             threshold=1,
             description="Events that could not be delivered to a pipeline or the deployer",
+        )
+
+    def alert_on_critical_findings(self, repository_names: list[str]) -> None:
+        """An image scan (on push) that reports CRITICAL findings in these repositories alerts on the topic.
+
+        The event is ECR's "ECR Image Scan" with `finding-severity-counts` (Amazon ECR User Guide,
+        "Amazon ECR events and EventBridge"); a count of zero is left out of the event, so any count matches.
+        """
+        rule = events.Rule(
+            self,
+            "CriticalImageFindings",
+            description="An image scan found CRITICAL vulnerabilities in a training or inference image",
+            event_pattern=events.EventPattern(
+                source=["aws.ecr"],
+                detail_type=["ECR Image Scan"],
+                detail={
+                    "scan-status": ["COMPLETE"],
+                    "repository-name": repository_names,
+                    "finding-severity-counts": {"CRITICAL": [{"numeric": [">", 0]}]},
+                },
+            ),
+        )
+        rule.add_target(
+            targets.SnsTopic(
+                self.topic,
+                message=events.RuleTargetInput.from_text(
+                    f"Image scan of {events.EventField.from_path('$.detail.repository-name')} "
+                    f"({events.EventField.from_path('$.detail.image-digest')}) found "
+                    f"{events.EventField.from_path('$.detail.finding-severity-counts.CRITICAL')} CRITICAL findings. "
+                    "See the image's scan findings in the ECR console before the next training or deployment uses it."
+                ),
+            )
         )

@@ -173,12 +173,14 @@ class ImageBuilds(Construct):
                 reason="The CDK Provider framework's waiter offers no X-Ray tracing option; its log group records every state.",
             ),
         )
+        framework_functions = [provider.node.find_child(name) for name in ("framework-isComplete", "framework-onTimeout")]
         acknowledge_iam5(
             waiter.node.find_child("Role").node.find_child("DefaultPolicy"),
             {
-                resource_finding(self, provider.node.find_child(name).function_arn, ":*"): "The Provider framework's "
-                "waiter invokes its own functions' versions and aliases."
-                for name in ("framework-isComplete", "framework-onTimeout")
+                resource_finding(self, function.function_arn, ":*"): "The Provider framework's waiter invokes its own "
+                "functions' versions and aliases."
+                for function in framework_functions
+                if isinstance(function, lambda_.Function)
             }
             | {
                 "Resource::*": "Step Functions' log delivery actions (logs:CreateLogDelivery and the like) support no "

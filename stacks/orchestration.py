@@ -44,6 +44,7 @@ class OrchestrationStack(Stack):
             "Alerts",
             props=AlertsProps(name=self.endpoint_name, alert_email=environment.alert_email, removal_policy=removal),
         )
+        self.alerts.alert_on_critical_findings([stores.training_repository_name, stores.inference_repository_name])
         self.deployer = EndpointDeployer(
             self,
             "DeployEndpoint",

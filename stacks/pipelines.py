@@ -21,6 +21,7 @@ from stacks.pipeline_registration import PipelineRegistration, PipelineRegistrat
 from stacks.platform_function import ARCHITECTURE, RUNTIME
 from stacks.sagemaker_roles import SageMakerRoles, SageMakerRolesProps
 from stacks.storage import DataStores
+from stacks.training_data_check import TrainingDataCheck, TrainingDataCheckProps
 
 
 @jsii.implements(sagemaker.IPipeline)
@@ -109,8 +110,18 @@ class PipelinesStack(Stack):
                 removal_policy=removal,
             ),
         )
-        self.resolver.function.grant_invoke(self.roles.pipeline_execution_role)
-        self.roles.acknowledge_invoke(self.resolver.function.function_arn)
+        self.training_data_check = TrainingDataCheck(
+            self,
+            "CheckTrainingData",
+            props=TrainingDataCheckProps(
+                raw_data_bucket=storage.raw_data_bucket,
+                log_retention_days=environment.storage.log_retention_days,
+                removal_policy=removal,
+            ),
+        )
+        for step_function in (self.resolver.function, self.training_data_check.function):
+            step_function.grant_invoke(self.roles.pipeline_execution_role)
+            self.roles.acknowledge_invoke(step_function.function_arn)
 
         # Imported by name (they are named in the Storage stack), so grants and URIs need no cross-stack export.
         self.images = ImageBuilds(
@@ -146,6 +157,7 @@ class PipelinesStack(Stack):
             training_image_uri=self.image_uri(storage.training_repository_name, self.images.training_tag),
             inference_image_uri=self.image_uri(storage.inference_repository_name, self.images.inference_tag),
             resolve_batch_inputs_function_arn=self.resolver.function.function_arn,
+            check_training_data_function_arn=self.training_data_check.function.function_arn,
             endpoint_instance_type=environment.endpoint.instance_type,
             processing_timezone=environment.schedules.timezone,
             training=environment.training,

@@ -145,7 +145,7 @@ class SageMakerRoles(Construct):
         self._acknowledge(group)
 
     def acknowledge_invoke(self, function_arn: str) -> None:
-        """The execution role invokes the batch pipeline's Lambda step through `function.grant_invoke`."""
+        """The execution role invokes a pipeline's Lambda step through `function.grant_invoke`."""
         acknowledge_iam5(
             self.pipeline_execution_role.node.find_child("DefaultPolicy"),
             {

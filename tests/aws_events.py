@@ -103,3 +103,19 @@ def endpoint_state_change(endpoint: str, status: str) -> dict:
         },
         [arn],
     )
+
+
+def ecr_image_scan(repository: str, counts: dict[str, int], status: str = "COMPLETE") -> dict:
+    """Amazon ECR User Guide, "Amazon ECR events and EventBridge": event for a completed image scan (basic scanning)."""
+    return envelope(
+        "aws.ecr",
+        "ECR Image Scan",
+        {
+            "scan-status": status,
+            "repository-name": repository,
+            "finding-severity-counts": counts,
+            "image-digest": "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234",
+            "image-tags": [],
+        },
+        [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repository}"],
+    )

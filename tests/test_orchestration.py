@@ -72,6 +72,16 @@ def test_new_image_rule_fires_on_the_configured_training_tag(synthesized, enviro
     assert not pattern.matches_event(aws_events.ecr_image_action(f"abalone-mlops-{environment}-inference", tag))
 
 
+def test_critical_image_findings_alert(synthesized, environment):
+    pattern = rule_pattern(synthesized.template(environment, "orchestration"), "An image scan found CRITICAL")
+    for image in ("training", "inference"):
+        repository = f"abalone-mlops-{environment}-{image}"
+        assert pattern.matches_event(aws_events.ecr_image_scan(repository, {"CRITICAL": 10, "MEDIUM": 9}))
+        assert not pattern.matches_event(aws_events.ecr_image_scan(repository, {"HIGH": 3, "MEDIUM": 9}))
+        assert not pattern.matches_event(aws_events.ecr_image_scan(repository, {"CRITICAL": 1}, status="FAILED"))
+    assert not pattern.matches_event(aws_events.ecr_image_scan("someone-elses-repository", {"CRITICAL": 1}))
+
+
 def test_pipeline_failure_rule(synthesized, environment):
     pattern = rule_pattern(synthesized.template(environment, "orchestration"), "A training or batch-prediction execution failed")
     for pipeline in ("training", "batch-prediction"):

@@ -58,21 +58,17 @@ def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesize
         for name, r in roles.items()
     }
     assert trust["RolesJobRole"] == trust["RolesPipelineExecutionRole"] == {"sagemaker.amazonaws.com"}
-    assert (
-        trust["RolesPipelineDefinitionRole"]
-        == trust["ResolveBatchInputsRole"]
-        == trust["ImagesTriggerRole"]
-        == {"lambda.amazonaws.com"}
-    )
+    lambdas = ("RolesPipelineDefinitionRole", "ResolveBatchInputsRole", "CheckTrainingDataRole", "ImagesTriggerRole")
+    assert all(trust[name] == {"lambda.amazonaws.com"} for name in lambdas)
     assert trust["ImagesProjectRole"] == {"codebuild.amazonaws.com"}
     assert "arn:aws:iam::aws:policy" not in json.dumps({k: v for k, v in roles.items() if "Providerframework" not in k})
     functions = _own_functions(template)
-    assert len({json.dumps(f["Properties"]["Role"]) for f in functions.values()}) == 3
+    assert len({json.dumps(f["Properties"]["Role"]) for f in functions.values()}) == 4
     for function in functions.values():
         assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
     retention = {"dev": 14, "prod": 365}[environment]
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 7 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
+    assert len(groups) == 8 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
 
 
 def test_only_the_pipeline_execution_role_may_register_models(synthesized, environment):

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda, settings_environment
 
-from common.contracts import BatchInputsRequest, PipelineSettings, SettingsError
+from common.contracts import BatchInputsRequest, PipelineSettings, SettingsError, TrainingDataRequest
 
 register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
@@ -84,20 +84,37 @@ def definitions(built):
     return built[0]
 
 
+def _all_steps(steps: list[dict]) -> dict[str, dict]:
+    found = {}
+    for step in steps:
+        found[step["Name"]] = step
+        arguments = step.get("Arguments", {})
+        found.update(_all_steps(arguments.get("IfSteps", []) + arguments.get("ElseSteps", [])))
+    return found
+
+
 def _step(definition, name):
-    steps = {s["Name"]: s for s in definition["Steps"]}
-    for step in definition["Steps"]:
-        for nested in step.get("Arguments", {}).get("IfSteps", []) + step.get("Arguments", {}).get("ElseSteps", []):
-            steps[nested["Name"]] = nested
-    return steps[name]
+    return _all_steps(definition["Steps"])[name]
 
 
 def test_training_steps_and_branches(definitions):
     training = definitions["training"]
-    assert [s["Name"] for s in training["Steps"]] == ["Preprocess", "TuneLightGBM", "EvaluateModel", "CheckMse"]
+    assert [s["Name"] for s in training["Steps"]] == ["CheckTrainingData", "HasTrainingData"]
+    has_data = _step(training, "HasTrainingData")["Arguments"]
+    assert has_data["Conditions"] == [
+        {"Type": "Equals", "LeftValue": {"Get": "Steps.CheckTrainingData.OutputParameters['status']"}, "RightValue": "ready"}
+    ]
+    assert [s["Name"] for s in has_data["IfSteps"]] == ["Preprocess", "TuneLightGBM", "EvaluateModel", "CheckMse"]
+    assert has_data["ElseSteps"] == [], "no training data ends as a success, not a failure alert"
+    check_data = _step(training, "CheckTrainingData")
+    assert check_data["Arguments"] == {
+        "input_data_uri": {"Get": "Parameters.InputDataUri"},
+        "execution_id": {"Get": "Execution.PipelineExecutionId"},
+    }
     check = _step(training, "CheckMse")["Arguments"]
     assert [s["Name"] for s in check["IfSteps"]] == ["RegisterModel-RegisterModel"]
     assert [s["Name"] for s in check["ElseSteps"]] == ["MseAboveThreshold"]
+    assert set(check_data["Arguments"]) == {f.name for f in fields(TrainingDataRequest)}, "the step sends the check's contract"
 
 
 def test_training_parameters_and_defaults_come_from_the_stack(definitions, S):

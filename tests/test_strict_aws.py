@@ -45,6 +45,7 @@ scripts_module = sys.modules["bundled_scripts"]
 deployer_module = load_lambda("deploy_endpoint")
 resolver_module = load_lambda("resolve_batch_inputs")
 build_module = load_lambda("build_images")
+check_module = load_lambda("check_training_data")
 EXECUTION_ID = "a1b2c3d4e5f6"
 # Roles that aws-cdk-lib creates for its own helpers, each with the code that uses it.
 CDK_OWNED_ROLES = {
@@ -164,6 +165,19 @@ def test_resolver_role_allows_resolution(assemblies, name, aws):
         assert resolver_module.resolve(event, sagemaker, boto3.client("s3", region_name=REGION))["status"] == "no-data"
     stack, function = function_properties(assembly, "Batch pipeline step")
     _assert_allowed(_role_statements(assembly, assembly.resolve(stack, function["Role"])), permissions_for(calls), "resolver")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_training_data_check_role_allows_listing_the_raw_data(assemblies, name, aws):
+    assembly = assemblies[name]
+    settings = template_pipeline_settings(assembly)
+    _create_buckets(settings)
+    event = {"input_data_uri": f"s3://{settings.raw_data_bucket}/{settings.raw_data_prefix}", "execution_id": EXECUTION_ID}
+    stack, function = function_properties(assembly, "Training pipeline step")
+    statements = _role_statements(assembly, assembly.resolve(stack, function["Role"]))
+    with recording(enforce=statements) as calls:
+        assert check_module.check(event, boto3.client("s3", region_name=REGION))["status"] == "no-data"
+    assert [c.operation for c in calls] == ["ListObjectsV2"] and not calls[0].context.get("denied")
 
 
 def _image_build_settings(assembly: Assembly) -> ImageBuildSettings:
@@ -444,7 +458,8 @@ def test_every_role_is_checked_or_owned_by_cdk(assemblies, definitions, name):
     assembly = assemblies[name]
     settings, _ = definitions[name]
     checked = {settings.pipeline_definition_role_arn, settings.pipeline_execution_role_arn, settings.job_role_arn}
-    for description in ("Approved model package", "Batch pipeline step", "Image builds on deploy: on event"):
+    descriptions = ("Approved model package", "Batch pipeline step", "Training pipeline step", "Image builds on deploy: on event")
+    for description in descriptions:
         stack, function = function_properties(assembly, description)
         checked.add(assembly.resolve(stack, function["Role"]))
     for stack, _, schedule in assembly.resources("AWS::Scheduler::Schedule"):

@@ -84,6 +84,7 @@ KEPT_LOGICAL_IDS = {
         "ImagesIsCompleteLogsFFCE5D79",
         "ImagesOnEventLogs66CAFC64",
         "ImagesProviderLogsD9F38495",
+        "CheckTrainingDataFunctionLogs53605EC6",
     },
     "Orchestration": {
         "Alerts91F83244",

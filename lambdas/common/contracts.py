@@ -174,6 +174,7 @@ class PipelineSettings(Settings):
     training_image_uri: str
     inference_image_uri: str
     resolve_batch_inputs_function_arn: str
+    check_training_data_function_arn: str
     endpoint_instance_type: str
     processing_timezone: str
     training: TrainingConfig
@@ -218,6 +219,17 @@ class ImageBuildSettings(Settings):
             ("inference", self.inference_repository, self.inference_tag, self.build_inference),
         )
         return [(name, repository, tag) for name, repository, tag, build in wanted if build]
+
+
+@dataclass(frozen=True)
+class TrainingDataRequest(Settings):
+    """check_training_data: the inputs the training pipeline's LambdaStep sends at execution time."""
+
+    WRITER = "the training pipeline's LambdaStep"
+    FIX = "; re-register the pipelines if it differs from this function"
+
+    input_data_uri: str
+    execution_id: str
 
 
 @dataclass(frozen=True)

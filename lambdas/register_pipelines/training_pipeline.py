@@ -1,4 +1,8 @@
-"""The training pipeline: preprocess -> tune LightGBM -> evaluate -> MSE gate -> register or fail."""
+"""The training pipeline: check for data -> preprocess -> tune LightGBM -> evaluate -> MSE gate -> register or fail.
+
+No training data under InputDataUri (a fresh environment, or a schedule that finds nothing) ends the
+execution as a success without training; the check step's `message` output says so.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
+from sagemaker.lambda_helper import Lambda
 from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.processing import FrameworkProcessor, ProcessingInput, ProcessingOutput
@@ -14,11 +19,12 @@ from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter, ParameterRange
 from sagemaker.utils import instance_supports_kms
 from sagemaker.workflow.condition_step import ConditionStep
-from sagemaker.workflow.conditions import ConditionLessThanOrEqualTo
+from sagemaker.workflow.conditions import ConditionEquals, ConditionLessThanOrEqualTo
 from sagemaker.workflow.entities import PipelineVariable
 from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.fail_step import FailStep
 from sagemaker.workflow.functions import Join, JsonGet
+from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
 from sagemaker.workflow.model_step import ModelStep
 from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
 from sagemaker.workflow.pipeline import Pipeline
@@ -188,6 +194,12 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         name="MseAboveThreshold",
         error_message=Join(on=" ", values=["Model rejected: test MSE", test_mse, "is above the threshold", mse_threshold]),
     )
+    check_data = LambdaStep(
+        name="CheckTrainingData",
+        lambda_func=Lambda(function_arn=s.check_training_data_function_arn, session=session),
+        inputs={"input_data_uri": input_data, "execution_id": ExecutionVariables.PIPELINE_EXECUTION_ID},
+        outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String) for name in ("status", "message")],
+    )
     gate = ConditionStep(
         name="CheckMse",
         # JsonGet is a documented left operand of conditions; the SDK's annotation leaves it out.
@@ -208,7 +220,15 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             mse_threshold,
             approval_status,
         ],
-        steps=[preprocess, tune, evaluate, gate],
+        steps=[
+            check_data,
+            ConditionStep(
+                name="HasTrainingData",
+                conditions=[ConditionEquals(left=check_data.properties.Outputs["status"], right="ready")],
+                if_steps=[preprocess, tune, evaluate, gate],
+                else_steps=[],
+            ),
+        ],
         sagemaker_session=session,
         # No SageMaker Experiments trial per execution: nothing reads one, and the role is not granted it.
         pipeline_experiment_config=None,

@@ -20,28 +20,13 @@ from aws_lambda_powertools import Logger
 
 from common import aws
 from common.contracts import BatchInputsRequest, SettingsError
+from common.s3_uris import InputError, split_s3_prefix
 
 logger = Logger(service="resolve-batch-inputs")
 
 # LambdaStep outputs must all be present, so every answer carries every key.
 EMPTY = {"model_package_arn": "", "image_uri": "", "model_data_url": "", "input_uri": "", "output_uri": ""}
-# An S3 bucket name (3-63 characters) and a prefix that ends in '/', so the day is appended inside it.
-S3_PREFIX_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>(?:[^/]+/)*)")
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class InputError(ValueError):
-    """A malformed execution input; the message names the parameter and the form it needs."""
-
-
-def _split_s3(uri: str, name: str) -> tuple[str, str]:
-    match = S3_PREFIX_URI.fullmatch(uri)
-    if not match:
-        raise InputError(
-            f"{name} must look like s3://bucket/prefix/ (ending in '/'), got {uri!r}; "
-            "set the pipeline parameter to a prefix, not an object or a bucket alone"
-        )
-    return match["bucket"], match["prefix"]
 
 
 def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
@@ -60,8 +45,8 @@ def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
         day = None
     if day is None:
         raise InputError(f"ProcessingDate {raw_date!r} is not a date like 2026-01-31; leave it empty for today")
-    bucket, prefix = _split_s3(request.input_prefix_uri, "InputPrefixUri")
-    _split_s3(request.output_prefix_uri, "OutputPrefixUri")
+    bucket, prefix = split_s3_prefix(request.input_prefix_uri, "InputPrefixUri")
+    split_s3_prefix(request.output_prefix_uri, "OutputPrefixUri")
     input_uri = f"{request.input_prefix_uri}{day}/"
     output_uri = f"{request.output_prefix_uri}{day}/"
     answer = {**EMPTY, "input_uri": input_uri, "output_uri": output_uri}
