@@ -138,6 +138,12 @@ class SageMakerRoles(Construct):
                 resources=[arn("pipeline", name) for name in props.pipeline_names],
             )
         )
+        # On a new training image the registration starts the training pipeline (its first name) with it.
+        definition.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:StartPipelineExecution"], resources=[arn("pipeline", props.pipeline_names[0])]
+            )
+        )
         execution.grant_pass_role(definition)
         # The SDK checks its default bucket by listing code/ there, then uploads the pipeline scripts under it.
         definition.add_managed_policy(props.code_upload_policy)

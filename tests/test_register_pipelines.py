@@ -413,3 +413,19 @@ def test_delete_after_a_failed_create_deletes_nothing(lambda_env, S):
     assert register.on_event(_cfn_event("Delete", S, PhysicalResourceId="log-stream-of-a-failed-create"), None) == {
         "PhysicalResourceId": "log-stream-of-a-failed-create"
     }
+
+
+def _executions(client, settings: PipelineSettings) -> list[dict]:
+    return client.list_pipeline_executions(PipelineName=settings.training_pipeline_name)["PipelineExecutionSummaries"]
+
+
+def test_a_new_training_image_starts_training_once(lambda_env, S):
+    """The first deploy and every deploy with a new training image train; other deploys do not."""
+    register.on_event(_cfn_event("Create", S), None)
+    assert [e["PipelineExecutionDisplayName"] for e in _executions(lambda_env, S)] == ["new-training-image"]
+    previous = {"Settings": json.dumps(S.to_dict())}
+    assert register.train_on_new_image(_cfn_event("Update", S, OldResourceProperties=previous), S, lambda_env) is None
+    newer = replace(S, training_image_uri=S.training_image_uri.rsplit(":", 1)[0] + ":sha-00000000000000aa")
+    update = _cfn_event("Update", newer, RequestId="r-2", OldResourceProperties=previous)
+    assert register.train_on_new_image(update, newer, lambda_env).startswith("arn:aws:sagemaker:")
+    assert len(_executions(lambda_env, S)) == 2

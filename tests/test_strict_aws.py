@@ -82,15 +82,23 @@ def test_pipeline_definition_role_allows_registration(assemblies, name, aws, bun
     settings = template_pipeline_settings(assembly)
     _create_buckets(settings)
     statements = _role_statements(assembly, settings.pipeline_definition_role_arn)
+    create = {"RequestType": "Create", "RequestId": "r-1", "ResourceProperties": {"Settings": json.dumps(settings.to_dict())}}
     with recording(enforce=statements) as calls:
-        register.upsert(settings)
+        register.on_event(create, None)
         register.upsert(settings)
         register.on_event(
             {"RequestType": "Delete", "PhysicalResourceId": f"{settings.training_pipeline_name}|{settings.batch_pipeline_name}"},
             None,
         )
     operations = {c.operation for c in calls}
-    assert {"CreatePipeline", "UpdatePipeline", "DeletePipeline", "PutObject", "ListObjectsV2"} <= operations
+    assert {
+        "CreatePipeline",
+        "UpdatePipeline",
+        "DeletePipeline",
+        "PutObject",
+        "ListObjectsV2",
+        "StartPipelineExecution",
+    } <= operations
     # The one denial the code is built to survive: boto3's Bucket.load catches AccessDenied from
     # ListBuckets (boto3/s3/inject.py, bucket_load), and the SDK then checks the bucket with ListObjectsV2.
     assert {c.operation for c in calls if c.context.get("denied")} == {"ListBuckets"}

@@ -7,6 +7,8 @@ demand with the settings in the SETTINGS variable.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from typing import Any
 
@@ -110,10 +112,36 @@ def on_event(event: Any, context: Any) -> dict:
         properties.get("Settings") if isinstance(properties, dict) else None, source="ResourceProperties.Settings"
     )
     arns = upsert(settings, undo_on_failure=request.request_type == "Create")
+    train_on_new_image(event, settings, aws.sagemaker())
     return {
         "PhysicalResourceId": SEPARATOR.join((settings.training_pipeline_name, settings.batch_pipeline_name)),
         "Data": {"TrainingPipelineArn": arns["training"], "BatchPipelineArn": arns["batch-prediction"]},
     }
+
+
+def train_on_new_image(event: dict, settings: PipelineSettings, client: Any) -> str | None:
+    """Start the training pipeline when the deploy brings a training image it has not trained with.
+
+    The deploy builds a changed image before it registers the pipelines, so an ECR push rule would see the
+    push before it knows the new tag. The registration knows both: the previous settings (the request's
+    OldResourceProperties) and the new ones. A first deploy trains too; with no data yet, the execution
+    ends as a success that says so. RequestId makes a retried request start one execution, not two.
+    """
+    old = (event.get("OldResourceProperties") or {}).get("Settings")
+    try:
+        old_image = json.loads(old).get("training_image_uri") if isinstance(old, str) else None
+    except (json.JSONDecodeError, AttributeError):
+        old_image = None
+    if old_image == settings.training_image_uri:
+        return None
+    arn = client.start_pipeline_execution(
+        PipelineName=settings.training_pipeline_name,
+        PipelineExecutionDisplayName="new-training-image",
+        PipelineExecutionDescription=f"Started by the deploy for {settings.training_image_uri}",
+        ClientRequestToken=hashlib.sha256(f"{event.get('RequestId')}|{settings.training_image_uri}".encode()).hexdigest(),
+    )["PipelineExecutionArn"]
+    logger.info("training started for a new image", extra={"image": settings.training_image_uri, "execution": arn})
+    return arn
 
 
 def requested_names(event: Any) -> tuple[str, ...]:
