@@ -218,8 +218,16 @@ def test_image_build_trigger_role_allows_checking_tags_and_building(assemblies, 
 
 
 def _docker_push(repository: str) -> list[Call]:
-    """What `docker push` to ECR calls ("Pushing a Docker image", Amazon ECR User Guide: required IAM permissions)."""
-    operations = ("BatchCheckLayerAvailability", "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage")
+    """What `docker push` to ECR needs ("IAM permissions for pushing an image to an Amazon ECR private repository",
+    Amazon ECR User Guide). The repository's KMS key is used through ECR's own grant, not the pusher's."""
+    operations = (
+        "BatchCheckLayerAvailability",
+        "InitiateLayerUpload",
+        "UploadLayerPart",
+        "CompleteLayerUpload",
+        "PutImage",
+        "BatchGetImage",
+    )
     return [Call("ecr", "GetAuthorizationToken", {})] + [Call("ecr", op, {"repositoryName": repository}) for op in operations]
 
 
