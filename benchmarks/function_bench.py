@@ -26,6 +26,8 @@ from stacks.bundling import bundle_function
 FUNCTIONS = {
     "deploy_endpoint": {},
     "resolve_batch_inputs": {"packages": ("tzdata",)},
+    "check_training_data": {},
+    "build_images": {},
     "register_pipelines": {"with_pipeline_scripts": True},
 }
 

@@ -38,10 +38,17 @@ def config(assemblies) -> DeployerSettings:
 
 
 @pytest.fixture
-def deployment(aws, monkeypatch, config):
+def deployer_env(monkeypatch, config):
+    """The deployer's environment as the stack writes it, read afresh by the handler."""
     for key, value in settings_environment(config).items():
         monkeypatch.setenv(key, value)
     deployer_module.settings.cache_clear()
+    yield
+    deployer_module.settings.cache_clear()
+
+
+@pytest.fixture
+def deployment(aws, deployer_env):
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
     yield sagemaker
@@ -330,7 +337,8 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("event", "message"), BAD_INPUTS, ids=[m[:40] for _, m in BAD_INPUTS])
-def test_malformed_events_are_rejected(deployment, event, message):
+def test_malformed_events_are_rejected(deployer_env, event, message):
+    """Each is refused while parsing the event, before any AWS call."""
     with pytest.raises(deployer_module.DeployError) as error:
         deployer_module.handler(event, None)
     assert str(error.value) == message

@@ -27,9 +27,27 @@ def run_script(script: str, base, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def preprocess(base, rows=None, header=True) -> subprocess.CompletedProcess:
+def preprocess(base, rows=None, header=True, run=run_script) -> subprocess.CompletedProcess:
     write_csv(base / "processing" / "input" / "abalone.csv", abalone_rows(600) if rows is None else rows, header)
-    return run_script("preprocess.py", base)
+    return run("preprocess.py", base)
+
+
+@pytest.fixture
+def in_process(monkeypatch, capsys):
+    """A script's main() in this process, as SageMaker would start it (SM_BASE_DIR), for its error paths.
+
+    The success paths run as real processes; the error paths only need main()'s exit code and stderr,
+    and skip a Python start-up with pandas and LightGBM each.
+    """
+
+    def run(script: str, base, *args: str) -> subprocess.CompletedProcess:
+        monkeypatch.setenv("SM_BASE_DIR", str(base))
+        capsys.readouterr()
+        code = _script_module(script.removesuffix(".py")).main(list(args))
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(script, code, captured.out, captured.err)
+
+    return run
 
 
 def train(base, *args: str) -> subprocess.CompletedProcess:
@@ -111,22 +129,22 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_preprocess_rejects_bad_input_with_one_clear_line(tmp_path, case):
+def test_preprocess_rejects_bad_input_with_one_clear_line(tmp_path, case, in_process):
     change, header, message = BAD_INPUTS[case]
-    result = preprocess(tmp_path, _rows_with(change), header=header)
+    result = preprocess(tmp_path, _rows_with(change), header=header, run=in_process)
     assert result.returncode == 1
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("preprocess error: ") and result.stderr.strip().endswith(message)
 
 
-def test_preprocess_rejects_empty_file_and_missing_input(tmp_path):
+def test_preprocess_rejects_empty_file_and_missing_input(tmp_path, in_process):
     empty = tmp_path / "empty"
     (empty / "processing" / "input").mkdir(parents=True)
     (empty / "processing" / "input" / "abalone.csv").write_text("")
-    result = run_script("preprocess.py", empty)
+    result = in_process("preprocess.py", empty)
     assert result.returncode == 1 and "abalone.csv: the file is empty; expected rows of sex, length" in result.stderr
     (tmp_path / "none" / "processing" / "input").mkdir(parents=True)
-    result = run_script("preprocess.py", tmp_path / "none")
+    result = in_process("preprocess.py", tmp_path / "none")
     assert result.returncode == 1 and "no .csv files found" in result.stderr
 
 
@@ -190,11 +208,11 @@ def test_a_corrupt_model_artifact_is_named_and_the_server_answers_503(tmp_path, 
     assert replies == ["503 Service Unavailable"] and re.search(message, body.decode())
 
 
-def test_evaluate_names_a_corrupt_archive(tmp_path):
+def test_evaluate_names_a_corrupt_archive(tmp_path, in_process):
     archive = tmp_path / "processing" / "model" / "model.tar.gz"
     archive.parent.mkdir(parents=True)
     archive.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
-    result = run_script("evaluate.py", tmp_path)
+    result = in_process("evaluate.py", tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith(
         f"evaluation error: {archive} is not a readable model.tar.gz ("
@@ -233,9 +251,9 @@ def test_train_takes_hyperparameters_from_file_and_command_line(tmp_path, traine
     assert "[num_leaves: 5]" in model and "[learning_rate: 0.1]" in model
 
 
-def test_train_missing_channel_fails_clearly_and_records_the_reason(tmp_path):
+def test_train_missing_channel_fails_clearly_and_records_the_reason(tmp_path, in_process):
     (tmp_path / "output").mkdir()
-    result = run_script("train.py", tmp_path, "train")
+    result = in_process("train.py", tmp_path, "train")
     assert result.returncode == 1
     expected = f"training error: channel 'train' not found at {tmp_path / 'input' / 'data' / 'train'}"
     assert result.stderr.startswith(expected)
@@ -256,8 +274,8 @@ def test_evaluation_report_has_registry_shape_and_beats_the_mean(trained):
     assert 0.5 < metrics["r2"]["value"] <= 1
 
 
-def test_evaluate_without_model_fails_clearly(tmp_path):
-    result = run_script("evaluate.py", tmp_path)
+def test_evaluate_without_model_fails_clearly(tmp_path, in_process):
+    result = in_process("evaluate.py", tmp_path)
     assert result.returncode == 1
     archive = tmp_path / "processing" / "model" / "model.tar.gz"
     assert result.stderr.strip() == f"evaluation error: {archive} not found; expected the training job's model.tar.gz"

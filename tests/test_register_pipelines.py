@@ -276,9 +276,14 @@ def test_batch_pipeline_resolves_the_model_at_execution_time(definitions, S):
 
 
 @pytest.fixture
-def lambda_env(buckets, monkeypatch, S):
+def function_env(monkeypatch, S):
+    """The register function's environment as the stack writes it; no AWS behind it (the cases fail before any call)."""
     for key, value in settings_environment(S).items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def lambda_env(buckets, function_env):
     return boto3.client("sagemaker", region_name=REGION)
 
 
@@ -311,7 +316,7 @@ def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch
         ("training", "event must be a JSON object, got str"),
     ],
 )
-def test_handler_rejects_malformed_events(lambda_env, event, message):
+def test_handler_rejects_malformed_events(function_env, event, message):
     with pytest.raises(register.RequestError) as error:
         register.handler(event, None)
     assert str(error.value) == message
@@ -335,7 +340,7 @@ def test_handler_rejects_malformed_events(lambda_env, event, message):
         ({"extra": 1}, "SETTINGS has unknown key(s) extra; expected region, pipeline_definition_role_arn, "),
     ],
 )
-def test_bad_settings_are_named(lambda_env, monkeypatch, S, change, message):
+def test_bad_settings_are_named(function_env, monkeypatch, S, change, message):
     if change is None:
         monkeypatch.delenv("SETTINGS")
     else:
@@ -402,7 +407,7 @@ def test_a_failed_first_create_leaves_no_pipeline_behind(lambda_env, monkeypatch
     assert lambda_env.list_pipelines()["PipelineSummaries"] == []
 
 
-def test_bad_custom_resource_events_raise_clear_errors(lambda_env, S):
+def test_bad_custom_resource_events_raise_clear_errors(function_env, S):
     with pytest.raises(register.RequestError, match="RequestType must be Create, Update or Delete"):
         register.on_event({"RequestType": "Upsert"}, None)
     with pytest.raises(SettingsError, match=r"ResourceProperties\.Settings must be a JSON object"):
