@@ -52,13 +52,18 @@ def copied_files(name: str, root: Path = REPO_ROOT) -> tuple[str, ...]:
     return tuple(sorted(taken))
 
 
-def image_tag(name: str, root: Path = REPO_ROOT) -> str:
-    """`sha-` and 16 hex digits of SHA-256 over the Dockerfile and the files it copies, by relative path."""
+def _digest(root: Path, relatives: tuple[str, ...]) -> str:
+    """SHA-256 over each file's relative path and contents, so it is the same in every checkout."""
     digest = hashlib.sha256()
-    for relative in (dockerfile(name, root).relative_to(root).as_posix(), *copied_files(name, root)):
+    for relative in relatives:
         digest.update(f"{relative}\0".encode())
         digest.update(hashlib.sha256((root / relative).read_bytes()).digest())
-    return TAG_PREFIX + digest.hexdigest()[:16]
+    return digest.hexdigest()
+
+
+def image_tag(name: str, root: Path = REPO_ROOT) -> str:
+    """`sha-` and 16 hex digits of the digest of the Dockerfile and the files it copies."""
+    return TAG_PREFIX + _digest(root, (dockerfile(name, root).relative_to(root).as_posix(), *copied_files(name, root)))[:16]
 
 
 def build_source_files() -> tuple[str, ...]:
@@ -70,10 +75,6 @@ def build_source_files() -> tuple[str, ...]:
 def build_source_asset(scope: Construct, construct_id: str) -> s3_assets.Asset:
     """The build source as a zip asset, bundled locally; its hash depends on contents only, not the checkout path."""
     files = build_source_files()
-    digest = hashlib.sha256()
-    for relative in files:
-        digest.update(f"{relative}\0".encode())
-        digest.update(hashlib.sha256((REPO_ROOT / relative).read_bytes()).digest())
 
     def fill(output: Path) -> None:
         for relative in files:
@@ -85,7 +86,7 @@ def build_source_asset(scope: Construct, construct_id: str) -> s3_assets.Asset:
         scope,
         construct_id,
         path=str(CONTAINERS),
-        asset_hash=digest.hexdigest(),
+        asset_hash=_digest(REPO_ROOT, files),
         asset_hash_type=AssetHashType.CUSTOM,
         bundling=BundlingOptions(image=NO_DOCKER, local=LocalBundler(fill)),
     )
