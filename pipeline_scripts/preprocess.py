@@ -3,7 +3,9 @@
 Runs in SageMaker's scikit-learn container (Python 3.9, pandas 1.x) as well as locally, so it keeps
 to APIs that both know. Inputs under <base>/processing/input; outputs (target first, no header, the
 layout the training script expects) to <base>/processing/{train,validation,test}, each with
-features.json describing the columns so training, evaluation and inference agree on them.
+features.json describing the columns so training, evaluation and inference agree on them. The train
+split's raw records without the target, as the endpoint receives and captures them, go to
+<base>/processing/baseline/baseline.csv: the data-quality baseline the model is monitored against.
 """
 
 from __future__ import annotations
@@ -111,12 +113,17 @@ def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_frac
     raw = pd.concat([read_raw_csv(p) for p in files], ignore_index=True)
     table = pd.concat([raw[[TARGET]], encode(raw)], axis=1)
     counts = {}
-    for split, rows in split_indices(len(table), validation_fraction, test_fraction, seed).items():
+    splits = split_indices(len(table), validation_fraction, test_fraction, seed)
+    for split, rows in splits.items():
         target_dir = output_dir / split
         target_dir.mkdir(parents=True, exist_ok=True)
         table.iloc[np.sort(rows)].to_csv(target_dir / f"{split}.csv", header=False, index=False)
         (target_dir / "features.json").write_text(json.dumps(feature_spec(), indent=2))
         counts[split] = len(rows)
+    baseline_dir = output_dir / "baseline"
+    baseline_dir.mkdir(parents=True, exist_ok=True)
+    baseline = raw.iloc[np.sort(splits["train"])][list(RAW_COLUMNS[:-1])]
+    baseline.to_csv(baseline_dir / "baseline.csv", header=False, index=False)
     return counts
 
 

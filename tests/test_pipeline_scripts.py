@@ -88,6 +88,19 @@ def test_preprocess_writes_headerless_splits_target_first(trained):
     assert counts == {"train": 420, "validation": 90, "test": 90}
 
 
+def test_the_baseline_is_the_train_split_as_the_endpoint_receives_it(trained):
+    """Raw records without the target and without a header, one per training row: what data capture records."""
+    base, _ = trained
+    lines = (base / "processing" / "baseline" / "baseline.csv").read_text().splitlines()
+    train = np.loadtxt(base / "processing" / "train" / "train.csv", delimiter=",", ndmin=2)
+    assert len(lines) == len(train) == 420
+    records = [line.split(",") for line in lines]
+    assert all(len(r) == 8 and r[0] in ("F", "I", "M") for r in records)
+    sexes = {"F": 8, "I": 9, "M": 10}
+    assert [float(v) for v in records[0][1:]] == pytest.approx(list(train[0, 1:8]))
+    assert all(train[i, sexes[r[0]]] == 1.0 for i, r in enumerate(records))
+
+
 def test_preprocess_is_deterministic_and_reads_files_without_header(tmp_path, trained):
     base, _ = trained
     other = tmp_path / "opt_ml"

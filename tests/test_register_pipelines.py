@@ -104,7 +104,13 @@ def test_training_steps_and_branches(definitions):
     assert has_data["Conditions"] == [
         {"Type": "Equals", "LeftValue": {"Get": "Steps.CheckTrainingData.OutputParameters['status']"}, "RightValue": "ready"}
     ]
-    assert [s["Name"] for s in has_data["IfSteps"]] == ["Preprocess", "TuneLightGBM", "EvaluateModel", "CheckMse"]
+    assert [s["Name"] for s in has_data["IfSteps"]] == [
+        "Preprocess",
+        "DataQualityBaseline",
+        "TuneLightGBM",
+        "EvaluateModel",
+        "CheckMse",
+    ]
     assert has_data["ElseSteps"] == [], "no training data ends as a success, not a failure alert"
     check_data = _step(training, "CheckTrainingData")
     assert check_data["Arguments"] == {
@@ -213,6 +219,38 @@ def test_register_step_uses_the_inference_image_and_evaluation_metrics(definitio
     statistics = register_step["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"
     assert statistics["S3Uri"]["Std:Join"]["Values"][-1] == "evaluation.json"
+
+
+def test_every_package_carries_the_data_quality_baseline_of_its_training_split(definitions, S):
+    """Model Monitor's analyzer baselines the train split's raw records; the package registers its statistics and
+    constraints as model metrics and as the drift-check baselines a monitoring schedule is built from."""
+    baseline = _step(definitions["training"], "DataQualityBaseline")
+    assert (baseline["Type"], baseline["CheckType"], baseline["SkipCheck"], baseline["RegisterNewBaseline"]) == (
+        "QualityCheck",
+        "DATA_QUALITY",
+        True,
+        True,
+    )
+    (dataset,) = baseline["Arguments"]["ProcessingInputs"]
+    assert dataset["S3Input"]["S3Uri"] == {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['baseline'].S3Output.S3Uri"}
+    assert json.loads(baseline["Arguments"]["Environment"]["dataset_format"]) == {
+        "csv": {"header": False, "output_columns_position": "START"}
+    }
+    assert baseline["Arguments"]["ProcessingOutputConfig"]["KmsKeyId"] == S.kms_key_arn
+    preprocess = _step(definitions["training"], "Preprocess")["Arguments"]
+    (source,) = [
+        o["S3Output"]["LocalPath"] for o in preprocess["ProcessingOutputConfig"]["Outputs"] if o["OutputName"] == "baseline"
+    ]
+    assert source == "/opt/ml/processing/baseline", "where preprocess.py writes baseline.csv"
+    register_step = _step(definitions["training"], "RegisterModel-RegisterModel")["Arguments"]
+    quality = register_step["ModelMetrics"]["ModelDataQuality"]
+    drift = register_step["DriftCheckBaselines"]["ModelDataQuality"]
+    for kind in ("Statistics", "Constraints"):
+        assert quality[kind] == {
+            "ContentType": "application/json",
+            "S3Uri": {"Get": f"Steps.DataQualityBaseline.CalculatedBaseline{kind}"},
+        }
+        assert drift[kind]["S3Uri"] == {"Get": f"Steps.DataQualityBaseline.BaselineUsedForDriftCheck{kind}"}
 
 
 def test_scripts_are_uploaded_from_the_local_path_into_the_artifacts_bucket(built, S):

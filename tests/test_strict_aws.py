@@ -258,6 +258,8 @@ STEP_OPERATIONS = {
     "Transform": ("CreateTransformJob", "TransformJobName", "DescribeTransformJob"),
     "Model": ("CreateModel", "ModelName", "DescribeModel"),
     "RegisterModel": ("CreateModelPackage", None, "DescribeModelPackage"),
+    # A QualityCheck step runs Model Monitor's analyzer as a processing job; its arguments are that job's request.
+    "QualityCheck": ("CreateProcessingJob", "ProcessingJobName", "DescribeProcessingJob"),
 }
 
 
@@ -292,6 +294,11 @@ class Definition:
             return f"{self.job_name('TuneLightGBM')}-001-0a1b2c3d"
         if re.fullmatch(r"Steps\.[\w-]+\.ModelName", path):
             return self.job_name(path.split(".")[1])
+        baseline = re.fullmatch(r"Steps\.([\w-]+)\.(CalculatedBaseline|BaselineUsedForDriftCheck)(Statistics|Constraints)", path)
+        if baseline:
+            # The analyzer writes statistics.json and constraints.json to the check's output path.
+            (output,) = self.steps[baseline[1]]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
+            return f"{self.concrete(output['S3Output']['S3Uri'])}/{baseline[3].lower()}.json"
         lambda_output = re.fullmatch(r"Steps\.[\w-]+\.OutputParameters\['(\w+)'\]", path)
         if lambda_output:
             return {

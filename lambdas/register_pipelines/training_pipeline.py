@@ -9,15 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sagemaker.drift_check_baselines import DriftCheckBaselines
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
 from sagemaker.lambda_helper import Lambda
 from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.model_monitor.dataset_format import DatasetFormat
 from sagemaker.processing import FrameworkProcessor, ProcessingInput, ProcessingOutput
 from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter, ParameterRange
 from sagemaker.utils import instance_supports_kms
+from sagemaker.workflow.check_job_config import CheckJobConfig
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals, ConditionLessThanOrEqualTo
 from sagemaker.workflow.entities import PipelineVariable
@@ -30,6 +33,7 @@ from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger, Para
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
+from sagemaker.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
 from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TuningStep
 
 from common.contracts import PipelineSettings
@@ -100,9 +104,32 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
                     source=f"/opt/ml/processing/{split}",
                     destination=_s3(s.features_bucket, *run_prefix, split),
                 )
-                for split in ("train", "validation", "test")
+                for split in ("train", "validation", "test", "baseline")
             ],
         ),
+    )
+    # The train split's raw records, as the endpoint captures them (CSV, no header, no target): Model Monitor's
+    # data-quality baseline. Registered with the package, so every package carries what it is monitored against.
+    baseline = QualityCheckStep(
+        name="DataQualityBaseline",
+        quality_check_config=DataQualityCheckConfig(
+            baseline_dataset=preprocess.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri,
+            dataset_format=DatasetFormat.csv(header=False),
+            output_s3_uri=_s3(s.artifacts_bucket, *run_prefix, "data-quality-baseline"),
+        ),
+        check_job_config=CheckJobConfig(
+            role=s.job_role_arn,
+            instance_count=1,
+            instance_type=processing_type,
+            volume_kms_key=s.kms_key_arn if instance_supports_kms(s.training.processing_instance_type) else None,
+            output_kms_key=s.kms_key_arn,
+            base_job_name=f"{s.training_pipeline_name}-baseline",
+            sagemaker_session=session,
+        ),
+        # A first baseline for a new model: nothing earlier to check against, and the new one is what registers.
+        skip_check=True,
+        register_new_baseline=True,
+        model_package_group_name=s.model_package_group_name,
     )
 
     estimator = Estimator(
@@ -186,7 +213,21 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
                 model_statistics=MetricsSource(
                     s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]),
                     content_type="application/json",
-                )
+                ),
+                model_data_statistics=MetricsSource(
+                    s3_uri=baseline.properties.CalculatedBaselineStatistics, content_type="application/json"
+                ),
+                model_data_constraints=MetricsSource(
+                    s3_uri=baseline.properties.CalculatedBaselineConstraints, content_type="application/json"
+                ),
+            ),
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=MetricsSource(
+                    s3_uri=baseline.properties.BaselineUsedForDriftCheckStatistics, content_type="application/json"
+                ),
+                model_data_constraints=MetricsSource(
+                    s3_uri=baseline.properties.BaselineUsedForDriftCheckConstraints, content_type="application/json"
+                ),
             ),
         ),
     )
@@ -225,7 +266,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             ConditionStep(
                 name="HasTrainingData",
                 conditions=[ConditionEquals(left=check_data.properties.Outputs["status"], right="ready")],
-                if_steps=[preprocess, tune, evaluate, gate],
+                if_steps=[preprocess, baseline, tune, evaluate, gate],
                 else_steps=[],
             ),
         ],
