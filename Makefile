@@ -67,4 +67,4 @@ local-run: setup
 	$(PYTHON) pipeline_scripts/local_run.py --data $(DATA)
 
 clean:
-	rm -rf cdk.out .pytest_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
