@@ -24,7 +24,7 @@ from constructs import Construct
 from lambdas.common.contracts import ImageBuildSettings
 from stacks.bundling import function_code
 from stacks.images import build_source_asset, image_tag
-from stacks.nag import acknowledge_iam5, resource_finding
+from stacks.nag import acknowledge_iam5, acknowledge_provider_functions, resource_finding
 from stacks.platform_function import PlatformFunction, retention
 
 # A build of both images takes minutes; CloudFormation allows a custom resource at most an hour.
@@ -187,20 +187,9 @@ class ImageBuilds(Construct):
                 "resource-level permissions (Step Functions Developer Guide, logging to CloudWatch Logs)."
             },
         )
-        for child in ("framework-onEvent", "framework-isComplete", "framework-onTimeout"):
-            framework = provider.node.find_child(child)
-            Validations.of(framework).acknowledge(
-                Acknowledgment(
-                    id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                    reason="The CDK Provider framework's own functions log with the AWS-managed basic execution policy.",
-                ),
-                Acknowledgment(id="AwsSolutions-L1", reason="The CDK Provider framework chooses its own Node.js runtime."),
-            )
-            acknowledge_iam5(
-                framework.node.find_child("ServiceRole").node.find_child("DefaultPolicy"),
-                {
-                    resource_finding(self, function.function_arn, ":*"): "The Provider framework invokes the build "
-                    "trigger's versions and aliases."
-                    for function in functions
-                },
-            )
+        acknowledge_provider_functions(
+            provider,
+            ("framework-onEvent", "framework-isComplete", "framework-onTimeout"),
+            [function.function_arn for function in functions],
+            "build trigger",
+        )

@@ -26,3 +26,29 @@ def acknowledge_iam5(policy: IConstruct, findings: dict[str, str]) -> None:
     """Acknowledge AwsSolutions-IAM5 findings (finding -> reason) on one policy."""
     for finding, reason in findings.items():
         Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
+
+
+def acknowledge_provider_functions(
+    provider: IConstruct, framework_functions: tuple[str, ...], handlers: list[str], invoked: str
+) -> None:
+    """The CDK Provider framework's own functions: its managed logging policy, its runtime, and invoking `handlers`.
+
+    `framework_functions` names the framework's children ("framework-onEvent", ...); `handlers` are the
+    ARNs (tokens) of the functions they invoke, `invoked` what those are, for the reason.
+    """
+    for child in framework_functions:
+        framework = provider.node.find_child(child)
+        Validations.of(framework).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                reason="The CDK Provider framework's own functions log with the AWS-managed basic execution policy.",
+            ),
+            Acknowledgment(id="AwsSolutions-L1", reason="The CDK Provider framework chooses its own Node.js runtime."),
+        )
+        acknowledge_iam5(
+            framework.node.find_child("ServiceRole").node.find_child("DefaultPolicy"),
+            {
+                resource_finding(provider, arn, ":*"): f"The Provider framework invokes the {invoked}'s versions and aliases."
+                for arn in handlers
+            },
+        )

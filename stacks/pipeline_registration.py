@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, CustomResource, Duration, RemovalPolicy, Stack, Validations, custom_resources
+from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, custom_resources
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -14,7 +14,7 @@ from lambdas.common.contracts import SETTINGS_VARIABLE, PipelineSettings
 from layers.build_layer import LAMBDA_TARGET, build_key
 from stacks.bundling import COMMON, LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code
 from stacks.logical_ids import keep_logical_id
-from stacks.nag import acknowledge_iam5, resource_finding
+from stacks.nag import acknowledge_provider_functions
 from stacks.platform_function import PlatformFunction, retention
 
 # CloudFormation waits this long for the registration's answer before failing the deploy, instead of an hour.
@@ -65,7 +65,7 @@ class PipelineRegistration(Construct):
         # The service token is this function's ARN, and CloudFormation refuses to change a custom resource's
         # service token ("Updates are not supported", AWS::CloudFormation::CustomResource), so its id stays.
         keep_logical_id(provider.node.find_child("framework-onEvent"), "RegistrationProviderframeworkonEvent334FDBE0")
-        self._acknowledge_provider(provider)
+        acknowledge_provider_functions(provider, ("framework-onEvent",), [self.function.function_arn], "registration function")
         # "Default" keeps the resource's logical id: a new one would create the pipelines again, then delete them.
         resource = CustomResource(
             self,
@@ -81,20 +81,3 @@ class PipelineRegistration(Construct):
         )
         for dependency in props.depends_on:
             resource.node.add_dependency(dependency)
-
-    def _acknowledge_provider(self, provider: custom_resources.Provider) -> None:
-        framework = provider.node.find_child("framework-onEvent")
-        Validations.of(framework).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                reason="The CDK Provider framework's own function logs with the AWS-managed basic execution policy.",
-            ),
-            Acknowledgment(id="AwsSolutions-L1", reason="The CDK Provider framework chooses its own Node.js runtime."),
-        )
-        acknowledge_iam5(
-            framework.node.find_child("ServiceRole").node.find_child("DefaultPolicy"),
-            {
-                resource_finding(self, self.function.function_arn, ":*"): "The Provider framework invokes the registration "
-                "function's versions and aliases.",
-            },
-        )
