@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from common import aws
 from common.contracts import DeployerSettings, SettingsError
+from common.registry import latest_approved_package
 
 logger = Logger(service="deploy-endpoint")
 
@@ -264,16 +265,10 @@ class EndpointDeployer:
         reference); retrying it on every InService event would loop, so a tried package is only deployed
         again on a new approval or a direct invocation.
         """
-        packages = self.sagemaker.list_model_packages(
-            ModelPackageGroupName=self.config.model_package_group_name,
-            ModelApprovalStatus="Approved",
-            SortBy="CreationTime",
-            SortOrder="Descending",
-            MaxResults=1,
-        )["ModelPackageSummaryList"]
-        if not packages:
+        latest = latest_approved_package(self.sagemaker, self.config.model_package_group_name)
+        if latest is None:
             return {"action": "none", "reason": "no approved model package"}
-        deployment = Deployment(packages[0]["ModelPackageArn"], endpoint_name)
+        deployment = Deployment(latest, endpoint_name)
         prefix = config_prefix(deployment, self.config)
         endpoint = self.describe_endpoint(endpoint_name) or {}
         if endpoint.get("EndpointConfigName", "").startswith(prefix):

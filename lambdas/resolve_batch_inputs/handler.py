@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 
 from common import aws
 from common.contracts import BatchInputsRequest, SettingsError
+from common.registry import latest_approved_package
 from common.s3_uris import InputError, split_s3_prefix
 
 logger = Logger(service="resolve-batch-inputs")
@@ -51,20 +52,13 @@ def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
     output_uri = f"{request.output_prefix_uri}{day}/"
     answer = {**EMPTY, "input_uri": input_uri, "output_uri": output_uri}
     group = request.model_package_group_name
-    packages = sagemaker.list_model_packages(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
-        SortBy="CreationTime",
-        SortOrder="Descending",
-        MaxResults=1,
-    )["ModelPackageSummaryList"]
-    if not packages:
+    arn = latest_approved_package(sagemaker, group)
+    if arn is None:
         return {
             **answer,
             "status": "no-approved-model",
             "message": f"No Approved model package in group {group}; approve one in the SageMaker Model Registry, then rerun",
         }
-    arn = packages[0]["ModelPackageArn"]
     container = sagemaker.describe_model_package(ModelPackageName=arn)["InferenceSpecification"]["Containers"][0]
     answer.update(model_package_arn=arn, image_uri=container["Image"], model_data_url=container.get("ModelDataUrl", ""))
     if s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}{day}/", MaxKeys=1).get("KeyCount", 0) == 0:
