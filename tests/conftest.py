@@ -169,6 +169,22 @@ def pipeline_definitions(synthesized, assemblies) -> dict[str, tuple[PipelineSet
     return built
 
 
+def custom_resource_event(request_type: str, resource_type: str, logical_id: str, settings, **extra) -> dict:
+    """Shaped like the Provider framework's onEvent request: CloudFormation's custom resource request plus
+    ServiceToken, with the settings in the `Settings` property as the stack writes them."""
+    return {
+        "RequestType": request_type,
+        "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:provider",
+        "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
+        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Pipelines/1",
+        "RequestId": "r-1",
+        "LogicalResourceId": logical_id,
+        "ResourceType": resource_type,
+        "ResourceProperties": {"Settings": json.dumps(settings.to_dict())},
+        **extra,
+    }
+
+
 def settings_environment(settings) -> dict[str, str]:
     """A function's environment for `settings`, as the stack writes it."""
     return {"AWS_REGION": REGION, SETTINGS_VARIABLE: json.dumps(settings.to_dict()), "SAGEMAKER_SUPPRESS_V2_WARNING": "1"}

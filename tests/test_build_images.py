@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda
+from conftest import ACCOUNT, REGION, REPO_ROOT, custom_resource_event, load_lambda
 
 from common import aws as common_aws
 from common.contracts import ImageBuildSettings, SettingsError
@@ -33,17 +33,7 @@ LOG_LINK = f"https://console.aws.amazon.com/cloudwatch/home?region={REGION}#logE
 
 
 def _event(request_type: str = "Create", settings: ImageBuildSettings = SETTINGS, **extra) -> dict:
-    return {
-        "RequestType": request_type,
-        "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:provider",
-        "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
-        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Pipelines/1",
-        "RequestId": "r-1",
-        "LogicalResourceId": "Images",
-        "ResourceType": "Custom::ContainerImages",
-        "ResourceProperties": {"Settings": json.dumps(settings.to_dict())},
-        **extra,
-    }
+    return custom_resource_event(request_type, "Custom::ContainerImages", "Images", settings, **extra)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from dataclasses import fields, replace
 
 import boto3
 import pytest
-from conftest import ACCOUNT, REGION, REPO_ROOT, load_lambda, settings_environment
+from conftest import ACCOUNT, REGION, REPO_ROOT, custom_resource_event, load_lambda, settings_environment
 
 from common.contracts import BatchInputsRequest, PipelineSettings, SettingsError, TrainingDataRequest
 
@@ -399,18 +399,7 @@ def test_a_nested_setting_of_the_wrong_type_is_named_with_its_path(S):
 
 
 def _cfn_event(request_type: str, settings: PipelineSettings, **extra) -> dict:
-    """Shaped like the Provider framework's onEvent request (CloudFormation's custom resource request plus ServiceToken)."""
-    return {
-        "RequestType": request_type,
-        "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:provider",
-        "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
-        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Pipelines/1",
-        "RequestId": "r-1",
-        "LogicalResourceId": "PipelineRegistration",
-        "ResourceType": "Custom::SageMakerPipelines",
-        "ResourceProperties": {"Settings": json.dumps(settings.to_dict())},
-        **extra,
-    }
+    return custom_resource_event(request_type, "Custom::SageMakerPipelines", "PipelineRegistration", settings, **extra)
 
 
 def test_custom_resource_create_then_delete(lambda_env, S):
