@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import jsii
@@ -31,15 +31,22 @@ def _files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
 
 
-def content_hash(*roots: Path) -> str:
-    """SHA-256 over relative paths and contents, so the hash is the same in every checkout."""
+def files_digest(files: Iterable[tuple[str, Path]]) -> str:
+    """SHA-256 over (name, file) pairs, each a name that is the same in every checkout and the file's contents."""
     digest = hashlib.sha256()
-    for root in roots:
-        for path in _files(root):
-            relative = path.relative_to(root.parent if root.is_file() else root).as_posix()
-            digest.update(f"{root.name}/{relative}\0".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for name, path in files:
+        digest.update(f"{name}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def content_hash(*roots: Path) -> str:
+    """SHA-256 over paths relative to each root (prefixed with its name) and contents."""
+    return files_digest(
+        (f"{root.name}/{path.relative_to(root.parent if root.is_file() else root).as_posix()}", path)
+        for root in roots
+        for path in _files(root)
+    )
 
 
 def _copy(source: Path, output: Path) -> None:

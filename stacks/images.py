@@ -7,7 +7,6 @@ rebuilt; a changed one gets a new immutable tag, which flows into the pipelines 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from functools import cache
 from pathlib import Path
@@ -16,7 +15,7 @@ from aws_cdk import AssetHashType, BundlingOptions
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from stacks.bundling import NO_DOCKER, REPO_ROOT, LocalBundler
+from stacks.bundling import NO_DOCKER, REPO_ROOT, LocalBundler, files_digest
 
 CONTAINERS = REPO_ROOT / "containers"
 IMAGES = ("training", "inference")
@@ -52,18 +51,10 @@ def copied_files(name: str, root: Path = REPO_ROOT) -> tuple[str, ...]:
     return tuple(sorted(taken))
 
 
-def _digest(root: Path, relatives: tuple[str, ...]) -> str:
-    """SHA-256 over each file's relative path and contents, so it is the same in every checkout."""
-    digest = hashlib.sha256()
-    for relative in relatives:
-        digest.update(f"{relative}\0".encode())
-        digest.update(hashlib.sha256((root / relative).read_bytes()).digest())
-    return digest.hexdigest()
-
-
 def image_tag(name: str, root: Path = REPO_ROOT) -> str:
     """`sha-` and 16 hex digits of the digest of the Dockerfile and the files it copies."""
-    return TAG_PREFIX + _digest(root, (dockerfile(name, root).relative_to(root).as_posix(), *copied_files(name, root)))[:16]
+    relatives = (dockerfile(name, root).relative_to(root).as_posix(), *copied_files(name, root))
+    return TAG_PREFIX + files_digest((relative, root / relative) for relative in relatives)[:16]
 
 
 def build_source_files() -> tuple[str, ...]:
@@ -86,7 +77,7 @@ def build_source_asset(scope: Construct, construct_id: str) -> s3_assets.Asset:
         scope,
         construct_id,
         path=str(CONTAINERS),
-        asset_hash=_digest(REPO_ROOT, files),
+        asset_hash=files_digest((relative, REPO_ROOT / relative) for relative in files),
         asset_hash_type=AssetHashType.CUSTOM,
         bundling=BundlingOptions(image=NO_DOCKER, local=LocalBundler(fill)),
     )
