@@ -18,12 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from raw_columns import CAPTURED_COLUMNS, CATEGORIES, CATEGORY, MEASUREMENTS, RAW_COLUMNS, TARGET
 
-TARGET = "rings"
-CATEGORY = "sex"
-CATEGORIES = ("F", "I", "M")
-MEASUREMENTS = ("length", "diameter", "height", "whole_weight", "shucked_weight", "viscera_weight", "shell_weight")
-RAW_COLUMNS = (CATEGORY, *MEASUREMENTS, TARGET)
 FEATURES = MEASUREMENTS + tuple(f"{CATEGORY}_{c}" for c in CATEGORIES)
 SPLITS = ("train", "validation", "test")
 
@@ -36,7 +32,7 @@ def feature_spec() -> dict:
     return {
         "target": TARGET,
         "features": list(FEATURES),
-        "raw_columns": list(RAW_COLUMNS[:-1]),
+        "raw_columns": list(CAPTURED_COLUMNS),
         "categories": {CATEGORY: list(CATEGORIES)},
     }
 
@@ -122,7 +118,7 @@ def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_frac
         counts[split] = len(rows)
     baseline_dir = output_dir / "baseline"
     baseline_dir.mkdir(parents=True, exist_ok=True)
-    baseline = raw.iloc[np.sort(splits["train"])][list(RAW_COLUMNS[:-1])]
+    baseline = raw.iloc[np.sort(splits["train"])][list(CAPTURED_COLUMNS)]
     baseline.to_csv(baseline_dir / "baseline.csv", header=False, index=False)
     return counts
 

@@ -17,7 +17,7 @@ from typing import Any
 import botocore.session
 from botocore.model import StringShape
 
-from lambdas.common.contracts import BatchPredictionConfig, EndpointConfig, TrainingConfig
+from lambdas.common.contracts import BatchPredictionConfig, EndpointConfig, MonitoringConfig, TrainingConfig
 
 # Each use of an instance type is an enum of its own in SageMaker's API model: real-time hosting has
 # no ml.t3 types, processing has no ml.t2, and so on. botocore ships that model, so it is the oracle.
@@ -74,6 +74,9 @@ def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], labe
 
 
 _PREFIX = re.compile(r"^([a-z0-9][a-z0-9._-]*/)+$")
+# The only schedules Model Monitor accepts: hourly, daily at an hour, or every N hours from an hour (UTC), per
+# "The cron expression for monitoring schedule" (SageMaker Developer Guide) and the ScheduleConfig API reference.
+_MONITOR_CRON = re.compile(r"cron\(0 (?:\*|(?P<hour>\d{1,2})(?:/(?P<every>\d{1,2}))?) \? \* \* \*\)")
 
 
 @cache
@@ -136,6 +139,7 @@ class EnvironmentConfig:
     batch_prediction: BatchPredictionConfig
     endpoint: EndpointConfig
     schedules: ScheduleConfig
+    monitoring: MonitoringConfig
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,19 @@ class _Reader:
                     + (f" or {names[0]}-{names[-1]}" if names else "")
                     + ", with , - * / and ?",
                 )
+        return value
+
+    def monitor_cron(self, name: str) -> str:
+        value = self._get(name)
+        match = _MONITOR_CRON.fullmatch(value) if isinstance(value, str) else None
+        hour, every = (match["hour"], match["every"]) if match else (None, None)
+        if not match or (hour is not None and int(hour) > 23) or (every is not None and not 1 <= int(every) <= 24):
+            raise ConfigError(
+                self.key(name),
+                value,
+                "Model Monitor accepts only 'cron(0 * ? * * *)' (hourly), 'cron(0 H ? * * *)' (daily at hour H, UTC) "
+                "or 'cron(0 H/N ? * * *)' (every N hours from hour H), with H 0-23 and N 1-24",
+            )
         return value
 
     def timezone(self, name: str) -> str:
@@ -368,6 +385,25 @@ def _schedules(r: _Reader) -> ScheduleConfig:
     return config
 
 
+def _monitoring(r: _Reader, endpoint: EndpointConfig) -> MonitoringConfig:
+    config = MonitoringConfig(
+        enabled=r.boolean("enabled"),
+        schedule_cron=r.monitor_cron("schedule_cron"),
+        # A monitoring job is a processing job: its ClusterConfig takes the processing instance types.
+        instance_type=r.instance_type("instance_type", "processing"),
+        drift_threshold=r.positive_number("drift_threshold"),
+        retraining_quiet_period_hours=r.integer("retraining_quiet_period_hours", 1, 24 * 90),
+    )
+    if config.enabled and endpoint.data_capture_percentage == 0:
+        raise ConfigError(
+            r.key("enabled"),
+            True,
+            "monitoring reads the endpoint's captured data; set endpoint.data_capture_percentage above 0 or disable monitoring",
+        )
+    r.done()
+    return config
+
+
 def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
     r = _Reader(raw, f"environments.{name}")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -375,6 +411,7 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
             "environments", name, "environment names are 2-21 lower-case letters, digits or '-', starting with a letter"
         )
     production = r.boolean("production")
+    endpoint = _endpoint(r.section("endpoint"))
     config = EnvironmentConfig(
         name=name,
         account=r.matching(
@@ -393,8 +430,9 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
         storage=_storage(r.section("storage")),
         training=_training(r.section("training"), production),
         batch_prediction=_batch(r.section("batch_prediction")),
-        endpoint=_endpoint(r.section("endpoint")),
+        endpoint=endpoint,
         schedules=_schedules(r.section("schedules")),
+        monitoring=_monitoring(r.section("monitoring"), endpoint),
     )
     if len(f"{project_name}-{name}") > MAX_ENDPOINT_NAME:
         raise ConfigError(

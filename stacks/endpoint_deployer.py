@@ -15,11 +15,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.common.contracts import SETTINGS_VARIABLE, DeployerSettings, EndpointConfig
+from lambdas.common.contracts import SETTINGS_VARIABLE, DeployerSettings, EndpointConfig, MonitoringConfig
 from stacks.alerts import alarm
 from stacks.bundling import function_code
 from stacks.config import supports_volume_kms
 from stacks.logical_ids import keep_logical_id
+from stacks.model_monitoring import ModelMonitoring, schedule_name
 from stacks.nag import acknowledge_iam5, arn_finding
 from stacks.platform_function import PlatformFunction
 
@@ -39,6 +40,9 @@ class EndpointDeployerProps:
     dead_letters: sqs.IQueue
     log_retention_days: int
     removal_policy: RemovalPolicy
+    monitoring: MonitoringConfig
+    # What the data-quality schedule runs with; None when monitoring is disabled (the deployer then removes it).
+    model_monitoring: ModelMonitoring | None = None
 
 
 class EndpointDeployer(Construct):
@@ -61,6 +65,9 @@ class EndpointDeployer(Construct):
             kms_key_arn=props.data_key.key_arn,
             volume_kms_key_arn=props.data_key.key_arn if supports_volume_kms(endpoint.instance_type) else None,
             rollback_alarm_names=tuple(a.alarm_name for a in self.rollback_alarms),
+            monitoring=props.monitoring,
+            monitoring_schedule_name=schedule_name(name),
+            **self._monitoring_settings(props),
         )
         # "Default" keeps the function's and its log group's logical ids as they were before this construct existed.
         self.function = PlatformFunction(
@@ -86,6 +93,20 @@ class EndpointDeployer(Construct):
             description="The endpoint deployer failed; see its log group",
         )
         self._rules(props)
+
+    @staticmethod
+    def _monitoring_settings(props: EndpointDeployerProps) -> dict[str, str | None]:
+        monitor = props.model_monitoring
+        if monitor is None:
+            return {}
+        return {
+            "monitoring_role_arn": monitor.role.role_arn,
+            "monitor_image_uri": monitor.analyzer_image_uri,
+            "monitoring_reports_s3_uri": monitor.reports_s3_uri,
+            "monitoring_volume_kms_key_arn": props.data_key.key_arn
+            if supports_volume_kms(props.monitoring.instance_type)
+            else None,
+        }
 
     def _rollback_alarms(self, props: EndpointDeployerProps) -> list[cloudwatch.Alarm]:
         dimensions = {"EndpointName": props.endpoint_name, "VariantName": VARIANT}
@@ -140,6 +161,7 @@ class EndpointDeployer(Construct):
 
         endpoint_arn = sagemaker_arn("endpoint", name)
         config_arns = sagemaker_arn("endpoint-config", f"{name}-v*")
+        definition_arns = sagemaker_arn("data-quality-job-definition", f"{name}-dq-v*")
         # Target tracking creates and deletes its own alarms, named after the scalable resource.
         tracking_alarms = stack.format_arn(
             service="cloudwatch",
@@ -167,10 +189,29 @@ class EndpointDeployer(Construct):
                 [endpoint_arn],
             ),
             (["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"], [tracking_alarms]),
+            # The data-quality schedule of this endpoint and the job definitions named after its packages.
+            (
+                [
+                    "sagemaker:CreateDataQualityJobDefinition",
+                    "sagemaker:DescribeDataQualityJobDefinition",
+                    "sagemaker:DeleteDataQualityJobDefinition",
+                ],
+                [definition_arns],
+            ),
+            (
+                [
+                    "sagemaker:CreateMonitoringSchedule",
+                    "sagemaker:UpdateMonitoringSchedule",
+                    "sagemaker:DescribeMonitoringSchedule",
+                    "sagemaker:DeleteMonitoringSchedule",
+                ],
+                [sagemaker_arn("monitoring-schedule", schedule_name(name))],
+            ),
             (
                 [
                     "sagemaker:ListEndpointConfigs",
                     "sagemaker:ListModelPackages",
+                    "sagemaker:ListDataQualityJobDefinitions",
                     "application-autoscaling:RegisterScalableTarget",
                     "application-autoscaling:DescribeScalableTargets",
                     "application-autoscaling:DeregisterScalableTarget",
@@ -187,6 +228,8 @@ class EndpointDeployer(Construct):
             role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))
         props.data_key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
         props.job_role.grant_pass_role(role)
+        if props.model_monitoring is not None:
+            props.model_monitoring.role.grant_pass_role(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["iam:CreateServiceLinkedRole"],
@@ -214,8 +257,10 @@ class EndpointDeployer(Construct):
                 "and a package version.",
                 arn_finding("cloudwatch", f"alarm:TargetTracking-endpoint/{name}/variant/*"): "The alarms target tracking "
                 "creates for this endpoint's variant; Application Auto Scaling names them.",
-                "Resource::*": "sagemaker:ListEndpointConfigs, sagemaker:ListModelPackages and the Application Auto Scaling "
-                "actions support no resource-level permissions.",
+                arn_finding("sagemaker", f"data-quality-job-definition/{name}-dq-v*"): "Data-quality job definitions the "
+                "deployer names after this endpoint and a package version.",
+                "Resource::*": "sagemaker:ListEndpointConfigs, ListModelPackages, ListDataQualityJobDefinitions and the "
+                "Application Auto Scaling actions support no resource-level permissions.",
             },
         )
         return role

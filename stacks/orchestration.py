@@ -9,6 +9,7 @@ from constructs import Construct
 from stacks.alerts import Alerts, AlertsProps
 from stacks.config import EnvironmentConfig
 from stacks.endpoint_deployer import EndpointDeployer, EndpointDeployerProps
+from stacks.model_monitoring import ModelMonitoring, ModelMonitoringProps
 from stacks.pipeline_triggers import PipelineTriggers, PipelineTriggersProps
 from stacks.pipelines import RegisteredPipeline
 from stacks.storage import DataStores
@@ -45,6 +46,26 @@ class OrchestrationStack(Stack):
             props=AlertsProps(name=self.endpoint_name, alert_email=environment.alert_email, removal_policy=removal),
         )
         self.alerts.alert_on_critical_findings([stores.training_repository_name, stores.inference_repository_name])
+        self.monitoring = (
+            ModelMonitoring(
+                self,
+                "Monitoring",
+                props=ModelMonitoringProps(
+                    endpoint_name=self.endpoint_name,
+                    monitoring=environment.monitoring,
+                    training_pipeline=self.training_pipeline,
+                    training_pipeline_name=training_pipeline_name,
+                    artifacts_bucket=stores.artifacts_bucket,
+                    monitoring_access_policy=stores.monitoring_access_policy,
+                    alerts=self.alerts.topic,
+                    dead_letters=self.alerts.dead_letters,
+                    log_retention_days=environment.storage.log_retention_days,
+                    removal_policy=removal,
+                ),
+            )
+            if environment.monitoring.enabled
+            else None
+        )
         self.deployer = EndpointDeployer(
             self,
             "DeployEndpoint",
@@ -59,6 +80,8 @@ class OrchestrationStack(Stack):
                 dead_letters=self.alerts.dead_letters,
                 log_retention_days=environment.storage.log_retention_days,
                 removal_policy=removal,
+                monitoring=environment.monitoring,
+                model_monitoring=self.monitoring,
             ),
         )
         self.triggers = PipelineTriggers(

@@ -28,6 +28,7 @@ class DataStores:
     data_access_policy: iam.IManagedPolicy
     artifacts_read_policy: iam.IManagedPolicy
     code_upload_policy: iam.IManagedPolicy
+    monitoring_access_policy: iam.IManagedPolicy
 
 
 class StorageStack(Stack):
@@ -121,6 +122,8 @@ class StorageStack(Stack):
             )
         )
 
+        self.monitoring_access_policy = self._monitoring_access_policy()
+
         for name, value in (
             ("RawDataBucketName", self.raw_data_bucket.bucket_name),
             ("ArtifactsBucketName", self.artifacts_bucket.bucket_name),
@@ -139,7 +142,43 @@ class StorageStack(Stack):
             data_access_policy=self.data_access_policy,
             artifacts_read_policy=self.artifacts_read_policy,
             code_upload_policy=self.code_upload_policy,
+            monitoring_access_policy=self.monitoring_access_policy,
         )
+
+    def _monitoring_access_policy(self) -> iam.ManagedPolicy:
+        """Model Monitor's jobs: list and read the captured requests and the baselines, write reports; nothing else."""
+        bucket = self.artifacts_bucket
+        captured, baselines, reports = "data-capture/", "*/data-quality-baseline/", "monitoring/"
+        policy = iam.ManagedPolicy(
+            self,
+            "MonitoringAccessPolicy",
+            description="Read captured requests and data-quality baselines, write monitoring reports",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{captured}*", f"{baselines}*", f"{reports}*"]}},
+                ),
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[bucket.arn_for_objects(f"{captured}*"), bucket.arn_for_objects(f"{baselines}*")],
+                ),
+                iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{reports}*")]),
+                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn]),
+            ],
+        )
+        acknowledge_iam5(
+            policy,
+            {
+                resource_finding(self, bucket.bucket_arn, f"/{captured}*"): "Captured requests, in objects SageMaker names "
+                "by endpoint, variant and hour.",
+                resource_finding(self, bucket.bucket_arn, f"/{baselines}*"): "Baselines the training pipeline writes under "
+                "its execution ids.",
+                resource_finding(self, bucket.bucket_arn, f"/{reports}*"): "Reports the monitoring jobs write under their "
+                "schedules and execution times.",
+            },
+        )
+        return policy
 
     def _data_access_policy(self) -> iam.ManagedPolicy:
         """Read raw data, read and write features and artifacts, use the key, pull the images."""

@@ -119,3 +119,29 @@ def ecr_image_scan(repository: str, counts: dict[str, int], status: str = "COMPL
         },
         [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{repository}"],
     )
+
+
+def cloudwatch_alarm_state_change(alarm_name: str, state: str, previous: str = "OK") -> dict:
+    """A metric-math alarm's "CloudWatch Alarm State Change" (CloudWatch User Guide, "Alarm events and EventBridge")."""
+    arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm_name}"
+    return envelope(
+        "aws.cloudwatch",
+        "CloudWatch Alarm State Change",
+        {
+            "alarmName": alarm_name,
+            "state": {
+                "value": state,
+                "reason": "Threshold Crossed: 1 datapoint [0.34 (23/11/26 02:00:00)] was greater than or equal to the "
+                "threshold (0.1).",
+                "timestamp": "2026-11-23T02:00:00.000+0000",
+            },
+            "previousState": {"value": previous, "reason": "", "timestamp": "2026-11-22T02:00:00.000+0000"},
+            "configuration": {
+                "metrics": [
+                    {"id": "expr_1", "expression": "MAX([c0, c1, c2, c3, c4, c5, c6, c7])", "label": "drift", "returnData": True}
+                ],
+                "description": "drift",
+            },
+        },
+        [arn],
+    )

@@ -243,6 +243,7 @@ ALIASES = {
     "ProjectName": ("projectName",),
     "LogGroupName": ("logGroupName",),
     "LogStreamName": ("logStreamName",),
+    "DataQualityJobDefinitionName": ("JobDefinitionName",),
 }
 
 

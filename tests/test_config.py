@@ -30,6 +30,10 @@ def test_unknown_environment_names_the_known_ones():
     )
 
 
+MONITOR_CRON_RULE = (
+    "Model Monitor accepts only 'cron(0 * ? * * *)' (hourly), 'cron(0 H ? * * *)' (daily at hour H, UTC) "
+    "or 'cron(0 H/N ? * * *)' (every N hours from hour H), with H 0-23 and N 1-24"
+)
 BAD_VALUES = [
     (
         "region",
@@ -171,7 +175,79 @@ BAD_VALUES = [
         "cdk.json context 'mlops.environments.dev.training."
         "tuning_max_parallel_jobs' = 5 is invalid: must not exceed tuning_max_jobs (4)",
     ),
+    (
+        "monitoring.schedule_cron",
+        "cron(0 2 * * ? *)",
+        "cdk.json context 'mlops.environments.dev.monitoring.schedule_cron' = 'cron(0 2 * * ? *)' is invalid: "
+        + MONITOR_CRON_RULE,
+    ),
+    (
+        "monitoring.schedule_cron",
+        "cron(30 * ? * * *)",
+        "cdk.json context 'mlops.environments.dev.monitoring.schedule_cron' = 'cron(30 * ? * * *)' is invalid: "
+        + MONITOR_CRON_RULE,
+    ),
+    (
+        "monitoring.schedule_cron",
+        "cron(0 24 ? * * *)",
+        "cdk.json context 'mlops.environments.dev.monitoring.schedule_cron' = 'cron(0 24 ? * * *)' is invalid: "
+        + MONITOR_CRON_RULE,
+    ),
+    (
+        "monitoring.schedule_cron",
+        "cron(0 0/25 ? * * *)",
+        "cdk.json context 'mlops.environments.dev.monitoring.schedule_cron' = 'cron(0 0/25 ? * * *)' is invalid: "
+        + MONITOR_CRON_RULE,
+    ),
+    (
+        "monitoring.schedule_cron",
+        "NOW",
+        "cdk.json context 'mlops.environments.dev.monitoring.schedule_cron' = 'NOW' is invalid: " + MONITOR_CRON_RULE,
+    ),
+    (
+        "monitoring.schedule_cron",
+        "rate(1 hour)",
+        "cdk.json context 'mlops.environments.dev.monitoring.schedule_cron' = 'rate(1 hour)' is invalid: " + MONITOR_CRON_RULE,
+    ),
+    (
+        "monitoring.instance_type",
+        "ml.t2.medium",
+        "cdk.json context 'mlops.environments.dev.monitoring.instance_type' = 'ml.t2.medium' is invalid: is not a SageMaker "
+        "processing instance type (SageMaker API model); for example ml.m5.large, ml.m5.xlarge, ml.m5.2xlarge, ml.m5.4xlarge, "
+        "ml.m5.12xlarge, ml.m5.24xlarge",
+    ),
+    (
+        "monitoring.drift_threshold",
+        0,
+        "cdk.json context 'mlops.environments.dev.monitoring.drift_threshold' = 0 is invalid: must be a number greater than 0",
+    ),
+    (
+        "monitoring.retraining_quiet_period_hours",
+        0,
+        "cdk.json context 'mlops.environments.dev.monitoring.retraining_quiet_period_hours' = 0 is invalid: "
+        "must be an integer of at least 1 and at most 2160",
+    ),
+    (
+        "endpoint.data_capture_percentage",
+        0,
+        "cdk.json context 'mlops.environments.dev.monitoring.enabled' = True is invalid: monitoring reads the endpoint's "
+        "captured data; set endpoint.data_capture_percentage above 0 or disable monitoring",
+    ),
 ]
+
+
+@pytest.mark.parametrize("cron", ["cron(0 * ? * * *)", "cron(0 12 ? * * *)", "cron(0 17/12 ? * * *)", "cron(0 0/2 ? * * *)"])
+def test_every_model_monitor_schedule_form_is_accepted(cron):
+    mlops = cdk_context()["mlops"]
+    mlops["environments"]["dev"]["monitoring"]["schedule_cron"] = cron
+    assert load_config(mlops).environment("dev").monitoring.schedule_cron == cron
+
+
+def test_monitoring_can_be_disabled_without_data_capture():
+    mlops = cdk_context()["mlops"]
+    mlops["environments"]["dev"]["monitoring"]["enabled"] = False
+    mlops["environments"]["dev"]["endpoint"]["data_capture_percentage"] = 0
+    assert load_config(mlops).environment("dev").monitoring.enabled is False
 
 
 def _set(tree: dict, dotted: str, value) -> None:

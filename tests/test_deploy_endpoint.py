@@ -6,12 +6,14 @@ import json
 from dataclasses import replace
 from datetime import datetime
 
+import aws_events
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from conftest import ACCOUNT, REGION, load_lambda, settings_environment, template_deployer_settings
+from sagemaker_fakes import MonitoringSchedules
 
 from common.contracts import DeployerSettings, SettingsError
 
@@ -38,6 +40,16 @@ def config(assemblies) -> DeployerSettings:
 
 
 @pytest.fixture
+def schedules(aws):
+    """moto lacks monitoring schedules: clients of the default session (made after moto resets it) get them here."""
+    boto3.setup_default_session(region_name=REGION)
+    fake = MonitoringSchedules()
+    fake.install(boto3.DEFAULT_SESSION.events)
+    yield fake
+    boto3.DEFAULT_SESSION = None
+
+
+@pytest.fixture
 def deployer_env(monkeypatch, config):
     """The deployer's environment as the stack writes it, read afresh by the handler."""
     for key, value in settings_environment(config).items():
@@ -48,17 +60,30 @@ def deployer_env(monkeypatch, config):
 
 
 @pytest.fixture
-def deployment(aws, deployer_env):
+def deployment(aws, schedules, deployer_env):
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
     yield sagemaker
     deployer_module.settings.cache_clear()
 
 
-def package(sagemaker, status: str = "Approved") -> str:
+def baseline(version: str) -> dict:
+    """DriftCheckBaselines as the training pipeline's RegisterModel step writes them."""
+    uri = f"s3://artifacts/abalone-mlops-dev-training/{version}/data-quality-baseline"
+    return {
+        "ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"{uri}/statistics.json"},
+            "Constraints": {"ContentType": "application/json", "S3Uri": f"{uri}/constraints.json"},
+        }
+    }
+
+
+def package(sagemaker, status: str = "Approved", with_baseline: bool = True) -> str:
+    execution = f"execution{len(sagemaker.list_model_packages(ModelPackageGroupName=GROUP)['ModelPackageSummaryList'])}"
     return sagemaker.create_model_package(
         ModelPackageGroupName=GROUP,
         ModelApprovalStatus=status,
+        **({"DriftCheckBaselines": baseline(execution)} if with_baseline else {}),
         InferenceSpecification={
             "Containers": [
                 {
@@ -101,12 +126,10 @@ def updates(deployment):
         AWSResponse(url=None, status_code=200, headers={}, raw=None),
         {"EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/abalone-mlops-dev"},
     )
-    boto3.setup_default_session(region_name=REGION)
     events = boto3.DEFAULT_SESSION.events
     events.register("before-parameter-build.sagemaker.UpdateEndpoint", lambda params, **kw: calls.append(dict(params)))
     events.register("before-call.sagemaker.UpdateEndpoint", lambda **kw: ok)
-    yield calls
-    boto3.DEFAULT_SESSION = None
+    return calls
 
 
 def deployer(sagemaker, config: DeployerSettings | None = None) -> deployer_module.EndpointDeployer:
@@ -509,3 +532,109 @@ def test_a_rolled_back_package_is_not_retried_on_every_in_service_event(deployme
     result = target.converge("abalone-mlops-dev")
     assert result["action"] == "none" and "was tried" in result["reason"]
     assert deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == first["endpoint_config"]
+
+
+# --- the data-quality schedule (monitoring.py) ------------------------------------------------------------------
+
+
+def in_service() -> dict:
+    return aws_events.endpoint_state_change("abalone-mlops-dev", "IN_SERVICE")
+
+
+def test_in_service_attaches_the_schedule_to_the_serving_packages_baseline(deployment, schedules, config):
+    arn = package(deployment)
+    deployer_module.handler({"model_package_arn": arn}, None)
+    monitoring = deployer_module.handler(in_service(), None)["monitoring"]
+    assert (monitoring["action"], monitoring["model_package_arn"]) == ("created", arn)
+    schedule = schedules.schedules[config.monitoring_schedule_name]["MonitoringScheduleConfig"]
+    assert schedule == {
+        "ScheduleConfig": {"ScheduleExpression": "cron(0 * ? * * *)"},
+        "MonitoringJobDefinitionName": monitoring["definition"],
+        "MonitoringType": "DataQuality",
+    }
+    definition = deployment.describe_data_quality_job_definition(JobDefinitionName=monitoring["definition"])
+    expected = baseline("execution0")["ModelDataQuality"]
+    assert definition["DataQualityBaselineConfig"] == {
+        "ConstraintsResource": {"S3Uri": expected["Constraints"]["S3Uri"]},
+        "StatisticsResource": {"S3Uri": expected["Statistics"]["S3Uri"]},
+    }
+    assert definition["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == "abalone-mlops-dev"
+    output = definition["DataQualityJobOutputConfig"]
+    assert (output["MonitoringOutputs"][0]["S3Output"]["S3Uri"], output["KmsKeyId"]) == (
+        config.monitoring_reports_s3_uri,
+        config.kms_key_arn,
+    )
+    assert definition["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert (definition["RoleArn"], definition["DataQualityAppSpecification"]["ImageUri"]) == (
+        config.monitoring_role_arn,
+        config.monitor_image_uri,
+    )
+    assert definition["JobResources"]["ClusterConfig"]["InstanceType"] == config.monitoring.instance_type
+    again = deployer_module.handler(in_service(), None)["monitoring"]
+    assert (again["action"], again["deleted"]) == ("none", [])
+
+
+def test_a_new_serving_package_moves_the_schedule_and_deletes_the_old_definition(deployment, schedules, config):
+    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    first = deployer_module.handler(in_service(), None)["monitoring"]["definition"]
+    newer = deployment.describe_model_package(ModelPackageName=package(deployment))
+    moved = deployer(deployment).monitor.ensure(newer)
+    assert (moved["action"], moved["deleted"]) == ("updated", [first])
+    schedule = schedules.schedules[config.monitoring_schedule_name]["MonitoringScheduleConfig"]
+    assert schedule["MonitoringJobDefinitionName"] == moved["definition"] != first
+    assert moved["definition"].startswith("abalone-mlops-dev-dq-v2-") and len(moved["definition"]) <= 63
+
+
+def test_a_package_without_baseline_or_disabled_monitoring_removes_the_schedule(deployment, schedules, config):
+    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    definition = deployer_module.handler(in_service(), None)["monitoring"]["definition"]
+    bare = deployment.describe_model_package(
+        ModelPackageName=package(deployment, status="PendingManualApproval", with_baseline=False)
+    )
+    removed = deployer(deployment).monitor.ensure(bare)
+    assert (removed["action"], removed["deleted"]) == ("removed", [definition])
+    assert "no data-quality baseline" in removed["reason"] and schedules.schedules == {}
+    deployer_module.handler(in_service(), None)
+    disabled = replace(config, monitoring=replace(config.monitoring, enabled=False))
+    result = deployer(deployment, disabled).in_service("abalone-mlops-dev")["monitoring"]
+    assert (result["action"], result["reason"]) == ("removed", "monitoring is disabled for this environment")
+    assert schedules.schedules == {} and deployment.list_data_quality_job_definitions()["JobDefinitionSummaries"] == []
+
+
+def test_replacing_a_failed_endpoint_removes_its_schedule_first(deployment, schedules, monkeypatch):
+    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    deployer_module.handler(in_service(), None)
+    target = deployer(deployment)
+    real_describe = target.sagemaker.describe_endpoint
+    monkeypatch.setattr(target.sagemaker, "describe_endpoint", lambda **kw: {**real_describe(**kw), "EndpointStatus": "Failed"})
+    monkeypatch.setattr(target.sagemaker, "get_waiter", lambda name: type("Done", (), {"wait": lambda self, **kw: None})())
+    target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
+    assert [operation for operation, _ in schedules.calls][-2:] == ["DeleteMonitoringSchedule", "DescribeMonitoringSchedule"]
+    assert schedules.schedules == {}
+
+
+def test_a_pending_schedule_is_waited_for_and_then_named_in_a_timeout(deployment, schedules, config):
+    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    deployer_module.handler(in_service(), None)
+    schedule = schedules.schedules[config.monitoring_schedule_name]
+    schedule["MonitoringScheduleStatus"] = "Pending"
+    waits: list[float] = []
+
+    def settle(seconds: float) -> None:
+        waits.append(seconds)
+        schedule["MonitoringScheduleStatus"] = "Scheduled"
+
+    monitor = deployer_module.DataQualityMonitor(config, deployment, sleep=settle)
+    assert monitor.ensure(deployment.describe_model_package(ModelPackageName=package(deployment)))["action"] == "updated"
+    assert waits == [5]
+    schedule["MonitoringScheduleStatus"] = "Pending"
+    stuck = deployer_module.DataQualityMonitor(config, deployment, sleep=lambda seconds: None)
+    with pytest.raises(TimeoutError, match="abalone-mlops-dev-data-quality stayed Pending for 120 s; invoke again"):
+        stuck.remove("test")
+
+
+def test_enabled_monitoring_without_its_role_is_a_settings_error(config):
+    with pytest.raises(SettingsError, match="monitoring is enabled but monitoring_role_arn is missing; the stack writes it"):
+        replace(config, monitoring_role_arn=None)
+    disabled = replace(config, monitoring=replace(config.monitoring, enabled=False), monitoring_role_arn=None)
+    assert disabled.monitoring_role_arn is None

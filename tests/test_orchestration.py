@@ -116,7 +116,11 @@ def test_rule_targets_start_pipelines_or_the_deployer_with_dead_letters(synthesi
         assert f":pipeline/abalone-mlops-{environment}-{pipeline}" in json.dumps(target["Arn"])
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
         assert "RoleArn" in target
-    (deployer_id,) = template.find_resources("AWS::Lambda::Function")
+    (deployer_id,) = [
+        logical_id
+        for logical_id, f in template.find_resources("AWS::Lambda::Function").items()
+        if f["Properties"]["Description"].startswith("Approved model package")
+    ]
     for description in ("An approved model version", "A created or updated endpoint"):
         (target,) = _targets(template, description)
         assert target["Arn"] == {"Fn::GetAtt": [deployer_id, "Arn"]}
@@ -226,7 +230,11 @@ def test_topic_and_queue_are_encrypted_and_ssl_only(synthesized, environment):
 
 def test_deployer_settings_match_what_the_lambda_reads(synthesized, assemblies, environment):
     template = synthesized.template(environment, "orchestration")
-    (deployer,) = [f["Properties"] for f in template.find_resources("AWS::Lambda::Function").values()]
+    (deployer,) = [
+        f["Properties"]
+        for f in template.find_resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Description"].startswith("Approved model package")
+    ]
     assert set(deployer["Environment"]["Variables"]) == {"SETTINGS"}
     settings = template_deployer_settings(assemblies[environment])
     expected = {"dev": ("ml.t2.medium", 1, 1, 2, 100), "prod": ("ml.m5.large", 2, 2, 6, 20)}[environment]

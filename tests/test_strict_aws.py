@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from datetime import UTC, datetime
 
 import aws_events
 import boto3
@@ -37,8 +38,9 @@ from conftest import (
     template_deployer_settings,
     template_pipeline_settings,
 )
+from sagemaker_fakes import MonitoringSchedules
 
-from common.contracts import ImageBuildSettings
+from common.contracts import ImageBuildSettings, RetrainingSettings
 
 register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
@@ -46,6 +48,7 @@ deployer_module = load_lambda("deploy_endpoint")
 resolver_module = load_lambda("resolve_batch_inputs")
 build_module = load_lambda("build_images")
 check_module = load_lambda("check_training_data")
+retrain_module = load_lambda("retrain_on_drift")
 EXECUTION_ID = "a1b2c3d4e5f6"
 # Roles that aws-cdk-lib creates for its own helpers, each with the code that uses it.
 CDK_OWNED_ROLES = {
@@ -104,10 +107,16 @@ def test_pipeline_definition_role_allows_registration(assemblies, name, aws, bun
     assert {c.operation for c in calls if c.context.get("denied")} == {"ListBuckets"}
 
 
-def _package(sagemaker, group: str, image: str, model_data: str) -> str:
+def _package(sagemaker, group: str, image: str, model_data: str, baseline_uri: str = "s3://b/baseline") -> str:
     return sagemaker.create_model_package(
         ModelPackageGroupName=group,
         ModelApprovalStatus="Approved",
+        DriftCheckBaselines={
+            "ModelDataQuality": {
+                kind: {"ContentType": "application/json", "S3Uri": f"{baseline_uri}/{kind.lower()}.json"}
+                for kind in ("Statistics", "Constraints")
+            }
+        },
         InferenceSpecification={
             "Containers": [{"Image": image, "ModelDataUrl": model_data}],
             "SupportedContentTypes": ["text/csv"],
@@ -117,11 +126,13 @@ def _package(sagemaker, group: str, image: str, model_data: str) -> str:
 
 
 @pytest.fixture
-def accepted_updates():
-    """moto lacks UpdateEndpoint: botocore validates and records the call, then it is answered as AWS would."""
+def accepted_updates(aws):
+    """moto lacks UpdateEndpoint and monitoring schedules: botocore validates and records the calls, then they are
+    answered as AWS would."""
     boto3.setup_default_session(region_name=REGION)
     ok = (AWSResponse(url=None, status_code=200, headers={}, raw=None), {"EndpointArn": "arn"})
     boto3.DEFAULT_SESSION.events.register("before-call.sagemaker.UpdateEndpoint", lambda **kw: ok)
+    MonitoringSchedules().install(boto3.DEFAULT_SESSION.events)
     yield
     boto3.DEFAULT_SESSION = None
 
@@ -138,17 +149,29 @@ def test_deployer_role_allows_create_update_autoscaling_and_pruning(assemblies, 
     sagemaker.create_model_package_group(ModelPackageGroupName=config.model_package_group_name)
     settings = template_pipeline_settings(assembly)
     model_data = f"s3://{settings.artifacts_bucket}/{settings.training_pipeline_name}/models/job/output/model.tar.gz"
-    first = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data)
-    second = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data)
+    baseline_uri = f"s3://{settings.artifacts_bucket}/{settings.training_pipeline_name}/execution/data-quality-baseline"
+    first = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data, baseline_uri)
+    second = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data, baseline_uri)
     with recording() as calls:
         approval = aws_events.model_package_state_change(config.model_package_group_name, "Approved", version=1)
         assert approval["detail"]["ModelPackageArn"] == first
         assert deployer_module.handler(approval, None)["action"] == "created"
         in_service = deployer_module.handler(aws_events.endpoint_state_change(config.endpoint_name, "IN_SERVICE"), None)
         assert in_service["converge"]["action"] == "updated" and in_service["converge"]["model_package_arn"] == second
+        # moto keeps the first config (the update is only recorded): the next InService event monitors what serves.
+        monitored = deployer_module.handler(aws_events.endpoint_state_change(config.endpoint_name, "IN_SERVICE"), None)
+        assert monitored["monitoring"]["action"] == "created"
+        assert deployer_module.EndpointDeployer(config, sagemaker, None).monitor.remove("test")["action"] == "removed"
     deployer_module.settings.cache_clear()
     operations = {c.operation for c in calls}
     assert {"CreateEndpoint", "UpdateEndpoint", "RegisterScalableTarget", "PutScalingPolicy", "ListModelPackages"} <= operations
+    assert {
+        "CreateDataQualityJobDefinition",
+        "CreateMonitoringSchedule",
+        "DeleteMonitoringSchedule",
+        "DescribeModel",
+    } <= operations
+    assert "DeleteDataQualityJobDefinition" in operations
     role_arn = assembly.resolve(stack, function["Role"])
     _assert_allowed(_role_statements(assembly, role_arn), permissions_for(calls + service_side_calls(calls)), "deployer")
 
@@ -186,6 +209,72 @@ def test_training_data_check_role_allows_listing_the_raw_data(assemblies, name, 
     with recording(enforce=statements) as calls:
         assert check_module.check(event, boto3.client("s3", region_name=REGION))["status"] == "no-data"
     assert [c.operation for c in calls] == ["ListObjectsV2"] and not calls[0].context.get("denied")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_monitoring_job_role_allows_what_a_data_quality_job_does(assemblies, name):
+    """A monitoring job reads the captured requests and the package's baseline, writes its report, publishes its
+    metrics and logs, as the deployer's job definition tells it to (monitoring.py)."""
+    assembly = assemblies[name]
+    config = template_deployer_settings(assembly)
+    settings = template_pipeline_settings(assembly)
+    bucket = settings.artifacts_bucket
+    capture = f"{config.data_capture_s3_uri[5:].partition('/')[2]}/AllTraffic/2026/11/23/02/capture-0001.jsonl"
+    baseline = f"{settings.training_pipeline_name}/{EXECUTION_ID}/data-quality-baseline"
+    reports = config.monitoring_reports_s3_uri
+    assert reports and reports.startswith(f"s3://{bucket}/")
+    report = f"{reports[5:].partition('/')[2]}/{config.monitoring_schedule_name}/2026/11/23/02/constraint_violations.json"
+    calls = [
+        Call(
+            "s3",
+            "ListObjectsV2",
+            {"Bucket": bucket, "Prefix": capture.rsplit("/", 1)[0]},
+            {"s3:prefix": capture.rsplit("/", 1)[0]},
+        ),
+        Call("s3", "GetObject", {"Bucket": bucket, "Key": capture}),
+        *[Call("s3", "GetObject", {"Bucket": bucket, "Key": f"{baseline}/{f}.json"}) for f in ("statistics", "constraints")],
+        Call("s3", "PutObject", {"Bucket": bucket, "Key": report}),
+        *[Call("kms", op, {"KeyId": config.kms_key_arn}) for op in ("Decrypt", "GenerateDataKey")],
+        Call(
+            "cloudwatch",
+            "PutMetricData",
+            {"Namespace": "aws/sagemaker/Endpoints/data-metrics"},
+            {"cloudwatch:namespace": "aws/sagemaker/Endpoints/data-metrics"},
+        ),
+        *[
+            Call("logs", op, {"logGroupName": "/aws/sagemaker/ProcessingJobs", "logStreamName": "job/algo-1-1763863200"})
+            for op in ("CreateLogStream", "PutLogEvents")
+        ],
+    ]
+    statements = _role_statements(assembly, config.monitoring_role_arn)
+    _assert_allowed(statements, permissions_for(calls), "monitoring job")
+    elsewhere = [
+        Call("s3", "GetObject", {"Bucket": bucket, "Key": "code/preprocess.py"}),
+        Call("s3", "PutObject", {"Bucket": bucket, "Key": f"{baseline}/statistics.json"}),
+        Call("cloudwatch", "PutMetricData", {"Namespace": "Custom"}, {"cloudwatch:namespace": "Custom"}),
+    ]
+    assert len(denied(statements, permissions_for(elsewhere))) == len(elsewhere)
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_retraining_role_allows_listing_and_starting_the_training_pipeline(assemblies, name, aws):
+    assembly = assemblies[name]
+    stack, function = function_properties(assembly, "Drift alarm")
+    settings = RetrainingSettings.from_json(assembly.resolve(stack, function["Environment"]["Variables"]["SETTINGS"]))
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    sagemaker.create_pipeline(
+        PipelineName=settings.training_pipeline_name,
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        RoleArn=template_pipeline_settings(assembly).pipeline_execution_role_arn,
+        ClientRequestToken="0" * 32,
+    )
+    statements = _role_statements(assembly, assembly.resolve(stack, function["Role"]))
+    event = aws_events.cloudwatch_alarm_state_change(settings.drift_alarm_name, "ALARM")
+    with recording(enforce=statements) as calls:
+        result = retrain_module.retrain(event, settings, sagemaker, datetime.now(UTC))
+    assert result["action"] == "started"
+    assert [c.operation for c in calls] == ["ListPipelineExecutions", "StartPipelineExecution"]
+    assert not any(c.context.get("denied") for c in calls)
 
 
 def _image_build_settings(assembly: Assembly) -> ImageBuildSettings:
@@ -481,10 +570,17 @@ def test_every_role_is_checked_or_owned_by_cdk(assemblies, definitions, name):
     assembly = assemblies[name]
     settings, _ = definitions[name]
     checked = {settings.pipeline_definition_role_arn, settings.pipeline_execution_role_arn, settings.job_role_arn}
-    descriptions = ("Approved model package", "Batch pipeline step", "Training pipeline step", "Image builds on deploy: on event")
+    descriptions = (
+        "Approved model package",
+        "Batch pipeline step",
+        "Training pipeline step",
+        "Image builds on deploy: on event",
+        "Drift alarm",
+    )
     for description in descriptions:
         stack, function = function_properties(assembly, description)
         checked.add(assembly.resolve(stack, function["Role"]))
+    checked.add(template_deployer_settings(assembly).monitoring_role_arn)
     for stack, _, schedule in assembly.resources("AWS::Scheduler::Schedule"):
         checked.add(assembly.resolve(stack, schedule["Properties"]["Target"]["RoleArn"]))
     for stack, _, project in assembly.resources("AWS::CodeBuild::Project"):

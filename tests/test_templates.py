@@ -88,6 +88,8 @@ KEPT_LOGICAL_IDS = {
     },
     "Orchestration": {
         "Alerts91F83244",
+        "MonitoringDriftAlarmA61703FF",
+        "MonitoringRetrainLogs5D92FCFA",
         "AlertsKey9D05DB5E",
         "AlertsPolicy425C338D",
         "DeadLettersBBF8BAAB",

@@ -156,6 +156,17 @@ class EndpointConfig(Settings):
 
 
 @dataclass(frozen=True)
+class MonitoringConfig(Settings):
+    """cdk.json `monitoring`: Model Monitor's data-quality schedule on the endpoint and retraining on drift."""
+
+    enabled: bool
+    schedule_cron: str
+    instance_type: str
+    drift_threshold: float
+    retraining_quiet_period_hours: int
+
+
+@dataclass(frozen=True)
 class PipelineSettings(Settings):
     """register_pipelines: everything both pipeline definitions need."""
 
@@ -192,8 +203,34 @@ class DeployerSettings(Settings):
     kms_key_arn: str
     rollback_alarm_names: tuple[str, ...]
     endpoint: EndpointConfig
+    monitoring: MonitoringConfig
+    # The schedule's name is fixed per endpoint: the drift alarm watches the metrics it publishes under that name.
+    monitoring_schedule_name: str
+    # What the schedule's jobs run with; left out when monitoring is disabled.
+    monitoring_role_arn: str | None = None
+    monitor_image_uri: str | None = None
+    monitoring_reports_s3_uri: str | None = None
     # Left out for instance types with NVMe instance storage, which SageMaker refuses a volume key for.
     volume_kms_key_arn: str | None = None
+    monitoring_volume_kms_key_arn: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        needed = ("monitoring_role_arn", "monitor_image_uri", "monitoring_reports_s3_uri")
+        missing = [name for name in needed if getattr(self, name) is None]
+        if self.monitoring.enabled and missing:
+            raise SettingsError(
+                f"DeployerSettings: monitoring is enabled but {', '.join(missing)} is missing; {self.WRITER} writes it{self.FIX}"
+            )
+
+
+@dataclass(frozen=True)
+class RetrainingSettings(Settings):
+    """retrain_on_drift: the pipeline the drift alarm retrains with, and how often it may."""
+
+    training_pipeline_name: str
+    drift_alarm_name: str
+    quiet_period_hours: int
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ Events it takes:
   converges: deploys the latest approved package if it is not the one serving.
 
 Package -> model -> endpoint config (data capture under KMS) -> create, or update blue/green with
-automatic rollback on the stack's CloudWatch alarms.
+automatic rollback on the stack's CloudWatch alarms. Once the endpoint is InService and no update is
+started, the data-quality schedule follows the serving package's baseline (monitoring.py).
 
 SageMaker itself keeps deployments from racing: it refuses to update an endpoint that is changing and
 to create one that exists. A deployer that finds the endpoint busy, or loses such a race, defers: the
@@ -29,6 +30,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from botocore.exceptions import ClientError
+from monitoring import DataQualityMonitor
 
 from common import aws
 from common.contracts import DeployerSettings, SettingsError
@@ -177,8 +179,9 @@ def _error(error: ClientError, code: str, text: str) -> bool:
 
 
 class EndpointDeployer:
-    def __init__(self, config: DeployerSettings, sagemaker, autoscaling) -> None:
+    def __init__(self, config: DeployerSettings, sagemaker, autoscaling, monitor: DataQualityMonitor | None = None) -> None:
         self.config, self.sagemaker, self.autoscaling = config, sagemaker, autoscaling
+        self.monitor = monitor or DataQualityMonitor(config, sagemaker)
 
     def describe_endpoint(self, name: str) -> dict | None:
         try:
@@ -209,6 +212,8 @@ class EndpointDeployer:
         self._create_endpoint_config(config_name, model_name, count)
         if endpoint and endpoint["EndpointStatus"] == "Failed":
             logger.info("replacing failed endpoint", extra=result)
+            # The schedule belongs to the endpoint; the replacement's first InService event attaches it again.
+            self.monitor.remove("the endpoint is replaced")
             self.sagemaker.delete_endpoint(EndpointName=deployment.endpoint_name)
             self.sagemaker.get_waiter("endpoint_deleted").wait(
                 EndpointName=deployment.endpoint_name, WaiterConfig={"Delay": 10, "MaxAttempts": 60}
@@ -367,10 +372,32 @@ class EndpointDeployer:
             )
 
     def in_service(self, endpoint: str) -> dict:
-        """Autoscaling, pruning, then convergence on the latest approved package."""
+        """Autoscaling, pruning, convergence on the latest approved package, then monitoring of what serves.
+
+        While an update it started runs, the schedule stays on the package that serves; the update's own
+        InService event moves it.
+        """
         scaling = self.ensure_autoscaling(endpoint)
         deleted = self.delete_old_versions(endpoint)
-        return {**scaling, "deleted": deleted, "converge": self.converge(endpoint)}
+        converge = self.converge(endpoint)
+        result = {**scaling, "deleted": deleted, "converge": converge}
+        if converge.get("action") in ("created", "updated"):
+            return result
+        package = self.serving_package(endpoint)
+        if package is None:
+            return {**result, "monitoring": self.monitor.remove("no model package serves")}
+        return {**result, "monitoring": self.monitor.ensure(package)}
+
+    def serving_package(self, endpoint: str) -> dict | None:
+        """The model package behind the endpoint's live config: config -> model -> its container's package."""
+        config_name = (self.describe_endpoint(endpoint) or {}).get("EndpointConfigName")
+        if not config_name:
+            return None
+        (model_name,) = self._models_of(config_name)
+        model = self.sagemaker.describe_model(ModelName=model_name)
+        containers = model.get("Containers") or [model.get("PrimaryContainer") or {}]
+        arn = containers[0].get("ModelPackageName")
+        return self.sagemaker.describe_model_package(ModelPackageName=arn) if arn else None
 
     def ensure_autoscaling(self, endpoint: str) -> dict:
         c = self.config
