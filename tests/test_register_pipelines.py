@@ -277,6 +277,39 @@ def test_evaluation_runs_in_the_training_image_and_caches(definitions):
     ]
 
 
+def test_batch_input_is_checked_against_the_packages_baseline_without_blocking(definitions, S):
+    batch = definitions["batch-prediction"]
+    has_baseline = _step(batch, "HasBaseline")["Arguments"]
+    (condition,) = has_baseline["Conditions"]
+    assert condition["Type"] == "Not" and condition["Condition"]["Type"] == "Equals"
+    assert condition["Condition"]["LeftValue"] == {
+        "Get": "Steps.ResolveModelAndData.OutputParameters['baseline_constraints_uri']"
+    }
+    assert condition["Condition"]["RightValue"] == ""
+    assert [s["Name"] for s in has_baseline["IfSteps"]] == ["CheckInputDataQuality"] and has_baseline["ElseSteps"] == []
+    step = _step(batch, "CheckInputDataQuality")
+    assert (step["CheckType"], step["SkipCheck"], step["FailOnViolation"], step["RegisterNewBaseline"]) == (
+        "DATA_QUALITY",
+        False,
+        False,
+        False,
+    )
+    for kind in ("statistics", "constraints"):
+        assert step[f"SuppliedBaseline{kind.title()}"] == {
+            "Get": f"Steps.ResolveModelAndData.OutputParameters['baseline_{kind}_uri']"
+        }
+    job = step["Arguments"]
+    (dataset,) = job["ProcessingInputs"]
+    assert dataset["S3Input"]["S3Uri"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['input_uri']"}
+    environment = job["Environment"]
+    assert json.loads(environment["dataset_format"]) == {"csv": {"header": False, "output_columns_position": "START"}}
+    (output,) = job["ProcessingOutputConfig"]["Outputs"]
+    assert output["S3Output"]["S3Uri"] == {
+        "Std:Join": {"On": "", "Values": [{"Get": "Steps.ResolveModelAndData.OutputParameters['output_uri']"}, "data-quality"]}
+    }
+    assert job["ProcessingOutputConfig"]["KmsKeyId"] == S.kms_key_arn and job["RoleArn"] == S.job_role_arn
+
+
 def test_batch_pipeline_resolves_the_model_at_execution_time(definitions, S):
     batch = definitions["batch-prediction"]
     assert [s["Name"] for s in batch["Steps"]] == ["ResolveModelAndData", "CheckModelAndData"]
@@ -293,10 +326,12 @@ def test_batch_pipeline_resolves_the_model_at_execution_time(definitions, S):
         "model_data_url",
         "input_uri",
         "output_uri",
+        "baseline_statistics_uri",
+        "baseline_constraints_uri",
     }
     check = _step(batch, "CheckModelAndData")["Arguments"]
     assert check["Conditions"][0]["RightValue"] == "ready"
-    assert [s["Name"] for s in check["IfSteps"]] == ["CreateModel-CreateModel", "BatchTransform"]
+    assert [s["Name"] for s in check["IfSteps"]] == ["CreateModel-CreateModel", "BatchTransform", "HasBaseline"]
     assert check["ElseSteps"] == [], "a day with nothing to do ends as a success, not a failure alert"
     container = _step(batch, "CreateModel-CreateModel")["Arguments"]["PrimaryContainer"]
     assert container["Image"] == {"Get": "Steps.ResolveModelAndData.OutputParameters['image_uri']"}

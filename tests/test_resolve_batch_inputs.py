@@ -27,10 +27,23 @@ def clients(aws):
     return sagemaker, s3
 
 
-def _package(sagemaker, status: str, version: int) -> str:
+def _package(sagemaker, status: str, version: int, baseline: str | None = None) -> str:
+    drift = (
+        {
+            "DriftCheckBaselines": {
+                "ModelDataQuality": {
+                    kind: {"ContentType": "application/json", "S3Uri": f"{baseline}/{kind.lower()}.json"}
+                    for kind in ("Statistics", "Constraints")
+                }
+            }
+        }
+        if baseline
+        else {}
+    )
     return sagemaker.create_model_package(
         ModelPackageGroupName=GROUP,
         ModelApprovalStatus=status,
+        **drift,
         InferenceSpecification={
             "Containers": [
                 {
@@ -53,13 +66,13 @@ def test_no_approved_package_is_a_clear_refusal(clients):
         result["message"]
         == f"No Approved model package in group {GROUP}; approve one in the SageMaker Model Registry, then rerun"
     )
-    assert set(result) == {"status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri"}
+    assert set(result) == set(resolver.EMPTY) | {"status", "message"}
 
 
 def test_latest_approved_package_and_dated_prefixes(clients):
     sagemaker, s3 = clients
     _package(sagemaker, "Approved", 1)
-    latest = _package(sagemaker, "Approved", 2)
+    latest = _package(sagemaker, "Approved", 2, baseline="s3://artifacts/training/e2/data-quality-baseline")
     _package(sagemaker, "PendingManualApproval", 3)
     s3.put_object(Bucket="raw-data", Key="batch-input/2026-11-23/part-0.csv", Body=b"M,0.4,0.3,0.1,0.5,0.2,0.1,0.1\n")
     result = resolver.resolve(EVENT, *clients)
@@ -71,7 +84,18 @@ def test_latest_approved_package_and_dated_prefixes(clients):
         "model_data_url": "s3://artifacts/models/2/model.tar.gz",
         "input_uri": "s3://raw-data/batch-input/2026-11-23/",
         "output_uri": "s3://artifacts/batch-predictions/2026-11-23/",
+        "baseline_statistics_uri": "s3://artifacts/training/e2/data-quality-baseline/statistics.json",
+        "baseline_constraints_uri": "s3://artifacts/training/e2/data-quality-baseline/constraints.json",
     }
+
+
+def test_a_package_without_baseline_resolves_with_empty_baseline_outputs(clients):
+    sagemaker, s3 = clients
+    _package(sagemaker, "Approved", 1)
+    s3.put_object(Bucket="raw-data", Key="batch-input/2026-11-23/part-0.csv", Body=b"M,0.4,0.3,0.1,0.5,0.2,0.1,0.1\n")
+    result = resolver.resolve(EVENT, *clients)
+    assert result["status"] == "ready"
+    assert (result["baseline_statistics_uri"], result["baseline_constraints_uri"]) == ("", "")
 
 
 def test_no_data_for_the_day(clients):

@@ -15,3 +15,15 @@ def latest_approved_package(sagemaker: Any, group: str) -> str | None:
         MaxResults=1,
     )["ModelPackageSummaryList"]
     return packages[0]["ModelPackageArn"] if packages else None
+
+
+def data_quality_baseline(package: dict) -> tuple[str, str] | None:
+    """(statistics, constraints) S3 URIs of a DescribeModelPackage answer's drift-check baseline, or None.
+
+    The training pipeline registers them as DriftCheckBaselines.ModelDataQuality; packages registered
+    before it did have none.
+    """
+    baseline = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
+    statistics = (baseline.get("Statistics") or {}).get("S3Uri")
+    constraints = (baseline.get("Constraints") or {}).get("S3Uri")
+    return (statistics, constraints) if statistics and constraints else None

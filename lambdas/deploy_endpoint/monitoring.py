@@ -17,6 +17,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from common.contracts import DeployerSettings
+from common.registry import data_quality_baseline
 
 logger = Logger(service="deploy-endpoint")
 
@@ -73,12 +74,11 @@ class DataQualityMonitor:
         result: dict[str, Any] = {"schedule": self.schedule_name, "model_package_arn": package["ModelPackageArn"]}
         if not self.config.monitoring.enabled:
             return {**result, **self.remove("monitoring is disabled for this environment")}
-        baseline = (package.get("DriftCheckBaselines") or {}).get("ModelDataQuality") or {}
-        statistics = (baseline.get("Statistics") or {}).get("S3Uri")
-        constraints = (baseline.get("Constraints") or {}).get("S3Uri")
-        if not statistics or not constraints:
+        baseline = data_quality_baseline(package)
+        if baseline is None:
             logger.warning("the serving package has no data-quality baseline; nothing to monitor against", extra=result)
             return {**result, **self.remove("the serving package has no data-quality baseline; retrain to register one")}
+        statistics, constraints = baseline
         definition = self.definition_name(package["ModelPackageVersion"])
         self._create_definition(definition, statistics, constraints)
         schedule = self._settled(self.describe_schedule())

@@ -2,27 +2,43 @@
 
 A day with no data or no approved model is not a failure: the execution succeeds without the
 transform, and the resolve step's `message` output says why. A malformed input fails the resolve step.
+Beside the transform, Model Monitor's analyzer checks the day's input against the package's data-quality
+baseline and writes its report next to the predictions; a violation is reported, it does not fail the run.
 """
 
 from __future__ import annotations
 
 from sagemaker.lambda_helper import Lambda
 from sagemaker.model import Model
+from sagemaker.model_monitor.dataset_format import DatasetFormat
 from sagemaker.transformer import Transformer
 from sagemaker.utils import instance_supports_kms
+from sagemaker.workflow.check_job_config import CheckJobConfig
 from sagemaker.workflow.condition_step import ConditionStep
-from sagemaker.workflow.conditions import ConditionEquals
+from sagemaker.workflow.conditions import ConditionEquals, ConditionNot
 from sagemaker.workflow.execution_variables import ExecutionVariables
+from sagemaker.workflow.functions import Join
 from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
 from sagemaker.workflow.model_step import ModelStep
 from sagemaker.workflow.parameters import ParameterInteger, ParameterString
 from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
+from sagemaker.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
 from sagemaker.workflow.steps import TransformStep
 
 from common.contracts import PipelineSettings
 
-RESOLVED_OUTPUTS = ("status", "message", "model_package_arn", "image_uri", "model_data_url", "input_uri", "output_uri")
+RESOLVED_OUTPUTS = (
+    "status",
+    "message",
+    "model_package_arn",
+    "image_uri",
+    "model_data_url",
+    "input_uri",
+    "output_uri",
+    "baseline_statistics_uri",
+    "baseline_constraints_uri",
+)
 READY = "ready"
 
 
@@ -74,10 +90,40 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
         name="BatchTransform",
         step_args=transformer.transform(data=resolved["input_uri"], content_type="text/csv", split_type="Line"),
     )
+    # The day's records against the baseline the package was trained with: the same headerless CSV records
+    # the endpoint captures. fail_on_violation=False: a drifted day is scored and its report says so.
+    check_input = QualityCheckStep(
+        name="CheckInputDataQuality",
+        quality_check_config=DataQualityCheckConfig(
+            baseline_dataset=resolved["input_uri"],
+            dataset_format=DatasetFormat.csv(header=False),
+            output_s3_uri=Join(on="", values=[resolved["output_uri"], "data-quality"]),
+        ),
+        check_job_config=CheckJobConfig(
+            role=s.job_role_arn,
+            instance_count=1,
+            instance_type=s.training.processing_instance_type,
+            volume_kms_key=s.kms_key_arn if instance_supports_kms(s.training.processing_instance_type) else None,
+            output_kms_key=s.kms_key_arn,
+            base_job_name=f"{s.batch_pipeline_name}-input-check",
+            sagemaker_session=session,
+        ),
+        skip_check=False,
+        fail_on_violation=False,
+        register_new_baseline=False,
+        supplied_baseline_statistics=resolved["baseline_statistics_uri"],
+        supplied_baseline_constraints=resolved["baseline_constraints_uri"],
+    )
+    has_baseline = ConditionStep(
+        name="HasBaseline",
+        conditions=[ConditionNot(ConditionEquals(left=resolved["baseline_constraints_uri"], right=""))],
+        if_steps=[check_input],
+        else_steps=[],
+    )
     gate = ConditionStep(
         name="CheckModelAndData",
         conditions=[ConditionEquals(left=resolved["status"], right=READY)],
-        if_steps=[create_model, transform],
+        if_steps=[create_model, transform, has_baseline],
         else_steps=[],
     )
     return Pipeline(

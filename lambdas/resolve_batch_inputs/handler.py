@@ -20,13 +20,21 @@ from aws_lambda_powertools import Logger
 
 from common import aws
 from common.contracts import BatchInputsRequest, SettingsError
-from common.registry import latest_approved_package
+from common.registry import data_quality_baseline, latest_approved_package
 from common.s3_uris import InputError, split_s3_prefix
 
 logger = Logger(service="resolve-batch-inputs")
 
 # LambdaStep outputs must all be present, so every answer carries every key.
-EMPTY = {"model_package_arn": "", "image_uri": "", "model_data_url": "", "input_uri": "", "output_uri": ""}
+EMPTY = {
+    "model_package_arn": "",
+    "image_uri": "",
+    "model_data_url": "",
+    "input_uri": "",
+    "output_uri": "",
+    "baseline_statistics_uri": "",
+    "baseline_constraints_uri": "",
+}
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -59,8 +67,12 @@ def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
             "status": "no-approved-model",
             "message": f"No Approved model package in group {group}; approve one in the SageMaker Model Registry, then rerun",
         }
-    container = sagemaker.describe_model_package(ModelPackageName=arn)["InferenceSpecification"]["Containers"][0]
+    package = sagemaker.describe_model_package(ModelPackageName=arn)
+    container = package["InferenceSpecification"]["Containers"][0]
     answer.update(model_package_arn=arn, image_uri=container["Image"], model_data_url=container.get("ModelDataUrl", ""))
+    # The day's input is checked against the package's baseline where it has one (the batch pipeline's HasBaseline).
+    statistics, constraints = data_quality_baseline(package) or ("", "")
+    answer.update(baseline_statistics_uri=statistics, baseline_constraints_uri=constraints)
     if s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}{day}/", MaxKeys=1).get("KeyCount", 0) == 0:
         return {**answer, "status": "no-data", "message": f"No new data under {input_uri}; nothing to predict for {day}"}
     return {**answer, "status": "ready", "message": f"scoring {input_uri} with {answer['model_package_arn']}"}
