@@ -8,12 +8,12 @@ baseline and writes its report next to the predictions; a violation is reported,
 
 from __future__ import annotations
 
+from analyzer import analyzer_job
 from sagemaker.lambda_helper import Lambda
 from sagemaker.model import Model
 from sagemaker.model_monitor.dataset_format import DatasetFormat
 from sagemaker.transformer import Transformer
 from sagemaker.utils import instance_supports_kms
-from sagemaker.workflow.check_job_config import CheckJobConfig
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals, ConditionNot
 from sagemaker.workflow.execution_variables import ExecutionVariables
@@ -99,15 +99,7 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
             dataset_format=DatasetFormat.csv(header=False),
             output_s3_uri=Join(on="", values=[resolved["output_uri"], "data-quality"]),
         ),
-        check_job_config=CheckJobConfig(
-            role=s.job_role_arn,
-            instance_count=1,
-            instance_type=s.training.processing_instance_type,
-            volume_kms_key=s.kms_key_arn if instance_supports_kms(s.training.processing_instance_type) else None,
-            output_kms_key=s.kms_key_arn,
-            base_job_name=f"{s.batch_pipeline_name}-input-check",
-            sagemaker_session=session,
-        ),
+        check_job_config=analyzer_job(s, session, s.training.processing_instance_type, f"{s.batch_pipeline_name}-input-check"),
         skip_check=False,
         fail_on_violation=False,
         register_new_baseline=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from analyzer import analyzer_job
 from sagemaker.drift_check_baselines import DriftCheckBaselines
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
@@ -20,7 +21,6 @@ from sagemaker.processing import FrameworkProcessor, ProcessingInput, Processing
 from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter, ParameterRange
 from sagemaker.utils import instance_supports_kms
-from sagemaker.workflow.check_job_config import CheckJobConfig
 from sagemaker.workflow.condition_step import ConditionStep
 from sagemaker.workflow.conditions import ConditionEquals, ConditionLessThanOrEqualTo
 from sagemaker.workflow.entities import PipelineVariable
@@ -117,15 +117,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             dataset_format=DatasetFormat.csv(header=False),
             output_s3_uri=_s3(s.artifacts_bucket, *run_prefix, "data-quality-baseline"),
         ),
-        check_job_config=CheckJobConfig(
-            role=s.job_role_arn,
-            instance_count=1,
-            instance_type=processing_type,
-            volume_kms_key=s.kms_key_arn if instance_supports_kms(s.training.processing_instance_type) else None,
-            output_kms_key=s.kms_key_arn,
-            base_job_name=f"{s.training_pipeline_name}-baseline",
-            sagemaker_session=session,
-        ),
+        check_job_config=analyzer_job(s, session, processing_type, f"{s.training_pipeline_name}-baseline"),
         # A first baseline for a new model: nothing earlier to check against, and the new one is what registers.
         skip_check=True,
         register_new_baseline=True,

@@ -1,0 +1,26 @@
+"""Model Monitor's analyzer as a pipeline step's job: the job role, the environment's key, one instance."""
+
+from __future__ import annotations
+
+from sagemaker.utils import instance_supports_kms
+from sagemaker.workflow.check_job_config import CheckJobConfig
+from sagemaker.workflow.parameters import ParameterString
+from sagemaker.workflow.pipeline_context import PipelineSession
+
+from common.contracts import PipelineSettings
+
+
+def analyzer_job(
+    settings: PipelineSettings, session: PipelineSession, instance_type: str | ParameterString, base_job_name: str
+) -> CheckJobConfig:
+    """SageMaker refuses a volume key on instance types with NVMe storage; the configured type decides."""
+    s = settings
+    return CheckJobConfig(
+        role=s.job_role_arn,
+        instance_count=1,
+        instance_type=instance_type,
+        volume_kms_key=s.kms_key_arn if instance_supports_kms(s.training.processing_instance_type) else None,
+        output_kms_key=s.kms_key_arn,
+        base_job_name=base_job_name,
+        sagemaker_session=session,
+    )
