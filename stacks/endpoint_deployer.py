@@ -56,7 +56,7 @@ class EndpointDeployer(Construct):
         self.rollback_alarms = self._rollback_alarms(props)
         role = self._role(props)
         endpoint, name = props.endpoint, props.endpoint_name
-        settings = DeployerSettings(
+        self.settings = settings = DeployerSettings(
             endpoint_name=name,
             model_package_group_name=props.model_package_group_name,
             job_role_arn=props.job_role.role_arn,

@@ -162,6 +162,7 @@ class PipelinesStack(Stack):
             processing_timezone=environment.schedules.timezone,
             training=environment.training,
             batch_prediction=environment.batch_prediction,
+            data_quality_checks=environment.monitoring.enabled,
         )
         self.registration = PipelineRegistration(
             self,

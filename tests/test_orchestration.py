@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import aws_events
 import pytest
-from aws_cdk.assertions import Match
+from aws_cdk import App, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match, Template
 from conftest import ACCOUNT, REGION, cdk_context, synthesize, template_deployer_settings
 from moto.events.models import EventPattern
 
+from stacks.config import load_config
 from stacks.images import image_tag
+from stacks.orchestration import OrchestrationStack
+from stacks.storage import StorageStack
 
 RAW_BUCKET = "raw-data-bucket"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
@@ -296,3 +302,32 @@ def test_prod_retains_and_dev_destroys_orchestration_state(synthesized, kind):
     for environment, policy in (("dev", "Delete"), ("prod", "Retain")):
         resources = synthesized.template(environment, "orchestration").find_resources(kind)
         assert resources and all(r["DeletionPolicy"] == policy for r in resources.values())
+
+
+def test_with_monitoring_disabled_there_is_no_schedule_role_alarm_or_retraining():
+    """Storage and Orchestration alone (the Pipelines stack's role stood in for): the one path the shipped cdk.json lacks."""
+    dev = load_config(cdk_context()["mlops"]).environment("dev")
+    dev = replace(dev, monitoring=replace(dev.monitoring, enabled=False))
+    app = App(context=cdk_context())
+    storage = StorageStack(app, "Storage", project_name="abalone-mlops", environment=dev)
+    job_role = iam.Role(Stack(app, "Roles"), "Job", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    stack = OrchestrationStack(
+        app,
+        "Orchestration",
+        project_name="abalone-mlops",
+        environment=dev,
+        stores=storage.stores,
+        job_role=job_role,
+        training_pipeline_name="abalone-mlops-dev-training",
+        batch_pipeline_name="abalone-mlops-dev-batch-prediction",
+        training_image_tag="sha-0123456789abcdef",
+        model_package_group_name="abalone-mlops-dev",
+    )
+    template = Template.from_stack(stack)
+    assert len(template.find_resources("AWS::Lambda::Function")) == 1, "the deployer alone"
+    settings = stack.deployer.settings
+    assert settings.monitoring.enabled is False and settings.monitoring_role_arn is None
+    assert settings.monitoring_schedule_name == "abalone-mlops-dev-data-quality", "the deployer still removes an old schedule"
+    names = [a["Properties"].get("AlarmName") for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
+    assert "abalone-mlops-dev-data-drift" not in names
+    assert not [r for r in template.find_resources("AWS::IAM::Role") if r.startswith("Monitoring")]

@@ -496,3 +496,18 @@ def test_a_new_training_image_starts_training_once(lambda_env, S):
     update = _cfn_event("Update", newer, RequestId="r-2", OldResourceProperties=previous)
     assert register.train_on_new_image(update, newer, lambda_env).startswith("arn:aws:sagemaker:")
     assert len(_executions(lambda_env, S)) == 2
+
+
+def test_without_model_monitor_neither_pipeline_runs_the_analyzer(S, buckets):
+    """Accounts that cannot use Model Monitor turn monitoring off: no baseline step, no drift baselines, no input check."""
+    session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    pipelines = register.build_pipelines(replace(S, data_quality_checks=False), boto_session=session)
+    definitions = {name: json.loads(p.definition()) for name, p in pipelines.items()}
+    for definition in definitions.values():
+        assert not [s for s in _all_steps(definition["Steps"]).values() if s["Type"] == "QualityCheck"]
+    register_step = _step(definitions["training"], "RegisterModel-RegisterModel")["Arguments"]
+    assert "DriftCheckBaselines" not in register_step and "ModelDataQuality" not in register_step["ModelMetrics"]
+    assert [s["Name"] for s in _step(definitions["batch-prediction"], "CheckModelAndData")["Arguments"]["IfSteps"]] == [
+        "CreateModel-CreateModel",
+        "BatchTransform",
+    ]

@@ -190,6 +190,9 @@ class PipelineSettings(Settings):
     processing_timezone: str
     training: TrainingConfig
     batch_prediction: BatchPredictionConfig
+    # Model Monitor's analyzer baselines the training data and checks batch input; off with monitoring, for
+    # accounts that cannot use Model Monitor (closed to new customers).
+    data_quality_checks: bool = True
 
 
 @dataclass(frozen=True)

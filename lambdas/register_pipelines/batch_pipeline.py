@@ -115,7 +115,7 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
     gate = ConditionStep(
         name="CheckModelAndData",
         conditions=[ConditionEquals(left=resolved["status"], right=READY)],
-        if_steps=[create_model, transform, has_baseline],
+        if_steps=[create_model, transform, has_baseline] if s.data_quality_checks else [create_model, transform],
         else_steps=[],
     )
     return Pipeline(

@@ -123,6 +123,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         register_new_baseline=True,
         model_package_group_name=s.model_package_group_name,
     )
+    baselines = _registered_baselines(baseline) if s.data_quality_checks else {}
 
     estimator = Estimator(
         image_uri=training_image,
@@ -206,21 +207,9 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
                     s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]),
                     content_type="application/json",
                 ),
-                model_data_statistics=MetricsSource(
-                    s3_uri=baseline.properties.CalculatedBaselineStatistics, content_type="application/json"
-                ),
-                model_data_constraints=MetricsSource(
-                    s3_uri=baseline.properties.CalculatedBaselineConstraints, content_type="application/json"
-                ),
+                **baselines.get("metrics", {}),
             ),
-            drift_check_baselines=DriftCheckBaselines(
-                model_data_statistics=MetricsSource(
-                    s3_uri=baseline.properties.BaselineUsedForDriftCheckStatistics, content_type="application/json"
-                ),
-                model_data_constraints=MetricsSource(
-                    s3_uri=baseline.properties.BaselineUsedForDriftCheckConstraints, content_type="application/json"
-                ),
-            ),
+            drift_check_baselines=baselines.get("drift_check"),
         ),
     )
     reject = FailStep(
@@ -258,7 +247,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             ConditionStep(
                 name="HasTrainingData",
                 conditions=[ConditionEquals(left=check_data.properties.Outputs["status"], right="ready")],
-                if_steps=[preprocess, baseline, tune, evaluate, gate],
+                if_steps=[preprocess, baseline, tune, evaluate, gate] if baselines else [preprocess, tune, evaluate, gate],
                 else_steps=[],
             ),
         ],
@@ -266,3 +255,22 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         # No SageMaker Experiments trial per execution: nothing reads one, and the role is not granted it.
         pipeline_experiment_config=None,
     )
+
+
+def _registered_baselines(baseline: QualityCheckStep) -> dict[str, Any]:
+    """The package's data-quality metrics and drift-check baselines, both from the baseline step's outputs."""
+
+    def source(uri: Any) -> MetricsSource:
+        return MetricsSource(s3_uri=uri, content_type="application/json")
+
+    properties = baseline.properties
+    return {
+        "metrics": {
+            "model_data_statistics": source(properties.CalculatedBaselineStatistics),
+            "model_data_constraints": source(properties.CalculatedBaselineConstraints),
+        },
+        "drift_check": DriftCheckBaselines(
+            model_data_statistics=source(properties.BaselineUsedForDriftCheckStatistics),
+            model_data_constraints=source(properties.BaselineUsedForDriftCheckConstraints),
+        ),
+    }
