@@ -23,12 +23,13 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from stacks.bundling import bundle_function
 
-FUNCTIONS = {
-    "deploy_endpoint": {},
+# What a function bundles beyond its folder, common/ and Powertools (as its construct asks for it).
+EXTRAS = {
     "resolve_batch_inputs": {"packages": ("tzdata",)},
-    "check_training_data": {},
-    "build_images": {},
     "register_pipelines": {"with_pipeline_scripts": True},
+}
+FUNCTIONS = {
+    handler.parent.name: EXTRAS.get(handler.parent.name, {}) for handler in sorted((REPO_ROOT / "lambdas").glob("*/handler.py"))
 }
 
 
