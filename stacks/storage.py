@@ -163,8 +163,18 @@ class StorageStack(Stack):
                     actions=["s3:GetObject"],
                     resources=[bucket.arn_for_objects(f"{captured}*"), bucket.arn_for_objects(f"{baselines}*")],
                 ),
-                iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects(f"{reports}*")]),
-                iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[self.key.key_arn]),
+                iam.PolicyStatement(
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[bucket.arn_for_objects(f"{reports}*")]
+                ),
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], resources=[self.key.key_arn]
+                ),
+                # The job's volume is encrypted with the key: SageMaker creates a grant for it, as the job role does.
+                iam.PolicyStatement(
+                    actions=["kms:CreateGrant"],
+                    resources=[self.key.key_arn],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
             ],
         )
         acknowledge_iam5(
