@@ -35,7 +35,7 @@ synth: setup
 	@echo "cdk.out holds one assembly per environment: $$(ls -d cdk.out/assembly-* | xargs -n1 basename | tr '\n' ' ')"
 
 test: setup
-	$(PYTHON) -m pytest --cov --cov-report=term:skip-covered
+	$(PYTHON) -m pytest -n 2 --dist loadfile --cov --cov-report=term:skip-covered
 
 # Formatting, lint and types, with the versions pinned in requirements-dev.txt (settings in pyproject.toml).
 # Each Lambda folder is its own program (each has a handler.py), so mypy checks them one at a time.

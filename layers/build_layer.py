@@ -253,7 +253,12 @@ def build(target: Target, output: Path) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.key}-", dir=cached.parent))
         try:
             install(target, staging)
-            staging.rename(cached)
+            try:
+                staging.rename(cached)
+            except OSError:
+                # A concurrent build (another test worker) renamed its identical copy first.
+                if not (cached / "python").is_dir():
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     output.mkdir(parents=True, exist_ok=True)

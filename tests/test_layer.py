@@ -132,3 +132,20 @@ def test_missing_wheels_say_how_to_fetch_them(tmp_path):
         f"no wheels for layer target cp399-arm64 in {build_layer.wheelhouse(target)}; run `make setup` "
         "(python -m layers.build_layer download) once with network access"
     )
+
+
+def test_a_concurrent_identical_build_is_taken_not_an_error(tmp_path, monkeypatch):
+    """Two test workers may build the same cold layer at once; the second rename finds the first one's copy."""
+    monkeypatch.setattr(build_layer, "CACHE", tmp_path)
+    target = local_target()
+    cached = tmp_path / "layers" / f"{target.key}-{build_layer.build_key(target)[:16]}"
+
+    def install_while_another_finishes(target, staging):
+        (staging / "python").mkdir()
+        (cached / "python").mkdir(parents=True)
+        (cached / "python" / "theirs.py").write_text("")
+
+    monkeypatch.setattr(build_layer, "install", install_while_another_finishes)
+    output = build(target, tmp_path / "out")
+    assert (output / "python" / "theirs.py").exists()
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name], "the losing copy is removed"
