@@ -3,7 +3,9 @@
 Reads <base>/processing/model/model.tar.gz (the training job's artifact) and the test CSVs under
 <base>/processing/test (target first, no header), and writes
 <base>/processing/evaluation/evaluation.json in the Model Registry's regression-metrics shape, which
-the pipeline's condition step reads through a PropertyFile.
+the pipeline's condition step reads through a PropertyFile. The labelled held-out sample preprocessing
+wrote (<base>/processing/holdout/holdout.csv) is copied next to the report, where the system test of
+an environment that serves this model finds it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -52,6 +55,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model-archive", type=Path, default=base / "processing" / "model" / "model.tar.gz")
     parser.add_argument("--test-dir", type=Path, default=base / "processing" / "test")
     parser.add_argument("--output-dir", type=Path, default=base / "processing" / "evaluation")
+    parser.add_argument("--holdout-file", type=Path, default=base / "processing" / "holdout" / "holdout.csv")
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -60,10 +64,13 @@ def main(argv=None) -> int:
             if features.shape[1] != len(model.features):
                 raise TrainingError(f"test set has {features.shape[1]} feature columns; the model expects {len(model.features)}")
             report = {"regression_metrics": regression_metrics(actual, model.predict(features))}
+            if not args.holdout_file.is_file():
+                raise TrainingError(f"{args.holdout_file} not found; expected preprocessing's held-out sample")
     except (TrainingError, ModelError) as error:
         print(f"evaluation error: {error}", file=sys.stderr)
         return 1
     args.output_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.holdout_file, args.output_dir / args.holdout_file.name)
     (args.output_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
     return 0

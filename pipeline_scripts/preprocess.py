@@ -6,6 +6,8 @@ layout the training script expects) to <base>/processing/{train,validation,test}
 features.json describing the columns so training, evaluation and inference agree on them. The train
 split's raw records without the target, as the endpoint receives and captures them, go to
 <base>/processing/baseline/baseline.csv: the data-quality baseline the model is monitored against.
+Up to 100 test rows as raw records followed by their label go to <base>/processing/holdout/holdout.csv,
+which evaluation puts next to its report for the deployed endpoint's system test.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from raw_columns import CAPTURED_COLUMNS, CATEGORIES, CATEGORY, MEASUREMENTS, RA
 
 FEATURES = MEASUREMENTS + tuple(f"{CATEGORY}_{c}" for c in CATEGORIES)
 SPLITS = ("train", "validation", "test")
+# A labelled sample of the test split for the deployed endpoint's system test: each row is the record the
+# endpoint receives (raw columns, no header) followed by its label.
+HOLDOUT_ROWS = 100
+HOLDOUT_FILE = "holdout.csv"
 
 
 class InputError(Exception):
@@ -120,6 +126,10 @@ def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_frac
     baseline_dir.mkdir(parents=True, exist_ok=True)
     baseline = raw.iloc[np.sort(splits["train"])][list(CAPTURED_COLUMNS)]
     baseline.to_csv(baseline_dir / "baseline.csv", header=False, index=False)
+    holdout_dir = output_dir / "holdout"
+    holdout_dir.mkdir(parents=True, exist_ok=True)
+    holdout = raw.iloc[np.sort(splits["test"])[:HOLDOUT_ROWS]][list(RAW_COLUMNS)]
+    holdout.to_csv(holdout_dir / HOLDOUT_FILE, header=False, index=False)
     return counts
 
 

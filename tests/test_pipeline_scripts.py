@@ -101,6 +101,29 @@ def test_the_baseline_is_the_train_split_as_the_endpoint_receives_it(trained):
     assert all(train[i, sexes[r[0]]] == 1.0 for i, r in enumerate(records))
 
 
+def test_the_holdout_is_labelled_test_records_and_lands_next_to_the_report(trained):
+    """What the system test sends the endpoint: raw records (as captured) followed by the label, from the test split."""
+    base, _ = trained
+    written = (base / "processing" / "holdout" / "holdout.csv").read_text()
+    assert (base / "processing" / "evaluation" / "holdout.csv").read_text() == written
+    records = [line.split(",") for line in written.splitlines()]
+    test = np.loadtxt(base / "processing" / "test" / "test.csv", delimiter=",", ndmin=2)
+    assert len(records) == min(100, len(test)) == 90
+    assert all(len(r) == 9 and r[0] in ("F", "I", "M") for r in records)
+    assert [float(r[-1]) for r in records] == pytest.approx(list(test[: len(records), 0]))
+    assert [float(v) for v in records[0][1:8]] == pytest.approx(list(test[0, 1:8]))
+
+
+def test_evaluate_without_the_holdout_fails_clearly(tmp_path, trained, in_process):
+    base, _ = trained
+    for folder in ("model", "test"):
+        shutil.copytree(base / "processing" / folder, tmp_path / "processing" / folder)
+    result = in_process("evaluate.py", tmp_path)
+    assert result.returncode == 1
+    holdout = tmp_path / "processing" / "holdout" / "holdout.csv"
+    assert result.stderr.strip() == f"evaluation error: {holdout} not found; expected preprocessing's held-out sample"
+
+
 def test_preprocess_is_deterministic_and_reads_files_without_header(tmp_path, trained):
     base, _ = trained
     other = tmp_path / "opt_ml"

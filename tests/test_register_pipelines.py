@@ -146,7 +146,8 @@ def test_steps_depend_on_each_other_through_their_properties(definitions):
         for channel in ("train", "validation")
     }
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in _step(training, "EvaluateModel")["Arguments"]["ProcessingInputs"]}
-    assert inputs["test"] == {"Get": "Steps.Preprocess.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"}
+    for split in ("test", "holdout"):
+        assert inputs[split] == {"Get": f"Steps.Preprocess.ProcessingOutputConfig.Outputs['{split}'].S3Output.S3Uri"}
     assert {"Get": "Steps.TuneLightGBM.TrainingJobSummaries[0].TrainingJobName"} in inputs["model"]["Std:Join"]["Values"]
 
 

@@ -104,7 +104,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
                     source=f"/opt/ml/processing/{split}",
                     destination=_s3(s.features_bucket, *run_prefix, split),
                 )
-                for split in ("train", "validation", "test", "baseline")
+                for split in ("train", "validation", "test", "baseline", "holdout")
             ],
         ),
     )
@@ -182,6 +182,9 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             inputs=[
                 ProcessingInput(source=best_model, destination="/opt/ml/processing/model", input_name="model"),
                 ProcessingInput(source=outputs["test"].S3Output.S3Uri, destination="/opt/ml/processing/test", input_name="test"),
+                ProcessingInput(
+                    source=outputs["holdout"].S3Output.S3Uri, destination="/opt/ml/processing/holdout", input_name="holdout"
+                ),
             ],
             outputs=[
                 ProcessingOutput(output_name="evaluation", source="/opt/ml/processing/evaluation", destination=evaluation_uri)
