@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test check snapshots deploy bench local-run clean
+.PHONY: setup synth test check snapshots deploy validate bench local-run clean
 
 setup: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WHEELS)
 
@@ -54,6 +54,11 @@ ENV ?=
 deploy: setup
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<environment from cdk.json>"; exit 2; }
 	cdk deploy '$(ENV)/*' --require-approval broadening
+
+# Checks a deployed environment's resources with your AWS credentials: make validate ENV=dev
+validate: setup
+	@test -n "$(ENV)" || { echo "usage: make validate ENV=<environment from cdk.json>"; exit 2; }
+	PYTHONPATH=lambdas $(PYTHON) lambdas/system_test/validate.py --environment '$(ENV)'
 
 # Prints the figures recorded in BENCHMARKS.md (the scripts' benchmark needs ../shared/data/abalone.csv).
 bench: setup

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from lambdas.common.contracts import SystemTestSettings
 from stacks.alerts import Alerts, AlertsProps
 from stacks.config import EnvironmentConfig
 from stacks.endpoint_deployer import EndpointDeployer, EndpointDeployerProps
@@ -13,6 +14,7 @@ from stacks.model_monitoring import ModelMonitoring, ModelMonitoringProps
 from stacks.pipeline_triggers import PipelineTriggers, PipelineTriggersProps
 from stacks.pipelines import RegisteredPipeline
 from stacks.storage import DataStores
+from stacks.system_test import SystemTest, SystemTestProps
 
 
 class OrchestrationStack(Stack):
@@ -101,3 +103,43 @@ class OrchestrationStack(Stack):
                 dead_letters=self.alerts.dead_letters,
             ),
         )
+        self.system_test = SystemTest(
+            self,
+            "SystemTest",
+            props=SystemTestProps(
+                settings=SystemTestSettings(
+                    environment=environment.name,
+                    kms_key_arn=stores.key.key_arn,
+                    buckets=(
+                        stores.raw_data_bucket.bucket_name,
+                        stores.features_bucket.bucket_name,
+                        stores.artifacts_bucket.bucket_name,
+                    ),
+                    repositories=(stores.training_repository_name, stores.inference_repository_name),
+                    pipelines=(training_pipeline_name, batch_pipeline_name),
+                    model_package_group_name=model_package_group_name,
+                    schedules=tuple(
+                        f"{schedule.schedule_name}={'ENABLED' if enabled else 'DISABLED'}"
+                        for schedule, enabled in self.triggers.schedule_states
+                    ),
+                    endpoint_name=self.endpoint_name,
+                    data_capture_s3_uri=self.deployer.settings.data_capture_s3_uri,
+                    mse_threshold=environment.training.mse_threshold,
+                    max_latency_ms=environment.endpoint.max_latency_ms,
+                    alerts_topic_arn=self.alerts.topic.topic_arn,
+                ),
+                read_policy=stores.system_test_read_policy,
+                alerts=self.alerts.topic,
+                schedule_arns=tuple(schedule.schedule_arn for schedule, _ in self.triggers.schedule_states),
+                log_retention_days=environment.storage.log_retention_days,
+                removal_policy=removal,
+            ),
+        )
+        # `make validate ENV=<name>` reads what to check from here.
+        CfnOutput(
+            self,
+            "SystemTestSettings",
+            value=self.to_json_string(self.system_test.settings.to_dict()),
+            description="What the system test and make validate check in this environment",
+        )
+        CfnOutput(self, "SystemTestStateMachineArn", value=self.system_test.state_machine.state_machine_arn)

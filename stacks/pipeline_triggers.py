@@ -80,6 +80,7 @@ class PipelineTriggers(Construct):
         )
         props.dead_letters.grant_send_messages(self.starter_role)
         self._training_rules(props)
+        self.schedule_states: tuple[tuple[scheduler.Schedule, bool], ...] = ()
         self._schedules(props)
         self._failure_alerts(props)
 
@@ -131,7 +132,7 @@ class PipelineTriggers(Construct):
             )
 
         raw, artifacts = props.raw_data_bucket.bucket_name, props.artifacts_bucket.bucket_name
-        scheduler.Schedule(
+        nightly = scheduler.Schedule(
             self,
             "NightlyRetraining",
             description="Nightly retraining on everything under the raw-data prefix",
@@ -139,7 +140,7 @@ class PipelineTriggers(Construct):
             schedule=scheduler.ScheduleExpression.expression(config.retraining_cron, zone),
             target=start(props.training_pipeline, InputDataUri=f"s3://{raw}/{props.storage.raw_data_prefix}"),
         )
-        scheduler.Schedule(
+        daily = scheduler.Schedule(
             self,
             "DailyBatchPrediction",
             description="Daily batch prediction of the day's new data (dated prefix, schedule time zone) "
@@ -152,6 +153,7 @@ class PipelineTriggers(Construct):
                 OutputPrefixUri=f"s3://{artifacts}/{props.batch_prediction.output_prefix}",
             ),
         )
+        self.schedule_states = ((nightly, config.retraining_enabled), (daily, config.batch_prediction_enabled))
 
     def _failure_alerts(self, props: PipelineTriggersProps) -> None:
         rule = events.Rule(

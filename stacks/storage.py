@@ -29,6 +29,7 @@ class DataStores:
     artifacts_read_policy: iam.IManagedPolicy
     code_upload_policy: iam.IManagedPolicy
     monitoring_access_policy: iam.IManagedPolicy
+    system_test_read_policy: iam.IManagedPolicy
 
 
 class StorageStack(Stack):
@@ -123,6 +124,9 @@ class StorageStack(Stack):
         )
 
         self.monitoring_access_policy = self._monitoring_access_policy()
+        self.system_test_read_policy = self._system_test_read_policy(
+            data_buckets=(self.raw_data_bucket, self.features_bucket, self.artifacts_bucket)
+        )
 
         for name, value in (
             ("RawDataBucketName", self.raw_data_bucket.bucket_name),
@@ -143,6 +147,7 @@ class StorageStack(Stack):
             artifacts_read_policy=self.artifacts_read_policy,
             code_upload_policy=self.code_upload_policy,
             monitoring_access_policy=self.monitoring_access_policy,
+            system_test_read_policy=self.system_test_read_policy,
         )
 
     def _monitoring_access_policy(self) -> iam.ManagedPolicy:
@@ -186,6 +191,34 @@ class StorageStack(Stack):
                 "its execution ids.",
                 resource_finding(self, bucket.bucket_arn, f"/{reports}*"): "Reports the monitoring jobs write under their "
                 "schedules and execution times.",
+            },
+        )
+        return policy
+
+    def _system_test_read_policy(self, data_buckets: tuple[s3.IBucket, ...]) -> iam.ManagedPolicy:
+        """The system test: each bucket's encryption, the held-out samples beside evaluation reports, and whether
+        captured requests arrived (listing only)."""
+        bucket = self.artifacts_bucket
+        policy = iam.ManagedPolicy(
+            self,
+            "SystemTestReadPolicy",
+            description="Read bucket encryption, held-out samples and the data-capture listing",
+            statements=[
+                iam.PolicyStatement(actions=["s3:GetEncryptionConfiguration"], resources=[b.bucket_arn for b in data_buckets]),
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*/evaluation/holdout.csv")]),
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": ["data-capture/*"]}},
+                ),
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[self.key.key_arn]),
+            ],
+        )
+        acknowledge_iam5(
+            policy,
+            {
+                resource_finding(self, bucket.bucket_arn, "/*/evaluation/holdout.csv"): "Held-out samples the training "
+                "pipeline writes under its execution ids.",
             },
         )
         return policy

@@ -184,6 +184,8 @@ IAM_ACTIONS = {
     ("s3", "UploadPart"): "s3:PutObject",
     ("s3", "CompleteMultipartUpload"): "s3:PutObject",
     ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    ("sagemaker-runtime", "InvokeEndpoint"): "sagemaker:InvokeEndpoint",
 }
 NO_PERMISSION = {("sts", "GetCallerIdentity")}
 
@@ -285,6 +287,7 @@ ARN_OF = {
     "AWS::SageMaker::ModelPackageGroup": lambda name: name,
     "AWS::CodeBuild::Project": lambda name: f"arn:{PARTITION}:codebuild:{REGION}:{ACCOUNT}:project/{name}",
     "AWS::StepFunctions::StateMachine": lambda name: name,
+    "AWS::Scheduler::Schedule": lambda name: f"arn:{PARTITION}:scheduler:{REGION}:{ACCOUNT}:schedule/default/{name}",
 }
 NAME_PROPERTY = {
     "AWS::S3::Bucket": "BucketName",
@@ -483,10 +486,16 @@ class Permission:
 ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 
 
-# ARN variables a request carries inside another member: a CodeBuild build id is
+# ARN variables a request carries inside another member or under another name: a CodeBuild build id is
 # "<project name>:<build uuid>" (CodeBuild API reference, Build.id), and BatchGetBuilds authorizes the project.
 CARRIED = {
     ("codebuild", "BatchGetBuilds"): lambda params: {"ProjectName": sorted({i.split(":", 1)[0] for i in params["ids"]})},
+    ("ecr", "DescribeRepositories"): lambda params: {"RepositoryName": params["repositoryNames"]},
+    # A schedule outside a named group is in the group "default" (EventBridge Scheduler API reference, GetSchedule).
+    ("scheduler", "GetSchedule"): lambda params: {
+        "GroupName": params.get("GroupName", "default"),
+        "ScheduleName": params["Name"],
+    },
 }
 
 

@@ -324,7 +324,8 @@ def test_with_monitoring_disabled_there_is_no_schedule_role_alarm_or_retraining(
         model_package_group_name="abalone-mlops-dev",
     )
     template = Template.from_stack(stack)
-    assert len(template.find_resources("AWS::Lambda::Function")) == 1, "the deployer alone"
+    descriptions = [f["Properties"]["Description"] for f in template.find_resources("AWS::Lambda::Function").values()]
+    assert not [d for d in descriptions if d.startswith("Drift alarm")], "no retraining on drift"
     settings = stack.deployer.settings
     assert settings.monitoring.enabled is False and settings.monitoring_role_arn is None
     assert settings.monitoring_schedule_name == "abalone-mlops-dev-data-quality", "the deployer still removes an old schedule"

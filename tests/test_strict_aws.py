@@ -576,11 +576,16 @@ def test_every_role_is_checked_or_owned_by_cdk(assemblies, definitions, name):
         "Training pipeline step",
         "Image builds on deploy: on event",
         "Drift alarm",
+        "System test",
     )
     for description in descriptions:
         stack, function = function_properties(assembly, description)
         checked.add(assembly.resolve(stack, function["Role"]))
     checked.add(template_deployer_settings(assembly).monitoring_role_arn)
+    # The system test's state machine (tests/test_system_test.py checks it may invoke its function).
+    for stack, _, machine in assembly.resources("AWS::StepFunctions::StateMachine"):
+        if "system-test" in json.dumps(machine["Properties"]):
+            checked.add(assembly.resolve(stack, machine["Properties"]["RoleArn"]))
     for stack, _, schedule in assembly.resources("AWS::Scheduler::Schedule"):
         checked.add(assembly.resolve(stack, schedule["Properties"]["Target"]["RoleArn"]))
     for stack, _, project in assembly.resources("AWS::CodeBuild::Project"):

@@ -90,6 +90,8 @@ KEPT_LOGICAL_IDS = {
         "Alerts91F83244",
         "MonitoringDriftAlarmA61703FF",
         "MonitoringRetrainLogs5D92FCFA",
+        "SystemTestCheckLogs0CB41589",
+        "SystemTestLogs131CC717",
         "AlertsKey9D05DB5E",
         "AlertsPolicy425C338D",
         "DeadLettersBBF8BAAB",

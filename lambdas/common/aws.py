@@ -7,7 +7,7 @@ SageMaker's control-plane quotas make worth having on every call.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -47,7 +47,23 @@ def codebuild() -> CodeBuildClient:
     return boto3.client("codebuild", config=RETRIES)
 
 
+# Services whose type stubs the project does not pin: plain clients.
+@cache
+def sagemaker_runtime() -> Any:
+    return boto3.client("sagemaker-runtime", config=RETRIES)
+
+
+@cache
+def scheduler() -> Any:
+    return boto3.client("scheduler", config=RETRIES)
+
+
+@cache
+def sns() -> Any:
+    return boto3.client("sns", config=RETRIES)
+
+
 def forget_clients() -> None:
     """Drop the cached clients (tests that swap the AWS backend between cases)."""
-    for factory in (sagemaker, s3, autoscaling, ecr, codebuild):
+    for factory in (sagemaker, s3, autoscaling, ecr, codebuild, sagemaker_runtime, scheduler, sns):
         factory.cache_clear()

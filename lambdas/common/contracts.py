@@ -237,6 +237,28 @@ class RetrainingSettings(Settings):
 
 
 @dataclass(frozen=True)
+class SystemTestSettings(Settings):
+    """system_test: what a deployed environment must have, and what its model must do.
+
+    The same object is a stack output, so `make validate` checks a deployed environment with it.
+    """
+
+    environment: str
+    kms_key_arn: str
+    buckets: tuple[str, ...]
+    repositories: tuple[str, ...]
+    pipelines: tuple[str, ...]
+    model_package_group_name: str
+    # "<schedule name>=ENABLED" or "=DISABLED": each schedule in the state its configuration gives it.
+    schedules: tuple[str, ...]
+    endpoint_name: str
+    data_capture_s3_uri: str
+    mse_threshold: float
+    max_latency_ms: int
+    alerts_topic_arn: str
+
+
+@dataclass(frozen=True)
 class ImageBuildSettings(Settings):
     """build_images: the CodeBuild project and, per image, its repository, tag and whether the deploy builds it.
 

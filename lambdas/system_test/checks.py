@@ -1,0 +1,250 @@
+"""The checks of a deployed environment, each answering pass, fail, not-applicable or error with one finding.
+
+Resource checks need only the stacks to be deployed. Model checks apply once the Model Registry holds an
+approved package: before that they answer not-applicable, which is not a failure.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from common.contracts import SystemTestSettings
+from common.registry import latest_approved_package
+from common.s3_uris import split_s3_prefix
+
+PASS, FAIL, NOT_APPLICABLE, ERROR = "pass", "fail", "not-applicable", "error"
+OK = (PASS, NOT_APPLICABLE)
+
+
+@dataclass(frozen=True)
+class Clients:
+    s3: Any
+    ecr: Any
+    sagemaker: Any
+    scheduler: Any
+    runtime: Any = None
+
+
+def result(check: str, status: str, finding: str, **extra: Any) -> dict:
+    return {"check": check, "status": status, "finding": finding, **extra}
+
+
+def _verdict(check: str, problems: list[str], success: str) -> dict:
+    return result(check, FAIL, "; ".join(problems)) if problems else result(check, PASS, success)
+
+
+def _code(error: ClientError) -> str:
+    return error.response["Error"]["Code"]
+
+
+def _key_id(key: str | None) -> str:
+    return (key or "").rsplit("/", 1)[-1]
+
+
+def buckets_encrypted(s: SystemTestSettings, clients: Clients) -> dict:
+    problems = []
+    for bucket in s.buckets:
+        try:
+            rules = clients.s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        except ClientError as error:
+            if _code(error) not in ("NoSuchBucket", "ServerSideEncryptionConfigurationNotFoundError"):
+                raise
+            problems.append(f"{bucket}: {_code(error)}")
+            continue
+        default = rules[0].get("ApplyServerSideEncryptionByDefault", {})
+        if default.get("SSEAlgorithm") != "aws:kms" or _key_id(default.get("KMSMasterKeyID")) != _key_id(s.kms_key_arn):
+            problems.append(
+                f"{bucket} is encrypted with {default.get('SSEAlgorithm')} {default.get('KMSMasterKeyID')}, not the key"
+            )
+    return _verdict("buckets_encrypted", problems, f"{len(s.buckets)} buckets encrypted with the environment's key")
+
+
+def repositories_present(s: SystemTestSettings, clients: Clients) -> dict:
+    problems = []
+    for name in s.repositories:
+        try:
+            (repository,) = clients.ecr.describe_repositories(repositoryNames=[name])["repositories"]
+        except ClientError as error:
+            if _code(error) != "RepositoryNotFoundException":
+                raise
+            problems.append(f"repository {name} does not exist")
+            continue
+        if (repository.get("encryptionConfiguration") or {}).get("encryptionType") != "KMS":
+            problems.append(f"repository {name} is not encrypted with KMS")
+    return _verdict("repositories_present", problems, f"{len(s.repositories)} repositories, KMS-encrypted")
+
+
+def pipelines_registered(s: SystemTestSettings, clients: Clients) -> dict:
+    problems = []
+    for name in s.pipelines:
+        try:
+            status = clients.sagemaker.describe_pipeline(PipelineName=name).get("PipelineStatus")
+        except ClientError as error:
+            # The API reference names ResourceNotFound; a ValidationException "Could not find pipeline" is seen too.
+            if _code(error) != "ResourceNotFound" and "Could not find pipeline" not in str(error):
+                raise
+            problems.append(f"pipeline {name} is not registered")
+            continue
+        if status != "Active":
+            problems.append(f"pipeline {name} is {status}")
+    return _verdict("pipelines_registered", problems, f"{len(s.pipelines)} pipelines registered and active")
+
+
+def package_group_present(s: SystemTestSettings, clients: Clients) -> dict:
+    name = s.model_package_group_name
+    try:
+        status = clients.sagemaker.describe_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupStatus"]
+    except ClientError as error:
+        if _code(error) not in ("ValidationException", "ResourceNotFound"):
+            raise
+        return result("package_group_present", FAIL, f"model package group {name} does not exist")
+    if status != "Completed":
+        return result("package_group_present", FAIL, f"model package group {name} is {status}")
+    return result("package_group_present", PASS, f"model package group {name} exists")
+
+
+def schedules_in_state(s: SystemTestSettings, clients: Clients) -> dict:
+    problems = []
+    for entry in s.schedules:
+        name, _, wanted = entry.rpartition("=")
+        try:
+            state = clients.scheduler.get_schedule(Name=name)["State"]
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":
+                raise
+            problems.append(f"schedule {name} does not exist")
+            continue
+        if state != wanted:
+            problems.append(f"schedule {name} is {state}, configured {wanted}")
+    return _verdict("schedules_in_state", problems, f"{len(s.schedules)} schedules in their configured state")
+
+
+RESOURCE_CHECKS: dict[str, Callable[[SystemTestSettings, Clients], dict]] = {
+    check.__name__: check
+    for check in (buckets_encrypted, repositories_present, pipelines_registered, package_group_present, schedules_in_state)
+}
+
+
+# --- model checks ---------------------------------------------------------------------------------------------
+
+
+def _serving(s: SystemTestSettings, clients: Clients) -> tuple[dict | None, str | None]:
+    """(latest approved package, why a model check does not apply)."""
+    arn = latest_approved_package(clients.sagemaker, s.model_package_group_name)
+    if arn is None:
+        return None, f"no approved model package in {s.model_package_group_name} yet"
+    return clients.sagemaker.describe_model_package(ModelPackageName=arn), None
+
+
+def _endpoint(s: SystemTestSettings, clients: Clients) -> dict | None:
+    try:
+        return clients.sagemaker.describe_endpoint(EndpointName=s.endpoint_name)
+    except ClientError as error:
+        if _code(error) == "ValidationException" and "Could not find endpoint" in error.response["Error"]["Message"]:
+            return None
+        raise
+
+
+def endpoint_serves_latest(s: SystemTestSettings, clients: Clients) -> dict:
+    check = "endpoint_serves_latest"
+    package, skipped = _serving(s, clients)
+    if package is None:
+        return result(check, NOT_APPLICABLE, skipped or "")
+    version = package["ModelPackageVersion"]
+    endpoint = _endpoint(s, clients)
+    if endpoint is None:
+        return result(
+            check, FAIL, f"no endpoint {s.endpoint_name} although version {version} is approved; see the deployer's log"
+        )
+    if endpoint["EndpointStatus"] != "InService":
+        return result(check, FAIL, f"endpoint {s.endpoint_name} is {endpoint['EndpointStatus']}")
+    # The deployer names every endpoint config "<endpoint>-v<version>-...".
+    if not endpoint["EndpointConfigName"].startswith(f"{s.endpoint_name}-v{version}-"):
+        return result(check, FAIL, f"endpoint serves {endpoint['EndpointConfigName']}, not the latest approved version {version}")
+    return result(check, PASS, f"endpoint {s.endpoint_name} is InService on version {version}")
+
+
+def _holdout_uri(package: dict) -> str | None:
+    """The held-out sample beside the package's evaluation report (both written by the training pipeline)."""
+    report = ((package.get("ModelMetrics") or {}).get("ModelQuality") or {}).get("Statistics", {}).get("S3Uri")
+    return f"{report.rsplit('/', 1)[0]}/holdout.csv" if report else None
+
+
+def holdout_predictions(s: SystemTestSettings, clients: Clients, clock: Callable[[], float] = time.perf_counter) -> dict:
+    """The held-out sample, one record a request as a client sends it: MSE and p95 latency against the limits."""
+    check = "holdout_predictions"
+    package, skipped = _serving(s, clients)
+    if package is None:
+        return result(check, NOT_APPLICABLE, skipped or "", requests=0)
+    endpoint = _endpoint(s, clients)
+    if endpoint is None or endpoint["EndpointStatus"] != "InService":
+        return result(check, FAIL, f"endpoint {s.endpoint_name} is not InService", requests=0)
+    uri = _holdout_uri(package)
+    if uri is None:
+        return result(check, NOT_APPLICABLE, f"{package['ModelPackageArn']} has no evaluation report", requests=0)
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        text = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    except ClientError as error:
+        if _code(error) != "NoSuchKey":
+            raise
+        return result(check, NOT_APPLICABLE, f"no held-out sample at {uri} (a package trained before it existed)", requests=0)
+    try:
+        rows = [
+            (record, float(label)) for record, _, label in (line.rpartition(",") for line in text.splitlines() if line.strip())
+        ]
+    except ValueError as error:
+        return result(check, FAIL, f"{uri} is not records followed by a numeric label ({error})", requests=0)
+    if not rows:
+        return result(check, FAIL, f"{uri} holds no records", requests=0)
+    sent_at = datetime.now(UTC).isoformat()
+    squared, latencies = [], []
+    for record, label in rows:
+        started = clock()
+        answer = clients.runtime.invoke_endpoint(
+            EndpointName=s.endpoint_name, ContentType="text/csv", Accept="text/csv", Body=record.encode()
+        )
+        latencies.append((clock() - started) * 1000)
+        squared.append((float(answer["Body"].read().decode().strip()) - label) ** 2)
+    mse = statistics.fmean(squared)
+    p95 = sorted(latencies)[max(0, math.ceil(0.95 * len(latencies)) - 1)]
+    measured = (
+        f"MSE {mse:.3f} (limit {s.mse_threshold}), p95 latency {p95:.0f} ms (limit {s.max_latency_ms} ms) "
+        f"over {len(rows)} requests"
+    )
+    status = PASS if mse <= s.mse_threshold and p95 <= s.max_latency_ms else FAIL
+    return result(check, status, measured, requests=len(rows), sent_at=sent_at)
+
+
+def data_capture_lands(s: SystemTestSettings, clients: Clients, since: str) -> dict:
+    """Captured requests written under the endpoint's capture prefix since the held-out requests were sent."""
+    check = "data_capture_lands"
+    try:
+        start = datetime.fromisoformat(since)
+    except (TypeError, ValueError):
+        raise ValueError(f"since {since!r} is not an ISO 8601 time") from None
+    bucket, prefix = split_s3_prefix(f"{s.data_capture_s3_uri.rstrip('/')}/", "data capture URI")
+    pages = clients.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    captured = [o["Key"] for page in pages for o in page.get("Contents", []) if o["LastModified"] >= start]
+    if not captured:
+        return result(check, FAIL, f"nothing captured under {s.data_capture_s3_uri} since {since}")
+    return result(check, PASS, f"{len(captured)} capture files under {s.data_capture_s3_uri} since {since}")
+
+
+def run_all_resource_checks(s: SystemTestSettings, clients: Clients) -> list[dict]:
+    """Every resource check, none stopping another: an AWS error becomes that check's error."""
+    results = []
+    for name, check in RESOURCE_CHECKS.items():
+        try:
+            results.append(check(s, clients))
+        except ClientError as error:
+            results.append(result(name, ERROR, f"{_code(error)}: {error.response['Error'].get('Message', '')}"))
+    return results

@@ -1,0 +1,183 @@
+"""The environment's system test: a Step Functions state machine of independent checks, one Lambda running each.
+
+Every resource check is a branch of its own; the model checks run in order in one branch (serving the
+latest approved package, the held-out sample's MSE and latency, then, after a wait, its captured
+requests in S3). A failing or erroring check never stops another: the report step collects every
+branch's finding, publishes them to the environment's topic and is the execution's output; the
+execution then fails when a check failed, so a delivery pipeline stops on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from lambdas.common.contracts import SETTINGS_VARIABLE, SystemTestSettings
+from stacks.bundling import function_code
+from stacks.nag import acknowledge_iam5, arn_finding, resource_finding
+from stacks.platform_function import PlatformFunction, retention
+
+RESOURCE_CHECKS = (
+    "buckets_encrypted",
+    "repositories_present",
+    "pipelines_registered",
+    "package_group_present",
+    "schedules_in_state",
+)
+# Data capture writes its files to S3 within minutes of the requests (SageMaker Developer Guide, "Capture data").
+CAPTURE_WAIT = Duration.minutes(5)
+
+
+@dataclass(frozen=True)
+class SystemTestProps:
+    settings: SystemTestSettings
+    read_policy: iam.IManagedPolicy
+    alerts: sns.ITopic
+    schedule_arns: tuple[str, ...]
+    log_retention_days: int
+    removal_policy: RemovalPolicy
+
+
+class SystemTest(Construct):
+    """`state_machine` runs every check of `settings`; `function` is the one Lambda behind its steps."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: SystemTestProps) -> None:
+        super().__init__(scope, construct_id)
+        self.settings = props.settings
+        role = self._role(props)
+        self.function = PlatformFunction(
+            self,
+            "Check",
+            code=function_code("system_test"),
+            role=role,
+            description="System test: one check of the deployed environment, or the report of all",
+            timeout=Duration.minutes(5),
+            log_retention_days=props.log_retention_days,
+            removal_policy=props.removal_policy,
+            environment={SETTINGS_VARIABLE: Stack.of(self).to_json_string(props.settings.to_dict())},
+        ).function
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=retention(props.log_retention_days),
+            removal_policy=props.removal_policy,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=f"{props.settings.endpoint_name}-system-test",
+            definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
+            timeout=Duration.minutes(30),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+        )
+        self._acknowledge(role)
+
+    def _invoke(self, state_id: str, payload: dict, result_path: str | None = None) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            self,
+            state_id,
+            lambda_function=self.function,
+            payload=sfn.TaskInput.from_object(payload),
+            payload_response_only=True,
+            result_path=result_path,
+        )
+
+    def _error(self, state_id: str, check: str) -> sfn.Pass:
+        """A check whose Lambda failed outright (timeout, throttling): an "error" finding, not a stopped test."""
+        return sfn.Pass(self, state_id, parameters={"check": check, "status": "error", "finding.$": "$.Cause"}, result_path="$")
+
+    def _definition(self) -> sfn.IChainable:
+        checks = sfn.Parallel(self, "Checks", comment="Every check runs; none stops another")
+        for check in RESOURCE_CHECKS:
+            name = check.title().replace("_", "")
+            checks.branch(self._invoke(name, {"check": check}).add_catch(self._error(f"{name}Error", check)))
+        checks.branch(self._model_checks())
+        report = self._invoke("Report", {"results.$": "$"})
+        verdict = (
+            sfn.Choice(self, "Passed?")
+            .when(sfn.Condition.boolean_equals("$.passed", True), sfn.Succeed(self, "SystemTestPassed"))
+            .otherwise(sfn.Fail(self, "SystemTestFailed", error="SystemTestFailed", cause_path="$.summary"))
+        )
+        return checks.next(report).next(verdict)
+
+    def _model_checks(self) -> sfn.IChainable:
+        failed = self._error("ModelChecksError", "model checks")
+        serves = self._invoke("EndpointServesLatest", {"check": "endpoint_serves_latest"}, "$.serves")
+        holdout = self._invoke("HoldoutPredictions", {"check": "holdout_predictions"}, "$.holdout")
+        capture = self._invoke("DataCaptureLands", {"check": "data_capture_lands", "since.$": "$.holdout.sent_at"}, "$.capture")
+        for step in (serves, holdout, capture):
+            step.add_catch(failed)
+        results = sfn.Pass(self, "ModelResults", parameters={"results.$": "States.Array($.serves, $.holdout, $.capture)"})
+        nothing_sent = sfn.Pass(
+            self,
+            "NoRequestsSent",
+            result=sfn.Result.from_object(
+                {"check": "data_capture_lands", "status": "not-applicable", "finding": "no requests were sent"}
+            ),
+            result_path="$.capture",
+        )
+        wait = sfn.Wait(self, "WaitForCapture", time=sfn.WaitTime.duration(CAPTURE_WAIT))
+        return serves.next(holdout).next(
+            sfn.Choice(self, "RequestsSent?")
+            .when(sfn.Condition.number_greater_than("$.holdout.requests", 0), wait.next(capture).next(results))
+            .otherwise(nothing_sent.next(results))
+        )
+
+    def _role(self, props: SystemTestProps) -> iam.Role:
+        stack, s = Stack.of(self), props.settings
+
+        def sagemaker_arn(kind: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=kind, resource_name=name)
+
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="System test: reads this environment's resources and invokes its endpoint",
+        )
+        role.add_managed_policy(props.read_policy)
+        statements = [
+            (
+                ["ecr:DescribeRepositories"],
+                [stack.format_arn(service="ecr", resource="repository", resource_name=r) for r in s.repositories],
+            ),
+            (["sagemaker:DescribePipeline"], [sagemaker_arn("pipeline", p) for p in s.pipelines]),
+            (["sagemaker:DescribeModelPackageGroup"], [sagemaker_arn("model-package-group", s.model_package_group_name)]),
+            (["sagemaker:DescribeModelPackage"], [sagemaker_arn("model-package", f"{s.model_package_group_name}/*")]),
+            (["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"], [sagemaker_arn("endpoint", s.endpoint_name)]),
+            (["scheduler:GetSchedule"], list(props.schedule_arns)),
+            (["sagemaker:ListModelPackages"], ["*"]),
+        ]
+        for actions, resources in statements:
+            role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))
+        props.alerts.grant_publish(role)
+        return role
+
+    def _acknowledge(self, role: iam.Role) -> None:
+        group = self.settings.model_package_group_name
+        acknowledge_iam5(
+            role.node.find_child("DefaultPolicy"),
+            {
+                arn_finding("sagemaker", f"model-package/{group}/*"): "Versions of this environment's one model package group.",
+                "Resource::*": "sagemaker:ListModelPackages supports no resource-level permissions.",
+                "Action::kms:GenerateDataKey*": "Part of the topic's own grant method: publishing to the KMS-encrypted "
+                "alerts topic.",
+            },
+        )
+        machine_policy = self.state_machine.role.node.find_child("DefaultPolicy")
+        acknowledge_iam5(
+            machine_policy,
+            {
+                resource_finding(self, self.function.function_arn, ":*"): "The state machine invokes the check function's "
+                "versions and aliases (LambdaInvoke's grant).",
+                "Resource::*": "X-Ray tracing and CloudWatch Logs delivery support no resource-level permissions.",
+            },
+        )

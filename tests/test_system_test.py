@@ -1,0 +1,521 @@
+"""The system test: its state machine's shape, each check against moto and AWS's shapes, the report, and make validate."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from aws_strict import Call, permissions_for
+from botocore.response import StreamingBody
+from botocore.stub import ANY, Stubber
+from conftest import ACCOUNT, ENVIRONMENTS, REGION, function_properties, load_lambda
+
+from common.contracts import SystemTestSettings
+
+system_test = load_lambda("system_test")
+checks = system_test.checks
+validate = __import__("validate")
+
+ENV = "dev"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-1111-2222-3333-444455556666"
+GROUP = "abalone-mlops-dev"
+ENDPOINT = "abalone-mlops-dev"
+EVALUATION = "s3://artifacts-bucket/abalone-mlops-dev-training/exec1/evaluation"
+SETTINGS = SystemTestSettings(
+    environment=ENV,
+    kms_key_arn=KEY,
+    buckets=("raw-bucket", "features-bucket", "artifacts-bucket"),
+    repositories=("abalone-mlops-dev-training", "abalone-mlops-dev-inference"),
+    pipelines=("abalone-mlops-dev-training", "abalone-mlops-dev-batch-prediction"),
+    model_package_group_name=GROUP,
+    schedules=("nightly-retraining=ENABLED", "daily-batch=DISABLED"),
+    endpoint_name=ENDPOINT,
+    data_capture_s3_uri=f"s3://artifacts-bucket/data-capture/{ENDPOINT}",
+    mse_threshold=6.0,
+    max_latency_ms=200,
+    alerts_topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:alerts",
+)
+
+
+# --- the synthesized state machine ---------------------------------------------------------------------------------
+
+
+def _definition(assembly) -> dict:
+    ((stack, _, machine),) = [
+        r for r in assembly.resources("AWS::StepFunctions::StateMachine") if "system-test" in json.dumps(r[2]["Properties"])
+    ]
+    return json.loads(assembly.resolve(stack, machine["Properties"]["DefinitionString"]))
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_every_check_is_a_state_whose_failure_is_collected_not_short_circuited(assemblies, name):
+    definition = _definition(assemblies[name])
+    parallel = definition["States"]["Checks"]
+    assert (definition["StartAt"], parallel["Type"], parallel["Next"]) == ("Checks", "Parallel", "Report")
+    resource_branches, (model,) = parallel["Branches"][:-1], parallel["Branches"][-1:]
+    assert [b["States"][b["StartAt"]]["Parameters"]["check"] for b in resource_branches] == list(checks.RESOURCE_CHECKS)
+    for branch in resource_branches:
+        task = branch["States"][branch["StartAt"]]
+        (catch,) = task["Catch"]
+        caught = branch["States"][catch["Next"]]
+        assert catch["ErrorEquals"] == ["States.ALL"] and caught["Type"] == "Pass" and "End" in caught
+        assert caught["Parameters"] == {"check": task["Parameters"]["check"], "status": "error", "finding.$": "$.Cause"}
+    states = model["States"]
+    order = ["EndpointServesLatest", "HoldoutPredictions", "RequestsSent?", "WaitForCapture", "DataCaptureLands", "ModelResults"]
+    assert [states[s].get("Next") for s in order[:2]] == order[1:3]
+    assert (
+        states["WaitForCapture"]["Seconds"] == 300 and states["DataCaptureLands"]["Parameters"]["since.$"] == "$.holdout.sent_at"
+    )
+    assert all(states[s]["Catch"][0]["Next"] == "ModelChecksError" for s in ("EndpointServesLatest", "HoldoutPredictions"))
+    report = definition["States"]["Report"]
+    assert report["Parameters"] == {"results.$": "$"} and report["Next"] == "Passed?"
+    failed = definition["States"]["SystemTestFailed"]
+    assert (failed["Type"], failed["Error"], failed["CausePath"]) == ("Fail", "SystemTestFailed", "$.summary")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_the_settings_are_the_stack_output_make_validate_reads(assemblies, name):
+    assembly = assemblies[name]
+    ((stack, _, _),) = [r for r in assembly.resources("AWS::StepFunctions::StateMachine") if "system-test" in json.dumps(r[2])]
+    output = SystemTestSettings.from_json(assembly.output(stack, "SystemTestSettings"))
+    function_stack, function = function_properties(assembly, "System test")
+    assert (
+        SystemTestSettings.from_json(assembly.resolve(function_stack, function["Environment"]["Variables"]["SETTINGS"])) == output
+    )
+    assert output.environment == name and output.endpoint_name == f"abalone-mlops-{name}"
+    assert [entry.rsplit("=", 1)[1] for entry in output.schedules] == ["ENABLED", "ENABLED"]
+    assert output.mse_threshold == 6.0 and output.max_latency_ms == 200
+
+
+# --- resource checks against moto --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def environment(aws):
+    """The resources SETTINGS names, made as the stacks make them."""
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in SETTINGS.buckets:
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY}}]
+            },
+        )
+    ecr = boto3.client("ecr", region_name=REGION)
+    for name in SETTINGS.repositories:
+        ecr.create_repository(repositoryName=name, encryptionConfiguration={"encryptionType": "KMS", "kmsKey": KEY})
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    for name in SETTINGS.pipelines:
+        sagemaker.create_pipeline(
+            PipelineName=name,
+            PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/execution",
+            ClientRequestToken="0" * 32,
+        )
+    sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    for entry in SETTINGS.schedules:
+        name, state = entry.split("=")
+        scheduler.create_schedule(
+            Name=name,
+            ScheduleExpression="cron(0 2 * * ? *)",
+            State=state,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={"Arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/p", "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/r"},
+        )
+    return checks.Clients(s3=s3, ecr=ecr, sagemaker=sagemaker, scheduler=scheduler)
+
+
+def test_a_deployed_environment_passes_every_resource_check(environment):
+    results = checks.run_all_resource_checks(SETTINGS, environment)
+    assert [(r["check"], r["status"]) for r in results] == [(name, "pass") for name in checks.RESOURCE_CHECKS]
+
+
+def test_each_broken_resource_is_named_and_the_other_checks_still_run(environment):
+    environment.ecr.delete_repository(repositoryName="abalone-mlops-dev-inference")
+    environment.scheduler.update_schedule(
+        Name="nightly-retraining",
+        ScheduleExpression="cron(0 2 * * ? *)",
+        State="DISABLED",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/p", "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/r"},
+    )
+    environment.sagemaker.delete_pipeline(PipelineName="abalone-mlops-dev-batch-prediction", ClientRequestToken="1" * 32)
+    other_key = replace(SETTINGS, kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/another")
+    results = {r["check"]: r for r in checks.run_all_resource_checks(other_key, environment)}
+    assert results["repositories_present"] == {
+        "check": "repositories_present",
+        "status": "fail",
+        "finding": "repository abalone-mlops-dev-inference does not exist",
+    }
+    assert results["schedules_in_state"]["finding"] == "schedule nightly-retraining is DISABLED, configured ENABLED"
+    assert results["pipelines_registered"]["finding"] == "pipeline abalone-mlops-dev-batch-prediction is not registered"
+    assert (
+        results["buckets_encrypted"]["status"] == "fail"
+        and "raw-bucket is encrypted with aws:kms" in results["buckets_encrypted"]["finding"]
+    )
+    assert results["package_group_present"]["status"] == "pass"
+
+
+def test_an_aws_error_in_one_check_is_its_error_finding(environment, monkeypatch):
+    def denied(**kwargs):
+        raise checks.ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}}, "GetSchedule")
+
+    monkeypatch.setattr(environment.scheduler, "get_schedule", denied)
+    results = {r["check"]: r for r in checks.run_all_resource_checks(SETTINGS, environment)}
+    assert results["schedules_in_state"] == {
+        "check": "schedules_in_state",
+        "status": "error",
+        "finding": "AccessDeniedException: not authorized",
+    }
+    assert results["buckets_encrypted"]["status"] == "pass"
+
+
+# --- model checks with SageMaker's shapes ------------------------------------------------------------------------
+
+PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/3"
+HOLDOUT = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9\n"
+
+
+def _package(with_report: bool = True) -> dict:
+    package = {
+        "ModelPackageName": GROUP,
+        "ModelPackageArn": PACKAGE_ARN,
+        "ModelPackageVersion": 3,
+        "CreationTime": datetime(2026, 11, 23),
+        "ModelPackageStatus": "Completed",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "ModelApprovalStatus": "Approved",
+    }
+    if with_report:
+        package["ModelMetrics"] = {
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": f"{EVALUATION}/evaluation.json"}}
+        }
+    return package
+
+
+def _approved(stub: Stubber, package: dict | None) -> None:
+    summaries = (
+        []
+        if package is None
+        else [
+            {
+                "ModelPackageGroupName": GROUP,
+                "ModelPackageVersion": 3,
+                "ModelPackageArn": PACKAGE_ARN,
+                "CreationTime": datetime(2026, 11, 23),
+                "ModelPackageStatus": "Completed",
+                "ModelApprovalStatus": "Approved",
+            }
+        ]
+    )
+    stub.add_response(
+        "list_model_packages",
+        {"ModelPackageSummaryList": summaries},
+        {
+            "ModelPackageGroupName": GROUP,
+            "ModelApprovalStatus": "Approved",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 1,
+        },
+    )
+    if package is not None:
+        stub.add_response("describe_model_package", package, {"ModelPackageName": PACKAGE_ARN})
+
+
+def _endpoint(stub: Stubber, config: str = f"{ENDPOINT}-v3-0a1b2c3d-1", status: str = "InService") -> None:
+    stub.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": ENDPOINT,
+            "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}",
+            "EndpointConfigName": config,
+            "EndpointStatus": status,
+            "CreationTime": datetime(2026, 11, 23),
+            "LastModifiedTime": datetime(2026, 11, 23),
+        },
+        {"EndpointName": ENDPOINT},
+    )
+
+
+@pytest.fixture
+def stubbed():
+    def client(service: str):
+        return boto3.client(service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    clients = checks.Clients(
+        s3=client("s3"),
+        ecr=client("ecr"),
+        sagemaker=client("sagemaker"),
+        scheduler=client("scheduler"),
+        runtime=client("sagemaker-runtime"),
+    )
+    stubs = {name: Stubber(getattr(clients, name)) for name in ("s3", "sagemaker", "runtime")}
+    for stub in stubs.values():
+        stub.activate()
+    yield clients, stubs
+    for stub in stubs.values():
+        stub.assert_no_pending_responses()
+        stub.deactivate()
+
+
+def test_before_any_approved_model_the_model_checks_do_not_apply(stubbed):
+    clients, stubs = stubbed
+    _approved(stubs["sagemaker"], None)
+    _approved(stubs["sagemaker"], None)
+    assert checks.endpoint_serves_latest(SETTINGS, clients)["status"] == "not-applicable"
+    holdout = checks.holdout_predictions(SETTINGS, clients)
+    assert (holdout["status"], holdout["requests"], holdout["finding"]) == (
+        "not-applicable",
+        0,
+        f"no approved model package in {GROUP} yet",
+    )
+
+
+@pytest.mark.parametrize(
+    "config, status, verdict",
+    [
+        (f"{ENDPOINT}-v3-0a1b2c3d-1", "InService", "pass"),
+        (f"{ENDPOINT}-v2-0a1b2c3d-1", "InService", "fail"),
+        (f"{ENDPOINT}-v3-0a1b2c3d-1", "Updating", "fail"),
+    ],
+)
+def test_the_endpoint_must_serve_the_latest_approved_version(stubbed, config, status, verdict):
+    clients, stubs = stubbed
+    _approved(stubs["sagemaker"], _package())
+    _endpoint(stubs["sagemaker"], config, status)
+    assert checks.endpoint_serves_latest(SETTINGS, clients)["status"] == verdict
+
+
+def test_an_approved_model_without_endpoint_fails_naming_the_deployer(stubbed):
+    clients, stubs = stubbed
+    _approved(stubs["sagemaker"], _package())
+    stubs["sagemaker"].add_client_error(
+        "describe_endpoint",
+        "ValidationException",
+        f'Could not find endpoint "arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}".',
+    )
+    result = checks.endpoint_serves_latest(SETTINGS, clients)
+    assert result["finding"] == f"no endpoint {ENDPOINT} although version 3 is approved; see the deployer's log"
+
+
+def _holdout(stubs, predictions: list[str]) -> None:
+    _approved(stubs["sagemaker"], _package())
+    _endpoint(stubs["sagemaker"])
+    body = HOLDOUT.encode()
+    stubs["s3"].add_response(
+        "get_object",
+        {"Body": StreamingBody(io.BytesIO(body), len(body))},
+        {"Bucket": "artifacts-bucket", "Key": "abalone-mlops-dev-training/exec1/evaluation/holdout.csv"},
+    )
+    for line, prediction in zip(HOLDOUT.splitlines(), predictions, strict=True):
+        stubs["runtime"].add_response(
+            "invoke_endpoint",
+            {"Body": StreamingBody(io.BytesIO(prediction.encode()), len(prediction)), "ContentType": "text/csv"},
+            {"EndpointName": ENDPOINT, "ContentType": "text/csv", "Accept": "text/csv", "Body": line.rsplit(",", 1)[0].encode()},
+        )
+
+
+def _clock(step_ms: float):
+    ticks = iter(range(1000))
+    return lambda: next(ticks) * step_ms / 1000
+
+
+def test_the_holdout_sample_is_scored_one_request_a_record(stubbed):
+    clients, stubs = stubbed
+    _holdout(stubs, ["14.0\n", "11.0\n"])
+    result = checks.holdout_predictions(SETTINGS, clients, clock=_clock(50))
+    assert (result["status"], result["requests"]) == ("pass", 2)
+    assert result["finding"] == "MSE 2.500 (limit 6.0), p95 latency 50 ms (limit 200 ms) over 2 requests"
+    assert datetime.fromisoformat(result["sent_at"]) <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize("predictions, step_ms", [(["5.0", "20.0"], 10), (["15.0", "9.0"], 250)])
+def test_a_high_error_or_a_slow_endpoint_fails(stubbed, predictions, step_ms):
+    clients, stubs = stubbed
+    _holdout(stubs, predictions)
+    assert checks.holdout_predictions(SETTINGS, clients, clock=_clock(step_ms))["status"] == "fail"
+
+
+@pytest.mark.parametrize(
+    "body, finding",
+    [(b"", "holds no records"), (b"M,0.4,0.3,0.1,0.5,0.2,0.1,0.1,many\n", "is not records followed by a numeric label")],
+)
+def test_an_empty_or_malformed_holdout_sample_fails_without_a_request(stubbed, body, finding):
+    clients, stubs = stubbed
+    _approved(stubs["sagemaker"], _package())
+    _endpoint(stubs["sagemaker"])
+    stubs["s3"].add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))})
+    result = checks.holdout_predictions(SETTINGS, clients)
+    assert (result["status"], result["requests"]) == ("fail", 0) and finding in result["finding"]
+
+
+def test_a_package_without_holdout_sample_does_not_apply(stubbed):
+    clients, stubs = stubbed
+    _approved(stubs["sagemaker"], _package())
+    _endpoint(stubs["sagemaker"])
+    stubs["s3"].add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404)
+    result = checks.holdout_predictions(SETTINGS, clients)
+    assert result["status"] == "not-applicable" and "a package trained before it existed" in result["finding"]
+
+
+def test_captured_requests_must_land_after_the_holdout_requests(stubbed):
+    clients, stubs = stubbed
+    sent = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    listing = {"Bucket": "artifacts-bucket", "Prefix": f"data-capture/{ENDPOINT}/"}
+    for age in (timedelta(minutes=-30), timedelta(minutes=3)):
+        stubs["s3"].add_response(
+            "list_objects_v2",
+            {
+                "Contents": [
+                    {"Key": f"data-capture/{ENDPOINT}/AllTraffic/2026/11/23/02/a.jsonl", "LastModified": sent + age, "Size": 9}
+                ],
+                "KeyCount": 1,
+            },
+            listing,
+        )
+    assert checks.data_capture_lands(SETTINGS, clients, sent.isoformat())["status"] == "fail"
+    assert checks.data_capture_lands(SETTINGS, clients, sent.isoformat())["status"] == "pass"
+    with pytest.raises(ValueError, match="since 'soon' is not an ISO 8601 time"):
+        checks.data_capture_lands(SETTINGS, clients, "soon")
+
+
+# --- the report and the handler ----------------------------------------------------------------------------------
+
+
+def test_the_report_flattens_every_branch_publishes_and_passes_only_without_failures():
+    sns = boto3.client("sns", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    resource = {"check": "buckets_encrypted", "status": "pass", "finding": "3 buckets"}
+    model = {
+        "results": [
+            {"check": "endpoint_serves_latest", "status": "not-applicable", "finding": "no approved model package"},
+            {"check": "holdout_predictions", "status": "not-applicable", "finding": "no approved model package", "requests": 0},
+            {"check": "data_capture_lands", "status": "not-applicable", "finding": "no requests were sent"},
+        ]
+    }
+    caught = {"check": "schedules_in_state", "status": "error", "finding": "Lambda.TooManyRequestsException"}
+    with Stubber(sns) as stub:
+        for subject in ("dev system test passed", "dev system test FAILED"):
+            stub.add_response(
+                "publish", {"MessageId": "m"}, {"TopicArn": SETTINGS.alerts_topic_arn, "Subject": subject, "Message": ANY}
+            )
+        passed = system_test.report([resource, model], SETTINGS, sns)
+        failed = system_test.report([resource, model, caught], SETTINGS, sns)
+    assert passed["passed"] is True and len(passed["checks"]) == 4
+    assert failed["passed"] is False and failed["summary"] == "dev system test FAILED: schedules_in_state"
+    with pytest.raises(system_test.EventError, match="is not a check result"):
+        system_test.report([{"check": "x"}], SETTINGS, sns)
+
+
+def test_the_handler_names_an_unknown_check(monkeypatch):
+    monkeypatch.setenv("SETTINGS", json.dumps(SETTINGS.to_dict()))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    system_test.settings.cache_clear()
+    with pytest.raises(system_test.EventError, match="unknown check 'everything'; send"):
+        system_test.handler({"check": "everything"}, None)
+    with pytest.raises(system_test.EventError, match="event must be a JSON object"):
+        system_test.handler(["check"], None)
+    system_test.settings.cache_clear()
+
+
+# --- make validate ---------------------------------------------------------------------------------------------
+
+
+def _stack_with_output(value: str | None) -> None:
+    outputs = {"SystemTestSettings": {"Value": value}} if value is not None else {}
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="dev-Orchestration",
+        TemplateBody=json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}),
+    )
+
+
+def test_make_validate_reports_every_check_from_the_stack_output(environment, capsys):
+    _stack_with_output(json.dumps(SETTINGS.to_dict()))
+    session = boto3.Session(region_name=REGION)
+    assert validate.main(["--environment", "dev"], session=session) == 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith("dev: 5 of 5 checks passed") and "PASS            buckets_encrypted" in out
+    environment.ecr.delete_repository(repositoryName="abalone-mlops-dev-training")
+    assert validate.main(["--environment", "dev"], session=session) == 1
+    assert "repository abalone-mlops-dev-training does not exist" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "output, message",
+    [
+        (
+            None,
+            "validate: stack dev-Orchestration has no SystemTestSettings output; redeploy it with this version of the project",
+        ),
+        ("{}", "validate: dev-Orchestration output SystemTestSettings lacks environment"),
+    ],
+)
+def test_make_validate_names_an_environment_it_cannot_read(aws, capsys, output, message):
+    _stack_with_output(output)
+    assert validate.main(["--environment", "dev"], session=boto3.Session(region_name=REGION)) == 2
+    assert capsys.readouterr().err.startswith(message)
+
+
+def test_make_validate_names_a_missing_stack(aws, capsys):
+    assert validate.main(["--environment", "staging"], session=boto3.Session(region_name=REGION)) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .startswith(f"validate: stack staging-Orchestration does not exist in {REGION}; deploy it (make deploy ENV=...)")
+    )
+
+
+# --- IAM ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_the_system_test_role_allows_every_check(assemblies, name):
+    from test_strict_aws import _assert_allowed, _role_statements
+
+    assembly = assemblies[name]
+    stack, function = function_properties(assembly, "System test")
+    s = SystemTestSettings.from_json(assembly.resolve(stack, function["Environment"]["Variables"]["SETTINGS"]))
+    artifacts = s.buckets[2]
+    capture_prefix = s.data_capture_s3_uri.split("/", 3)[3] + "/"
+    calls = [
+        *[Call("s3", "GetBucketEncryption", {"Bucket": b}) for b in s.buckets],
+        *[Call("ecr", "DescribeRepositories", {"repositoryNames": [r]}) for r in s.repositories],
+        *[Call("sagemaker", "DescribePipeline", {"PipelineName": p}) for p in s.pipelines],
+        Call("sagemaker", "DescribeModelPackageGroup", {"ModelPackageGroupName": s.model_package_group_name}),
+        *[Call("scheduler", "GetSchedule", {"Name": entry.rsplit("=", 1)[0]}) for entry in s.schedules],
+        Call("sagemaker", "ListModelPackages", {"ModelPackageGroupName": s.model_package_group_name}),
+        Call(
+            "sagemaker",
+            "DescribeModelPackage",
+            {"ModelPackageName": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{s.model_package_group_name}/3"},
+        ),
+        Call("sagemaker", "DescribeEndpoint", {"EndpointName": s.endpoint_name}),
+        Call("s3", "GetObject", {"Bucket": artifacts, "Key": f"abalone-mlops-{name}-training/exec1/evaluation/holdout.csv"}),
+        Call("kms", "Decrypt", {"KeyId": s.kms_key_arn}),
+        Call("sagemaker-runtime", "InvokeEndpoint", {"EndpointName": s.endpoint_name}),
+        Call("s3", "ListObjectsV2", {"Bucket": artifacts, "Prefix": capture_prefix}, {"s3:prefix": capture_prefix}),
+        Call("sns", "Publish", {"TopicArn": s.alerts_topic_arn}),
+    ]
+    _assert_allowed(_role_statements(assembly, assembly.resolve(stack, function["Role"])), permissions_for(calls), "system test")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_the_state_machine_role_may_invoke_the_check_function(assemblies, name):
+    from test_strict_aws import _assert_allowed, _role_statements
+
+    assembly = assemblies[name]
+    ((stack, _, machine),) = [
+        r for r in assembly.resources("AWS::StepFunctions::StateMachine") if "system-test" in json.dumps(r[2])
+    ]
+    function_arn = json.loads(assembly.resolve(stack, machine["Properties"]["DefinitionString"]))["States"]["Report"]["Resource"]
+    _assert_allowed(
+        _role_statements(assembly, assembly.resolve(stack, machine["Properties"]["RoleArn"])),
+        permissions_for([Call("lambda", "InvokeFunction", {"FunctionName": function_arn})]),
+        "system test state machine",
+    )
