@@ -6,14 +6,29 @@ from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import ProjectConfig
+from stacks.delivery import DeliveryProps, DeliveryStack
 from stacks.stage import MlopsStage
 
 
 def build_app(app: App, config: ProjectConfig) -> dict[str, MlopsStage]:
-    """Add one stage per environment and the cdk-nag AwsSolutions checks to `app`."""
+    """Add one stage per environment, the delivery pipeline when configured, and the cdk-nag AwsSolutions checks."""
+    delivery = config.delivery
     stages = {
-        environment.name: MlopsStage(app, project_name=config.project_name, environment=environment)
+        environment.name: MlopsStage(
+            app,
+            project_name=config.project_name,
+            environment=environment,
+            delivery_account=delivery.account if delivery and environment.name in delivery.environments else None,
+        )
         for environment in config.environments
     }
+    if delivery:
+        DeliveryStack(
+            app,
+            "Delivery",
+            props=DeliveryProps(
+                project_name=config.project_name, delivery=delivery, environments=config.environments, stages=stages
+            ),
+        )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return stages

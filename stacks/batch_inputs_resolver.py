@@ -46,8 +46,9 @@ class BatchInputsResolver(Construct):
         acknowledge_iam5(
             role.node.find_child("DefaultPolicy"),
             {
-                arn_finding("sagemaker", f"model-package/{group}/*"): "Versions of this environment's one model package group, "
-                "numbered by SageMaker.",
+                arn_finding(
+                    self, "sagemaker", f"model-package/{group}/*"
+                ): "Versions of this environment's one model package group, numbered by SageMaker.",
                 "Resource::*": "sagemaker:ListModelPackages supports no resource-level permissions.",
             },
         )

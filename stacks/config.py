@@ -143,9 +143,22 @@ class EnvironmentConfig:
 
 
 @dataclass(frozen=True)
+class DeliveryConfig:
+    """cdk.json `delivery`: the optional self-mutating pipeline that takes a branch through the environments."""
+
+    account: str
+    region: str
+    connection_arn: str
+    repository: str
+    branch: str
+    environments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     project_name: str
     environments: tuple[EnvironmentConfig, ...]
+    delivery: DeliveryConfig | None = None
 
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:
@@ -449,6 +462,55 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
     return config
 
 
+# A CodeStar connection (GitHub, GitLab, Bitbucket); its ARN kept the old service name when the service was
+# renamed to CodeConnections, so both are accepted.
+_CONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+)
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+_BRANCH = re.compile(r"^(?![/.-])[A-Za-z0-9._/-]{1,255}(?<![/.])$")
+
+
+def _delivery(r: _Reader, environments: tuple[EnvironmentConfig, ...]) -> DeliveryConfig:
+    by_name = {e.name: e for e in environments}
+    names = r.optional("environments")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(
+            r.key("environments"), names, "must be a list of environment names in deployment order, e.g. ['dev', 'prod']"
+        )
+    for name in names:
+        if name not in by_name:
+            raise ConfigError(r.key("environments"), name, f"is not an environment of mlops.environments ({', '.join(by_name)})")
+        if names.count(name) > 1:
+            raise ConfigError(r.key("environments"), name, "is listed twice; each environment is deployed once")
+        if by_name[name].account is None:
+            raise ConfigError(
+                f"environments.{name}.account", None, "the delivery pipeline deploys only to environments with account and region"
+            )
+    for index, name in enumerate(names):
+        if by_name[name].production and not any(not by_name[n].production for n in names[:index]):
+            raise ConfigError(
+                r.key("environments"),
+                names,
+                f"production environment {name!r} must follow a non-production one, whose system test gates it",
+            )
+    config = DeliveryConfig(
+        account=r.matching("account", _ACCOUNT, "must be the 12-digit account id of the pipeline's account"),
+        region=r.matching("region", _REGION, "must be the AWS region of the pipeline, such as 'eu-west-1'"),
+        connection_arn=r.matching(
+            "connection_arn",
+            _CONNECTION_ARN,
+            "must be the ARN of a CodeStar connection to GitHub, GitLab or Bitbucket "
+            "(arn:aws:codeconnections:<region>:<account>:connection/<id>); CodeCommit is closed to new customers",
+        ),
+        repository=r.matching("repository", _REPOSITORY, "must be 'owner/repository' as the connection's provider names it"),
+        branch=r.matching("branch", _BRANCH, "must be a branch name such as 'main'"),
+        environments=tuple(names),
+    )
+    r.done()
+    return config
+
+
 def load_config(context: Any) -> ProjectConfig:
     """Validate the raw `mlops` context block and return the typed project configuration."""
     if context is None:
@@ -458,9 +520,12 @@ def load_config(context: Any) -> ProjectConfig:
     raw_envs = r.section("environments").entries()
     if not raw_envs:
         raise ConfigError("environments", raw_envs, "define at least one environment")
+    environments = tuple(_environment(project_name, name, raw) for name, raw in raw_envs.items())
+    delivery = r.optional("delivery")
     config = ProjectConfig(
         project_name=project_name,
-        environments=tuple(_environment(project_name, name, raw) for name, raw in raw_envs.items()),
+        environments=environments,
+        delivery=None if delivery is None else _delivery(_Reader(delivery, "delivery"), environments),
     )
     r.done()
     return config

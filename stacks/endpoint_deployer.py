@@ -249,15 +249,18 @@ class EndpointDeployer(Construct):
         acknowledge_iam5(
             role.node.find_child("DefaultPolicy"),
             {
-                arn_finding("sagemaker", f"model-package/{group}/*"): "Versions of this environment's one model package group.",
                 arn_finding(
-                    "sagemaker", f"model/{name}-v*"
+                    self, "sagemaker", f"model-package/{group}/*"
+                ): "Versions of this environment's one model package group.",
+                arn_finding(
+                    self, "sagemaker", f"model/{name}-v*"
                 ): "Models the deployer names after this endpoint and a package version.",
-                arn_finding("sagemaker", f"endpoint-config/{name}-v*"): "Endpoint configs the deployer names after this endpoint "
-                "and a package version.",
-                arn_finding("cloudwatch", f"alarm:TargetTracking-endpoint/{name}/variant/*"): "The alarms target tracking "
+                arn_finding(
+                    self, "sagemaker", f"endpoint-config/{name}-v*"
+                ): "Endpoint configs the deployer names after this endpoint and a package version.",
+                arn_finding(self, "cloudwatch", f"alarm:TargetTracking-endpoint/{name}/variant/*"): "The alarms target tracking "
                 "creates for this endpoint's variant; Application Auto Scaling names them.",
-                arn_finding("sagemaker", f"data-quality-job-definition/{name}-dq-v*"): "Data-quality job definitions the "
+                arn_finding(self, "sagemaker", f"data-quality-job-definition/{name}-dq-v*"): "Data-quality job definitions the "
                 "deployer names after this endpoint and a package version.",
                 "Resource::*": "sagemaker:ListEndpointConfigs, ListModelPackages, ListDataQualityJobDefinitions and the "
                 "Application Auto Scaling actions support no resource-level permissions.",

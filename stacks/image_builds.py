@@ -24,7 +24,7 @@ from constructs import Construct
 from lambdas.common.contracts import ImageBuildSettings
 from stacks.bundling import function_code
 from stacks.images import build_source_asset, image_tag
-from stacks.nag import acknowledge_iam5, acknowledge_provider_functions, resource_finding
+from stacks.nag import acknowledge_iam5, acknowledge_provider_functions, arn_finding, resource_finding
 from stacks.platform_function import PlatformFunction, retention
 
 # A build of both images takes minutes; CloudFormation allows a custom resource at most an hour.
@@ -159,7 +159,7 @@ class ImageBuilds(Construct):
                 "Action::s3:List*": "The asset's grant_read on the CDK assets bucket, for the build source.",
                 "Action::kms:GenerateDataKey*": "CodeBuild encrypts its artifacts and logs with this environment's key.",
                 "Action::kms:ReEncrypt*": "CodeBuild encrypts its artifacts and logs with this environment's key.",
-                f"Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/codebuild/<{project}>:*": (
+                arn_finding(self, "logs", f"log-group:/aws/codebuild/<{project}>:*"): (
                     "CodeBuild's default log group of this one project, which CDK grants alongside the configured one."
                 ),
             },

@@ -130,7 +130,7 @@ class ModelMonitoring(Construct):
         acknowledge_iam5(
             role.node.find_child("DefaultPolicy"),
             {
-                arn_finding("logs", "log-group:/aws/sagemaker/ProcessingJobs:*"): "Monitoring jobs are processing jobs "
+                arn_finding(self, "logs", "log-group:/aws/sagemaker/ProcessingJobs:*"): "Monitoring jobs are processing jobs "
                 "and log to streams SageMaker names after them.",
                 "Resource::*": "cloudwatch:PutMetricData supports no resource-level permissions; the statement is limited "
                 "to Model Monitor's namespace.",

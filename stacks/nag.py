@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, Stack, Token, Validations
 from constructs import IConstruct
 
 
@@ -17,9 +17,23 @@ def resource_finding(scope: IConstruct, token: str, suffix: str) -> str:
     return f"Resource::{json.dumps(resolved, separators=(',', ':'))}{suffix}"
 
 
-def arn_finding(service: str, resource: str) -> str:
-    """`Resource::<arn>` of a resource in this stack's partition, region and account, as cdk-nag prints it."""
-    return f"Resource::arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
+def arn_finding(scope: IConstruct, service: str, resource: str) -> str:
+    """`Resource::<arn>` of a resource in `scope`'s stack, as cdk-nag prints it.
+
+    An environment-agnostic stack prints <AWS::Partition>, <AWS::Region> and <AWS::AccountId>; a stack with
+    an account and region (cdk.json's `account` and `region`) prints them, and its partition, as literals.
+    """
+    stack = Stack.of(scope)
+
+    def printed(value: str, pseudo: str) -> str:
+        return f"<AWS::{pseudo}>" if Token.is_unresolved(value) else value
+
+    partition, region, account = (
+        printed(stack.partition, "Partition"),
+        printed(stack.region, "Region"),
+        printed(stack.account, "AccountId"),
+    )
+    return f"Resource::arn:{partition}:{service}:{region}:{account}:{resource}"
 
 
 def acknowledge_iam5(policy: IConstruct, findings: dict[str, str]) -> None:

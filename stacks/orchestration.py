@@ -33,6 +33,7 @@ class OrchestrationStack(Stack):
         batch_pipeline_name: str,
         training_image_tag: str,
         model_package_group_name: str,
+        system_test_invoker_account: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -133,6 +134,7 @@ class OrchestrationStack(Stack):
                 schedule_arns=tuple(schedule.schedule_arn for schedule, _ in self.triggers.schedule_states),
                 log_retention_days=environment.storage.log_retention_days,
                 removal_policy=removal,
+                invoker_account=system_test_invoker_account,
             ),
         )
         # `make validate ENV=<name>` reads what to check from here.

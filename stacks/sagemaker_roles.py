@@ -162,19 +162,20 @@ class SageMakerRoles(Construct):
     def _acknowledge(self, group: str) -> None:
         reasons = {
             self.job_role: {
-                arn_finding("logs", "log-group:/aws/sagemaker/*"): "SageMaker jobs log to log groups under /aws/sagemaker/ "
+                arn_finding(self, "logs", "log-group:/aws/sagemaker/*"): "SageMaker jobs log to log groups under /aws/sagemaker/ "
                 "that the service names.",
                 "Resource::*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (limited to the /aws/sagemaker/ "
                 "namespaces) support no resource-level permissions.",
             },
             self.pipeline_execution_role: {
                 **{
-                    arn_finding("sagemaker", f"{kind}/*"): f"SageMaker Pipelines names each {kind} at execution time; "
+                    arn_finding(self, "sagemaker", f"{kind}/*"): f"SageMaker Pipelines names each {kind} at execution time; "
                     "scoped to this resource type, account and region."
                     for kind in PIPELINE_JOB_TYPES
                 },
-                arn_finding("sagemaker", f"model-package/{group}/*"): "Versions inside this environment's one model package "
-                "group, numbered by SageMaker on registration.",
+                arn_finding(
+                    self, "sagemaker", f"model-package/{group}/*"
+                ): "Versions inside this environment's one model package group, numbered by SageMaker on registration.",
             },
         }
         for role, findings in reasons.items():

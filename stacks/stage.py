@@ -14,7 +14,9 @@ from stacks.storage import StorageStack
 class MlopsStage(Stage):
     """All stacks of one environment; `cdk deploy '<env>/*'` deploys exactly this stage."""
 
-    def __init__(self, scope: Construct, *, project_name: str, environment: EnvironmentConfig) -> None:
+    def __init__(
+        self, scope: Construct, *, project_name: str, environment: EnvironmentConfig, delivery_account: str | None = None
+    ) -> None:
         env = Environment(account=environment.account, region=environment.region) if environment.account else None
         super().__init__(scope, environment.name, env=env)
         Tags.of(self).add("project", project_name)
@@ -35,4 +37,6 @@ class MlopsStage(Stage):
             batch_pipeline_name=self.pipelines.batch_pipeline_name,
             training_image_tag=self.pipelines.images.training_tag,
             model_package_group_name=self.pipelines.model_package_group_name,
+            # Only a delivered non-production environment's test gates a pipeline.
+            system_test_invoker_account=None if environment.production else delivery_account,
         )

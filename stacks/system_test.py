@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
@@ -35,6 +35,15 @@ RESOURCE_CHECKS = (
 CAPTURE_WAIT = Duration.minutes(5)
 
 
+def state_machine_name(endpoint_name: str) -> str:
+    return f"{endpoint_name}-system-test"
+
+
+def invoker_role_name(endpoint_name: str) -> str:
+    """Fixed, so a delivery pipeline in another account can name the role without a cross-stack reference."""
+    return f"{endpoint_name}-system-test-invoker"
+
+
 @dataclass(frozen=True)
 class SystemTestProps:
     settings: SystemTestSettings
@@ -43,6 +52,8 @@ class SystemTestProps:
     schedule_arns: tuple[str, ...]
     log_retention_days: int
     removal_policy: RemovalPolicy
+    # The delivery pipeline's account, which may run this test through a role of this environment.
+    invoker_account: str | None = None
 
 
 class SystemTest(Construct):
@@ -72,13 +83,47 @@ class SystemTest(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=f"{props.settings.endpoint_name}-system-test",
+            state_machine_name=state_machine_name(props.settings.endpoint_name),
             definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
             timeout=Duration.minutes(30),
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
         )
         self._acknowledge(role)
+        if props.invoker_account:
+            self._invoker(props.invoker_account)
+
+    def _invoker(self, account: str) -> None:
+        """The role the delivery pipeline's Step Functions action assumes to start this test and follow it."""
+        invoker = iam.Role(
+            self,
+            "InvokerRole",
+            role_name=invoker_role_name(self.settings.endpoint_name),
+            assumed_by=iam.AccountPrincipal(account),
+            description="The delivery pipeline starts this environment's system test and waits for its result",
+        )
+        name = state_machine_name(self.settings.endpoint_name)
+        self.state_machine.grant_start_execution(invoker)
+        # The action follows the execution it started (CodePipeline User Guide, Step Functions invoke action).
+        invoker.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:StopExecution"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        acknowledge_iam5(
+            invoker.node.find_child("DefaultPolicy"),
+            {
+                arn_finding(self, "states", f"execution:{name}:*"): "The executions of this one state machine.",
+            },
+        )
 
     def _invoke(self, state_id: str, payload: dict, result_path: str | None = None) -> tasks.LambdaInvoke:
         return tasks.LambdaInvoke(
@@ -166,7 +211,9 @@ class SystemTest(Construct):
         acknowledge_iam5(
             role.node.find_child("DefaultPolicy"),
             {
-                arn_finding("sagemaker", f"model-package/{group}/*"): "Versions of this environment's one model package group.",
+                arn_finding(
+                    self, "sagemaker", f"model-package/{group}/*"
+                ): "Versions of this environment's one model package group.",
                 "Resource::*": "sagemaker:ListModelPackages supports no resource-level permissions.",
                 "Action::kms:GenerateDataKey*": "Part of the topic's own grant method: publishing to the KMS-encrypted "
                 "alerts topic.",
