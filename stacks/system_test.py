@@ -172,7 +172,13 @@ class SystemTest(Construct):
         wait = sfn.Wait(self, "WaitForCapture", time=sfn.WaitTime.duration(CAPTURE_WAIT))
         return serves.next(holdout).next(
             sfn.Choice(self, "RequestsSent?")
-            .when(sfn.Condition.number_greater_than("$.holdout.requests", 0), wait.next(capture).next(results))
+            .when(
+                # An errored check has no request count: a missing field would fail the Choice state itself.
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.holdout.requests"), sfn.Condition.number_greater_than("$.holdout.requests", 0)
+                ),
+                wait.next(capture).next(results),
+            )
             .otherwise(nothing_sent.next(results))
         )
 

@@ -67,6 +67,11 @@ def test_every_check_is_a_state_whose_failure_is_collected_not_short_circuited(a
     states = model["States"]
     order = ["EndpointServesLatest", "HoldoutPredictions", "RequestsSent?", "WaitForCapture", "DataCaptureLands", "ModelResults"]
     assert [states[s].get("Next") for s in order[:2]] == order[1:3]
+    (sent,) = states["RequestsSent?"]["Choices"]
+    assert sent["And"] == [
+        {"Variable": "$.holdout.requests", "IsPresent": True},
+        {"Variable": "$.holdout.requests", "NumericGreaterThan": 0},
+    ], "an errored holdout check has no request count; the Choice must not fail on it"
     assert (
         states["WaitForCapture"]["Seconds"] == 300 and states["DataCaptureLands"]["Parameters"]["since.$"] == "$.holdout.sent_at"
     )
