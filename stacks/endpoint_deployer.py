@@ -15,7 +15,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.common.contracts import SETTINGS_VARIABLE, DeployerSettings, EndpointConfig, MonitoringConfig
+from lambdas.common.contracts import DeployerSettings, EndpointConfig, MonitoringConfig
 from stacks.alerts import alarm
 from stacks.bundling import function_code
 from stacks.config import supports_volume_kms
@@ -82,7 +82,7 @@ class EndpointDeployer(Construct):
             dead_letter_queue=props.dead_letters,
             retry_attempts=2,
             max_event_age=Duration.hours(1),
-            environment={SETTINGS_VARIABLE: Stack.of(self).to_json_string(settings.to_dict())},
+            settings=settings,
         ).function
         alarm(
             self,

@@ -23,7 +23,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from lambdas.common.contracts import SETTINGS_VARIABLE, MonitoringConfig, RetrainingSettings
+from lambdas.common.contracts import MonitoringConfig, RetrainingSettings
 from pipeline_scripts.raw_columns import CAPTURED_COLUMNS
 from stacks.alerts import alarm
 from stacks.bundling import function_code
@@ -197,7 +197,7 @@ class ModelMonitoring(Construct):
             dead_letter_queue=props.dead_letters,
             retry_attempts=2,
             max_event_age=Duration.hours(1),
-            environment={SETTINGS_VARIABLE: Stack.of(self).to_json_string(settings.to_dict())},
+            settings=settings,
         ).function
         # "CloudWatch Alarm State Change" events (CloudWatch User Guide, "Alarm events and EventBridge"):
         # one per change of state, so an alarm that stays in ALARM starts nothing more.

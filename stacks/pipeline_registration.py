@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack, custom_resources
+from aws_cdk import CustomResource, Duration, RemovalPolicy, custom_resources
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
-from lambdas.common.contracts import SETTINGS_VARIABLE, PipelineSettings
+from lambdas.common.contracts import PipelineSettings
 from layers.build_layer import LAMBDA_TARGET, build_key
 from stacks.bundling import COMMON, LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code
 from stacks.logical_ids import keep_logical_id
@@ -41,7 +41,6 @@ class PipelineRegistration(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, props: PipelineRegistrationProps) -> None:
         super().__init__(scope, construct_id)
-        settings_json = Stack.of(self).to_json_string(props.settings.to_dict())
         register = PlatformFunction(
             self,
             "Function",
@@ -51,7 +50,8 @@ class PipelineRegistration(Construct):
             memory_size=1024,
             timeout=Duration.minutes(5),
             description="Defines the SageMaker Pipelines with the SDK and upserts them",
-            environment={SETTINGS_VARIABLE: settings_json, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"},
+            settings=props.settings,
+            environment={"SAGEMAKER_SUPPRESS_V2_WARNING": "1"},
             log_retention_days=props.log_retention_days,
             removal_policy=props.removal_policy,
         )
@@ -76,7 +76,7 @@ class PipelineRegistration(Construct):
             properties={
                 "DefinitionHash": content_hash(LAMBDAS / "register_pipelines", COMMON, PIPELINE_SCRIPTS),
                 "LayerHash": build_key(LAMBDA_TARGET),
-                "Settings": settings_json,
+                "Settings": register.settings_json,
             },
         )
         for dependency in props.depends_on:

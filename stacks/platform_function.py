@@ -6,12 +6,13 @@ bundles locally (stacks/bundling.py).
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from lambdas.common.contracts import SETTINGS_VARIABLE, Settings
 from layers.build_layer import LAMBDA_TARGET
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -54,6 +55,7 @@ class PlatformFunction(Construct):
 
     Lambda's advanced logging controls set the application log level; Powertools' Logger follows it
     (AWS_LAMBDA_LOG_LEVEL), so every handler logs one structured style at the level the stack chose.
+    `settings` travels as the SETTINGS variable (`settings_json`), which the handler reads back typed.
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class PlatformFunction(Construct):
         description: str,
         log_retention_days: int,
         removal_policy: RemovalPolicy,
+        settings: Settings | None = None,
         environment: dict[str, str] | None = None,
         layers: list[lambda_.ILayerVersion] | None = None,
         timeout: Duration | None = None,
@@ -74,6 +77,9 @@ class PlatformFunction(Construct):
         **function_options,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.settings_json = Stack.of(self).to_json_string(settings.to_dict()) if settings else None
+        if self.settings_json:
+            environment = {SETTINGS_VARIABLE: self.settings_json, **(environment or {})}
         self.log_group = logs.LogGroup(self, "Logs", retention=retention(log_retention_days), removal_policy=removal_policy)
         self.function = lambda_.Function(
             self,

@@ -19,7 +19,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from lambdas.common.contracts import SETTINGS_VARIABLE, SystemTestSettings
+from lambdas.common.contracts import SystemTestSettings
 from stacks.bundling import function_code
 from stacks.nag import acknowledge_iam5, arn_finding, resource_finding
 from stacks.platform_function import PlatformFunction, retention
@@ -72,7 +72,7 @@ class SystemTest(Construct):
             timeout=Duration.minutes(5),
             log_retention_days=props.log_retention_days,
             removal_policy=props.removal_policy,
-            environment={SETTINGS_VARIABLE: Stack.of(self).to_json_string(props.settings.to_dict())},
+            settings=props.settings,
         ).function
         log_group = logs.LogGroup(
             self,
