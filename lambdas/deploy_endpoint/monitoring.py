@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -186,19 +187,17 @@ class DataQualityMonitor:
 
     def _settled(self, schedule: dict | None) -> dict | None:
         """The schedule once it is no longer Pending (SageMaker refuses to change a schedule it is still changing)."""
+        return self._wait(schedule, lambda s: s is None or s.get("MonitoringScheduleStatus") != "Pending", "stayed Pending for")
+
+    def _wait_until_gone(self) -> None:
+        self._wait(self.describe_schedule(), lambda s: s is None, "was not deleted within")
+
+    def _wait(self, schedule: dict | None, done: Callable[[dict | None], bool], still: str) -> dict | None:
         waited = 0
-        while schedule is not None and schedule.get("MonitoringScheduleStatus") == "Pending":
+        while not done(schedule):
             if waited >= SCHEDULE_SETTLE_SECONDS:
-                raise TimeoutError(f"monitoring schedule {self.schedule_name} stayed Pending for {waited} s; invoke again")
+                raise TimeoutError(f"monitoring schedule {self.schedule_name} {still} {waited} s; invoke again")
             self._sleep(5)
             waited += 5
             schedule = self.describe_schedule()
         return schedule
-
-    def _wait_until_gone(self) -> None:
-        waited = 0
-        while self.describe_schedule() is not None:
-            if waited >= SCHEDULE_SETTLE_SECONDS:
-                raise TimeoutError(f"monitoring schedule {self.schedule_name} was not deleted within {waited} s; invoke again")
-            self._sleep(5)
-            waited += 5
