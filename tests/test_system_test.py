@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 from dataclasses import replace
@@ -18,7 +19,7 @@ from common.contracts import SystemTestSettings
 
 system_test = load_lambda("system_test")
 checks = system_test.checks
-validate = __import__("validate")
+validate = importlib.import_module("validate")
 
 ENV = "dev"
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-1111-2222-3333-444455556666"
@@ -524,3 +525,23 @@ def test_the_state_machine_role_may_invoke_the_check_function(assemblies, name):
         permissions_for([Call("lambda", "InvokeFunction", {"FunctionName": function_arn})]),
         "system test state machine",
     )
+
+
+def test_make_validate_names_a_denied_call_without_a_traceback(capsys):
+    class DeniedSession:
+        def client(self, service):
+            client = boto3.client(service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+            stub = Stubber(client)
+            stub.add_client_error(
+                "describe_stacks",
+                "AccessDenied",
+                "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: cloudformation:DescribeStacks",
+                403,
+            )
+            stub.activate()
+            return client
+
+    assert validate.main(["--environment", "dev"], session=DeniedSession()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("validate: An error occurred (AccessDenied) when calling the DescribeStacks operation: User: ")
+    assert "Traceback" not in err

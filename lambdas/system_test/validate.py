@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None, session: Any = None) -> int:
     except UnreadableEnvironment as error:
         print(f"validate: {error}", file=sys.stderr)
         return 2
-    except BotoCoreError as error:
+    except (BotoCoreError, ClientError) as error:
         print(f"validate: {error}; configure AWS credentials and region for the environment's account", file=sys.stderr)
         return 2
     print(render(args.environment, results))
