@@ -137,3 +137,19 @@ def test_a_delivered_environment_needs_its_account_and_region():
         "cdk.json context 'mlops.environments.prod.account' = None is invalid: "
         "the delivery pipeline deploys only to environments with account and region"
     )
+
+
+def test_the_pipelines_acknowledgments_are_narrow_and_explained(delivered):
+    """CDK Pipelines' own findings, each acknowledged by itself with a reason, as the environments' are."""
+    metadata = json.loads((delivered / "Delivery.metadata.json").read_text())
+    acknowledged = [
+        (rule, reason)
+        for entries in metadata.values()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry["data"].items()
+    ]
+    assert {rule for rule, _ in acknowledged} >= {"Annotation::AwsSolutions-S1", "Annotation::AwsSolutions-IAM5[Resource::*]"}
+    for rule, reason in acknowledged:
+        assert re.fullmatch(r"Annotation::AwsSolutions-(S1|IAM5\[(Resource|Action)::\S+\])", rule), rule
+        assert len(reason) >= 40 and reason.endswith("."), (rule, reason)
