@@ -29,9 +29,12 @@ REQUIREMENTS = LAYER_DIR / "requirements.txt"
 CACHE = Path(__file__).resolve().parent.parent / ".cache"
 BUDGET_MB = 120
 
-# botocore service models the pipeline code needs; the SDK also loads `emr` on import and `scheduler` on upsert.
+# botocore service models the pipeline code needs; the SDK also loads `emr` on import and `scheduler` on upsert,
+# and the registration asks `cloudformation` whether its stack is rolling back. The layer's botocore shadows
+# the runtime's (layers come first on sys.path), so a model left out here is missing for the function too.
 BOTOCORE_SERVICES = frozenset(
     {
+        "cloudformation",
         "sagemaker",
         "sagemaker-runtime",
         "sagemaker-featurestore-runtime",

@@ -144,6 +144,10 @@ class SageMakerRoles(Construct):
                 actions=["sagemaker:StartPipelineExecution"], resources=[arn("pipeline", props.pipeline_names[0])]
             )
         )
+        # The registration tells a rollback from an update by its stack's status.
+        definition.add_to_principal_policy(
+            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[stack.stack_id])
+        )
         execution.grant_pass_role(definition)
         # The SDK checks its default bucket by listing code/ there, then uploads the pipeline scripts under it.
         definition.add_managed_policy(props.code_upload_policy)

@@ -16,6 +16,7 @@ import contextlib
 import fnmatch
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -29,6 +30,11 @@ import regex
 from botocore.exceptions import ClientError, ParamValidationError
 
 PARTITION, REGION, ACCOUNT, URL_SUFFIX = "aws", "eu-west-1", "123456789012", "amazonaws.com"
+
+
+def stack_id(stack: str) -> str:
+    """The one ARN a stack of this name gets here (CloudFormation adds a generated id)."""
+    return f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/{stack}/{uuid.uuid5(uuid.NAMESPACE_URL, stack)}"
 
 
 # --- request validation ---------------------------------------------------------------------------------
@@ -369,6 +375,7 @@ class Assembly:
                 "AWS::AccountId": ACCOUNT,
                 "AWS::URLSuffix": URL_SUFFIX,
                 "AWS::StackName": stack,
+                "AWS::StackId": stack_id(stack),
             }
             if argument in pseudo:
                 return pseudo[argument]

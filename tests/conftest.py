@@ -169,6 +169,26 @@ def pipeline_definitions(synthesized, assemblies) -> dict[str, tuple[PipelineSet
     return built
 
 
+def approved_package(sagemaker, settings: PipelineSettings) -> str:
+    """A package as the training pipeline registers it (its model, image and data-quality baseline), Approved."""
+    run = f"s3://{settings.artifacts_bucket}/{settings.training_pipeline_name}"
+    return sagemaker.create_model_package(
+        ModelPackageGroupName=settings.model_package_group_name,
+        ModelApprovalStatus="Approved",
+        DriftCheckBaselines={
+            "ModelDataQuality": {
+                kind: {"ContentType": "application/json", "S3Uri": f"{run}/execution/data-quality-baseline/{kind.lower()}.json"}
+                for kind in ("Statistics", "Constraints")
+            }
+        },
+        InferenceSpecification={
+            "Containers": [{"Image": settings.inference_image_uri, "ModelDataUrl": f"{run}/models/job/output/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )["ModelPackageArn"]
+
+
 def custom_resource_event(request_type: str, resource_type: str, logical_id: str, settings, **extra) -> dict:
     """Shaped like the Provider framework's onEvent request: CloudFormation's custom resource request plus
     ServiceToken, with the settings in the `Settings` property as the stack writes them."""

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REGISTER_FUNCTION, function_asset, settings_environment
-from moto.server import ThreadedMotoServer
-from test_serve import free_port
 
 from layers import build_layer
 from layers.build_layer import LAMBDA_TARGET, LayerError, Target, build, check_budget, local_target
@@ -28,63 +21,6 @@ def local_layer(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def lambda_layer(tmp_path_factory) -> Path:
     return build(LAMBDA_TARGET, tmp_path_factory.mktemp("layer-lambda")) / "python"
-
-
-ISOLATED_RUN = r"""
-import json, sys
-layer, handler_dir = sys.argv[1], sys.argv[2]
-sys.path[:0] = [handler_dir, layer]
-import boto3
-boto3.client("s3").create_bucket(Bucket=sys.argv[3], CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-import handler
-result = handler.handler({}, None)
-outside = sorted({m.split(".")[0] for m, mod in list(sys.modules.items())
-                  if getattr(mod, "__file__", None) and "site-packages" in mod.__file__ and not mod.__file__.startswith(layer)})
-print(json.dumps({"result": result, "outside": outside}))
-"""
-
-
-def test_pipelines_are_defined_and_upserted_from_the_layer_alone(
-    local_layer, tmp_path, synthesized, assemblies, pipeline_settings
-):
-    """No site-packages (-I -S): everything the synthesized asset imports must come from it or the trimmed layer."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        env = {
-            **settings_environment(pipeline_settings),
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "eu-west-1",
-        }
-        asset = function_asset(synthesized, assemblies["dev"], REGISTER_FUNCTION)
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-I",
-                "-S",
-                "-B",
-                "-c",
-                ISOLATED_RUN,
-                str(local_layer),
-                str(asset),
-                pipeline_settings.artifacts_bucket,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    finally:
-        server.stop()
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["outside"] == []
-    assert set(report["result"]["pipelines"]) == {"training", "batch-prediction"}
 
 
 def test_lambda_build_holds_only_binaries_for_the_lambda_target(lambda_layer):

@@ -361,6 +361,15 @@ def lambda_env(buckets, function_env):
     return boto3.client("sagemaker", region_name=REGION)
 
 
+@pytest.fixture
+def stack_id(aws) -> str:
+    """The registration's stack, which it asks whether an update is a rollback."""
+    template = json.dumps({"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}})
+    return boto3.client("cloudformation", region_name=REGION).create_stack(StackName="Pipelines", TemplateBody=template)[
+        "StackId"
+    ]
+
+
 def _settings_json(settings: PipelineSettings, **changes) -> str:
     return json.dumps({**settings.to_dict(), **changes})
 
@@ -438,19 +447,10 @@ def _cfn_event(request_type: str, settings: PipelineSettings, **extra) -> dict:
     return custom_resource_event(request_type, "Custom::SageMakerPipelines", "PipelineRegistration", settings, **extra)
 
 
-def test_custom_resource_create_then_delete(lambda_env, S):
-    answer = register.on_event(_cfn_event("Create", S), None)
-    assert answer["PhysicalResourceId"] == f"{S.training_pipeline_name}|{S.batch_pipeline_name}"
-    assert answer["Data"]["TrainingPipelineArn"].endswith(f":pipeline/{S.training_pipeline_name}")
-    assert len(lambda_env.list_pipelines()["PipelineSummaries"]) == 2
-    register.on_event(_cfn_event("Delete", S, PhysicalResourceId=answer["PhysicalResourceId"]), None)
-    assert lambda_env.list_pipelines()["PipelineSummaries"] == []
-
-
-def test_update_builds_from_the_resource_properties_not_the_environment(lambda_env, monkeypatch, S):
+def test_update_builds_from_the_resource_properties_not_the_environment(lambda_env, monkeypatch, S, stack_id):
     """A rollback sends the previous properties; the pipelines must be rebuilt from them."""
     monkeypatch.setenv("SETTINGS", _settings_json(replace(S, training=replace(S.training, mse_threshold=9.0))))
-    register.on_event(_cfn_event("Update", S, PhysicalResourceId="a|b"), None)
+    register.on_event(_cfn_event("Update", S, PhysicalResourceId="a|b", StackId=stack_id), None)
     definition = json.loads(lambda_env.describe_pipeline(PipelineName=S.training_pipeline_name)["PipelineDefinition"])
     assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["MseThreshold"] == 5.5
 
@@ -489,7 +489,8 @@ def _executions(client, settings: PipelineSettings) -> list[dict]:
 
 def test_a_new_training_image_starts_training_once(lambda_env, S):
     """The first deploy and every deploy with a new training image train; other deploys do not."""
-    register.on_event(_cfn_event("Create", S), None)
+    register.upsert(S)
+    assert register.train_on_new_image(_cfn_event("Create", S), S, lambda_env).startswith("arn:aws:sagemaker:")
     assert [e["PipelineExecutionDisplayName"] for e in _executions(lambda_env, S)] == ["new-training-image"]
     previous = {"Settings": json.dumps(S.to_dict())}
     assert register.train_on_new_image(_cfn_event("Update", S, OldResourceProperties=previous), S, lambda_env) is None

@@ -1,17 +1,17 @@
 """Every role's synthesized policy against the calls made with it, and every pipeline step against the API model.
 
-The calls are recorded from the handlers themselves (run against moto with the settings the
-synthesized templates give them) or derived from the pipeline definitions, the way SageMaker
-Pipelines starts each step. Each is checked with every resource the Service Authorization Reference
-requires for its action; a call that is not allowed fails with role, action, resource and call.
+The roles of the Lambda functions are evaluated by the rehearsal (tests/test_rehearsal.py) for every call
+the functions make when their callers invoke them. Here: the deployer's longer lifecycle, recorded against
+moto; the calls of the jobs, derived from the pipeline definitions the way SageMaker Pipelines starts each
+step; the build project; and the targets that start pipelines. Each call is checked with every resource the
+Service Authorization Reference requires for its action; a call that is not allowed fails with role, action,
+resource and call.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
-from datetime import UTC, datetime
 
 import aws_events
 import boto3
@@ -32,15 +32,17 @@ from botocore.awsrequest import AWSResponse
 from conftest import (
     ENVIRONMENTS,
     REPO_ROOT,
+    approved_package,
     function_properties,
     load_lambda,
     settings_environment,
     template_deployer_settings,
     template_pipeline_settings,
 )
+from pipeline_steps import EXECUTION_ID, STEP_OPERATIONS, Definition
 from sagemaker_fakes import MonitoringSchedules
 
-from common.contracts import ImageBuildSettings, RetrainingSettings
+from common.contracts import ImageBuildSettings
 
 register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
@@ -49,7 +51,6 @@ resolver_module = load_lambda("resolve_batch_inputs")
 build_module = load_lambda("build_images")
 check_module = load_lambda("check_training_data")
 retrain_module = load_lambda("retrain_on_drift")
-EXECUTION_ID = "a1b2c3d4e5f6"
 # Roles that aws-cdk-lib creates for its own helpers, each with the code that uses it.
 CDK_OWNED_ROLES = {
     "CustomS3AutoDeleteObjectsCustomResourceProviderRole": "aws-cdk-lib's auto-delete-objects handler (dev buckets)",
@@ -79,52 +80,6 @@ def bundled_scripts(monkeypatch):
     monkeypatch.setattr(scripts_module, "BUNDLED_SCRIPTS", REPO_ROOT / "pipeline_scripts")
 
 
-@pytest.mark.parametrize("name", ENVIRONMENTS)
-def test_pipeline_definition_role_allows_registration(assemblies, name, aws, bundled_scripts):
-    assembly = assemblies[name]
-    settings = template_pipeline_settings(assembly)
-    _create_buckets(settings)
-    statements = _role_statements(assembly, settings.pipeline_definition_role_arn)
-    create = {"RequestType": "Create", "RequestId": "r-1", "ResourceProperties": {"Settings": json.dumps(settings.to_dict())}}
-    with recording(enforce=statements) as calls:
-        register.on_event(create, None)
-        register.upsert(settings)
-        register.on_event(
-            {"RequestType": "Delete", "PhysicalResourceId": f"{settings.training_pipeline_name}|{settings.batch_pipeline_name}"},
-            None,
-        )
-    operations = {c.operation for c in calls}
-    assert {
-        "CreatePipeline",
-        "UpdatePipeline",
-        "DeletePipeline",
-        "PutObject",
-        "ListObjectsV2",
-        "StartPipelineExecution",
-    } <= operations
-    # The one denial the code is built to survive: boto3's Bucket.load catches AccessDenied from
-    # ListBuckets (boto3/s3/inject.py, bucket_load), and the SDK then checks the bucket with ListObjectsV2.
-    assert {c.operation for c in calls if c.context.get("denied")} == {"ListBuckets"}
-
-
-def _package(sagemaker, group: str, image: str, model_data: str, baseline_uri: str = "s3://b/baseline") -> str:
-    return sagemaker.create_model_package(
-        ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
-        DriftCheckBaselines={
-            "ModelDataQuality": {
-                kind: {"ContentType": "application/json", "S3Uri": f"{baseline_uri}/{kind.lower()}.json"}
-                for kind in ("Statistics", "Constraints")
-            }
-        },
-        InferenceSpecification={
-            "Containers": [{"Image": image, "ModelDataUrl": model_data}],
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["text/csv"],
-        },
-    )["ModelPackageArn"]
-
-
 @pytest.fixture
 def accepted_updates(aws):
     """moto lacks UpdateEndpoint and monitoring schedules: botocore validates and records the calls, then they are
@@ -148,10 +103,7 @@ def test_deployer_role_allows_create_update_autoscaling_and_pruning(assemblies, 
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     sagemaker.create_model_package_group(ModelPackageGroupName=config.model_package_group_name)
     settings = template_pipeline_settings(assembly)
-    model_data = f"s3://{settings.artifacts_bucket}/{settings.training_pipeline_name}/models/job/output/model.tar.gz"
-    baseline_uri = f"s3://{settings.artifacts_bucket}/{settings.training_pipeline_name}/execution/data-quality-baseline"
-    first = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data, baseline_uri)
-    second = _package(sagemaker, config.model_package_group_name, settings.inference_image_uri, model_data, baseline_uri)
+    first, second = approved_package(sagemaker, settings), approved_package(sagemaker, settings)
     with recording() as calls:
         approval = aws_events.model_package_state_change(config.model_package_group_name, "Approved", version=1)
         assert approval["detail"]["ModelPackageArn"] == first
@@ -174,41 +126,6 @@ def test_deployer_role_allows_create_update_autoscaling_and_pruning(assemblies, 
     assert "DeleteDataQualityJobDefinition" in operations
     role_arn = assembly.resolve(stack, function["Role"])
     _assert_allowed(_role_statements(assembly, role_arn), permissions_for(calls + service_side_calls(calls)), "deployer")
-
-
-@pytest.mark.parametrize("name", ENVIRONMENTS)
-def test_resolver_role_allows_resolution(assemblies, name, aws):
-    assembly = assemblies[name]
-    settings = template_pipeline_settings(assembly)
-    _create_buckets(settings)
-    sagemaker = boto3.client("sagemaker", region_name=REGION)
-    sagemaker.create_model_package_group(ModelPackageGroupName=settings.model_package_group_name)
-    _package(sagemaker, settings.model_package_group_name, settings.inference_image_uri, "s3://b/model.tar.gz")
-    event = {
-        "model_package_group_name": settings.model_package_group_name,
-        "timezone": settings.processing_timezone,
-        "input_prefix_uri": f"s3://{settings.raw_data_bucket}/{settings.batch_prediction.input_prefix}",
-        "output_prefix_uri": f"s3://{settings.artifacts_bucket}/{settings.batch_prediction.output_prefix}",
-        "processing_date": "2026-11-23",
-        "execution_id": EXECUTION_ID,
-    }
-    with recording() as calls:
-        assert resolver_module.resolve(event, sagemaker, boto3.client("s3", region_name=REGION))["status"] == "no-data"
-    stack, function = function_properties(assembly, "Batch pipeline step")
-    _assert_allowed(_role_statements(assembly, assembly.resolve(stack, function["Role"])), permissions_for(calls), "resolver")
-
-
-@pytest.mark.parametrize("name", ENVIRONMENTS)
-def test_training_data_check_role_allows_listing_the_raw_data(assemblies, name, aws):
-    assembly = assemblies[name]
-    settings = template_pipeline_settings(assembly)
-    _create_buckets(settings)
-    event = {"input_data_uri": f"s3://{settings.raw_data_bucket}/{settings.raw_data_prefix}", "execution_id": EXECUTION_ID}
-    stack, function = function_properties(assembly, "Training pipeline step")
-    statements = _role_statements(assembly, assembly.resolve(stack, function["Role"]))
-    with recording(enforce=statements) as calls:
-        assert check_module.check(event, boto3.client("s3", region_name=REGION))["status"] == "no-data"
-    assert [c.operation for c in calls] == ["ListObjectsV2"] and not calls[0].context.get("denied")
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
@@ -256,54 +173,9 @@ def test_monitoring_job_role_allows_what_a_data_quality_job_does(assemblies, nam
     assert len(denied(statements, permissions_for(elsewhere))) == len(elsewhere)
 
 
-@pytest.mark.parametrize("name", ENVIRONMENTS)
-def test_retraining_role_allows_listing_and_starting_the_training_pipeline(assemblies, name, aws):
-    assembly = assemblies[name]
-    stack, function = function_properties(assembly, "Drift alarm")
-    settings = RetrainingSettings.from_json(assembly.resolve(stack, function["Environment"]["Variables"]["SETTINGS"]))
-    sagemaker = boto3.client("sagemaker", region_name=REGION)
-    sagemaker.create_pipeline(
-        PipelineName=settings.training_pipeline_name,
-        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
-        RoleArn=template_pipeline_settings(assembly).pipeline_execution_role_arn,
-        ClientRequestToken="0" * 32,
-    )
-    statements = _role_statements(assembly, assembly.resolve(stack, function["Role"]))
-    event = aws_events.cloudwatch_alarm_state_change(settings.drift_alarm_name, "ALARM")
-    with recording(enforce=statements) as calls:
-        result = retrain_module.retrain(event, settings, sagemaker, datetime.now(UTC))
-    assert result["action"] == "started"
-    assert [c.operation for c in calls] == ["ListPipelineExecutions", "StartPipelineExecution"]
-    assert not any(c.context.get("denied") for c in calls)
-
-
 def _image_build_settings(assembly: Assembly) -> ImageBuildSettings:
     ((stack, _, resource),) = assembly.resources("Custom::ContainerImages")
     return ImageBuildSettings.from_json(assembly.resolve(stack, resource["Properties"]["Settings"]), "Settings")
-
-
-@pytest.mark.parametrize("name", ENVIRONMENTS)
-def test_image_build_trigger_role_allows_checking_tags_and_building(assemblies, name, aws):
-    assembly = assemblies[name]
-    settings = _image_build_settings(assembly)
-    ecr = boto3.client("ecr", region_name=REGION)
-    for repository in (settings.training_repository, settings.inference_repository):
-        ecr.create_repository(repositoryName=repository)
-    boto3.client("codebuild", region_name=REGION).create_project(
-        name=settings.project_name,
-        source={"type": "S3", "location": "assets/source.zip"},
-        artifacts={"type": "NO_ARTIFACTS"},
-        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0", "computeType": "BUILD_GENERAL1_MEDIUM"},
-        serviceRole=f"arn:aws:iam::{ACCOUNT}:role/build",
-    )
-    stack, function = function_properties(assembly, "Image builds on deploy: on event")
-    statements = _role_statements(assembly, assembly.resolve(stack, function["Role"]))
-    event = {"RequestType": "Create", "ResourceProperties": {"Settings": json.dumps(settings.to_dict())}}
-    with recording(enforce=statements) as calls:
-        started = build_module.on_event(event, None)
-        build_module.is_complete({**event, **started}, None)
-    assert [c.operation for c in calls] == ["DescribeImages", "DescribeImages", "StartBuild", "BatchGetBuilds"]
-    assert not [c for c in calls if c.context.get("denied")]
 
 
 def _docker_push(repository: str) -> list[Call]:
@@ -340,90 +212,6 @@ def test_build_project_role_allows_reading_the_source_logging_and_pushing(assemb
 
 
 # --- pipeline definitions: steps as SageMaker Pipelines starts them ---------------------------------------
-
-STEP_OPERATIONS = {
-    "Processing": ("CreateProcessingJob", "ProcessingJobName", "DescribeProcessingJob"),
-    "Tuning": ("CreateHyperParameterTuningJob", "HyperParameterTuningJobName", "DescribeHyperParameterTuningJob"),
-    "Transform": ("CreateTransformJob", "TransformJobName", "DescribeTransformJob"),
-    "Model": ("CreateModel", "ModelName", "DescribeModel"),
-    "RegisterModel": ("CreateModelPackage", None, "DescribeModelPackage"),
-    # A QualityCheck step runs Model Monitor's analyzer as a processing job; its arguments are that job's request.
-    "QualityCheck": ("CreateProcessingJob", "ProcessingJobName", "DescribeProcessingJob"),
-}
-
-
-class Definition:
-    """One pipeline definition with its placeholders made concrete, as one execution would see them."""
-
-    def __init__(self, definition: dict, settings) -> None:
-        self.settings = settings
-        self.parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
-        self.steps: dict[str, dict] = {}
-        self._flatten(definition["Steps"])
-
-    def _flatten(self, steps: list[dict]) -> None:
-        for step in steps:
-            self.steps[step["Name"]] = step
-            self._flatten(step.get("Arguments", {}).get("IfSteps", []) + step.get("Arguments", {}).get("ElseSteps", []))
-
-    def job_name(self, step: str, limit: int = 63) -> str:
-        return f"pipelines-{EXECUTION_ID}-{re.sub('[^A-Za-z0-9]', '', step)}"[:limit]
-
-    def get(self, path: str):
-        s = self.settings
-        if path.startswith("Parameters."):
-            return self.parameters[path.split(".", 1)[1]]
-        if path == "Execution.PipelineExecutionId":
-            return EXECUTION_ID
-        output = re.fullmatch(r"Steps\.([\w-]+)\.ProcessingOutputConfig\.Outputs\['(\w+)'\]\.S3Output\.S3Uri", path)
-        if output:
-            outputs = self.steps[output[1]]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
-            return self.concrete(next(o for o in outputs if o["OutputName"] == output[2])["S3Output"]["S3Uri"])
-        if re.fullmatch(r"Steps\.[\w-]+\.TrainingJobSummaries\[0\]\.TrainingJobName", path):
-            return f"{self.job_name('TuneLightGBM')}-001-0a1b2c3d"
-        if re.fullmatch(r"Steps\.[\w-]+\.ModelName", path):
-            return self.job_name(path.split(".")[1])
-        baseline = re.fullmatch(r"Steps\.([\w-]+)\.(CalculatedBaseline|BaselineUsedForDriftCheck)(Statistics|Constraints)", path)
-        if baseline:
-            # The analyzer writes statistics.json and constraints.json to the check's output path.
-            (output,) = self.steps[baseline[1]]["Arguments"]["ProcessingOutputConfig"]["Outputs"]
-            return f"{self.concrete(output['S3Output']['S3Uri'])}/{baseline[3].lower()}.json"
-        lambda_output = re.fullmatch(r"Steps\.[\w-]+\.OutputParameters\['(\w+)'\]", path)
-        if lambda_output:
-            return {
-                "image_uri": s.inference_image_uri,
-                "status": "ready",
-                "message": "ready",
-                "model_data_url": f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models/job/output/model.tar.gz",
-                "model_package_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{s.model_package_group_name}/1",
-                "input_uri": f"s3://{s.raw_data_bucket}/{s.batch_prediction.input_prefix}2026-11-23/",
-                "output_uri": f"s3://{s.artifacts_bucket}/{s.batch_prediction.output_prefix}2026-11-23/",
-            }[lambda_output[1]]
-        raise AssertionError(f"no concrete value for {path}; teach Definition.get what SageMaker resolves it to")
-
-    def concrete(self, value):
-        if isinstance(value, list):
-            return [self.concrete(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if set(value) == {"Get"}:
-            return self.get(value["Get"])
-        if set(value) == {"Std:Join"}:
-            return value["Std:Join"]["On"].join(str(self.concrete(v)) for v in value["Std:Join"]["Values"])
-        return {k: self.concrete(v) for k, v in value.items()}
-
-    def requests(self) -> list[tuple[str, str, dict]]:
-        """(step, operation, request) for every step that SageMaker turns into an API call."""
-        result = []
-        for name, step in self.steps.items():
-            if step["Type"] not in STEP_OPERATIONS:
-                continue
-            operation, name_member, _ = STEP_OPERATIONS[step["Type"]]
-            request = self.concrete(step["Arguments"])
-            if name_member:
-                request[name_member] = self.job_name(name, 32 if step["Type"] == "Tuning" else 63)
-            result.append((name, operation, request))
-        return result
 
 
 @pytest.fixture(scope="module")

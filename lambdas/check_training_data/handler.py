@@ -39,5 +39,6 @@ def check(event: Any, s3: Any) -> dict:
 
 def handler(event: Any, context: Any) -> dict:
     result = check(event, aws.s3())
-    logger.info("checked training data", extra=result)
+    # "message" is a reserved LogRecord attribute: logging refuses it as an extra key.
+    logger.info(result["message"], extra={"status": result["status"]})
     return result

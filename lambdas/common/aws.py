@@ -63,7 +63,12 @@ def sns() -> Any:
     return boto3.client("sns", config=RETRIES)
 
 
+@cache
+def cloudformation() -> Any:
+    return boto3.client("cloudformation", config=RETRIES)
+
+
 def forget_clients() -> None:
     """Drop the cached clients (tests that swap the AWS backend between cases)."""
-    for factory in (sagemaker, s3, autoscaling, ecr, codebuild, sagemaker_runtime, scheduler, sns):
+    for factory in (sagemaker, s3, autoscaling, ecr, codebuild, sagemaker_runtime, scheduler, sns, cloudformation):
         factory.cache_clear()

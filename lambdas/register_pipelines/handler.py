@@ -1,8 +1,9 @@
 """Defines both SageMaker Pipelines with the SDK and upserts them; deletes them with the stack.
 
-Invoked by the CDK Provider framework for the stack's custom resource (`on_event`), with the settings
-in the resource's properties, or directly (`handler`): {} or {"pipelines": ["training"]} upserts on
-demand with the settings in the SETTINGS variable.
+`handler` is the function's one entry point. The CDK Provider framework invokes it with CloudFormation's
+custom resource requests (RequestType Create, Update or Delete; `on_event`), with the settings in the
+resource's properties; a direct invocation, {} or {"pipelines": ["training"]}, upserts on demand with
+the settings in the SETTINGS variable.
 """
 
 from __future__ import annotations
@@ -112,11 +113,25 @@ def on_event(event: Any, context: Any) -> dict:
         properties.get("Settings") if isinstance(properties, dict) else None, source="ResourceProperties.Settings"
     )
     arns = upsert(settings, undo_on_failure=request.request_type == "Create")
-    train_on_new_image(event, settings, aws.sagemaker())
+    if not rolling_back(event, aws.cloudformation()):
+        train_on_new_image(event, settings, aws.sagemaker())
     return {
         "PhysicalResourceId": SEPARATOR.join((settings.training_pipeline_name, settings.batch_pipeline_name)),
         "Data": {"TrainingPipelineArn": arns["training"], "BatchPipelineArn": arns["batch-prediction"]},
     }
+
+
+def rolling_back(event: dict, cloudformation: Any) -> bool:
+    """True while CloudFormation rolls an update back: it then sends the previous settings as an Update.
+
+    The request itself does not say so; the stack's status does (UPDATE_ROLLBACK_IN_PROGRESS, "Stack status
+    codes", CloudFormation User Guide). The previous image has been trained with already.
+    """
+    (stack,) = cloudformation.describe_stacks(StackName=event["StackId"])["Stacks"]
+    if stack["StackStatus"] == "UPDATE_ROLLBACK_IN_PROGRESS":
+        logger.info("rolling back: the previous pipelines are registered again, nothing is trained")
+        return True
+    return False
 
 
 def train_on_new_image(event: dict, settings: PipelineSettings, client: Any) -> str | None:
@@ -160,6 +175,8 @@ def requested_names(event: Any) -> tuple[str, ...]:
 
 
 def handler(event: Any, context: Any) -> dict:
+    if isinstance(event, dict) and "RequestType" in event:
+        return on_event(event, context)
     names = requested_names(event)
     try:
         settings = PipelineSettings.from_environment()

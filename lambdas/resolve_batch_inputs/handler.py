@@ -80,5 +80,6 @@ def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
 
 def handler(event: Any, context: Any) -> dict:
     result = resolve(event, aws.sagemaker(), aws.s3())
-    logger.info("resolved", extra=result)
+    # "message" is a reserved LogRecord attribute: logging refuses it as an extra key.
+    logger.info(result["message"], extra={k: v for k, v in result.items() if k != "message"})
     return result
