@@ -29,6 +29,10 @@ from stacks.platform_function import PlatformFunction, retention
 
 # A build of both images takes minutes; CloudFormation allows a custom resource at most an hour.
 BUILD_TIMEOUT = Duration.minutes(50)
+# The project's compute type and the Service Quotas quota (AWS CodeBuild) that caps its concurrent builds;
+# many new accounts start with it at 0 ("Quotas for AWS CodeBuild", CodeBuild User Guide).
+COMPUTE_TYPE = codebuild.ComputeType.MEDIUM
+BUILD_QUOTA = "Concurrently running builds for Linux/Medium environment"
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class ImageBuilds(Construct):
             build_spec=codebuild.BuildSpec.from_source_filename("containers/buildspec.yml"),
             environment=codebuild.BuildEnvironment(
                 build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
-                compute_type=codebuild.ComputeType.MEDIUM,
+                compute_type=COMPUTE_TYPE,
                 privileged=True,
             ),
             encryption_key=props.data_key,
@@ -83,6 +87,7 @@ class ImageBuilds(Construct):
 
         settings = ImageBuildSettings(
             project_name=self.project.project_name,
+            build_quota=BUILD_QUOTA,
             registry=f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}",
             training_repository=props.training_repository.repository_name,
             training_tag=self.training_tag,
