@@ -62,6 +62,16 @@ def test_copied_files_exist(name):
             assert sources and all((REPO_ROOT / s).exists() for s in sources), args
 
 
+def test_the_build_script_logs_in_to_the_registry_the_base_images_come_from():
+    """The base-image pulls are authenticated, not anonymous on CodeBuild's shared IP addresses; ECR Public issues
+    its tokens in us-east-1 only."""
+    script = (CONTAINERS / "build_images.sh").read_text()
+    logins = re.findall(r"^aws ecr-public get-login-password --region us-east-1 \| docker login .* (\S+)$", script, re.M)
+    for dockerfile in DOCKERFILES.values():
+        assert base_image(dockerfile).split("/")[0] in logins, dockerfile
+    assert script.index("ecr-public get-login-password") < script.index("docker build")
+
+
 def test_both_images_install_the_same_pinned_libraries():
     installs = {}
     for name, dockerfile in DOCKERFILES.items():
