@@ -29,6 +29,10 @@ from stacks.platform_function import PlatformFunction, retention
 
 # A build of both images takes minutes; CloudFormation allows a custom resource at most an hour.
 BUILD_TIMEOUT = Duration.minutes(50)
+# The project's compute type and the Service Quotas quota (AWS CodeBuild) that caps its concurrent builds;
+# many new accounts start with it at 0 ("Quotas for AWS CodeBuild", CodeBuild User Guide).
+COMPUTE_TYPE = codebuild.ComputeType.MEDIUM
+BUILD_QUOTA = "Concurrently running builds for Linux/Medium environment"
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class ImageBuilds(Construct):
             build_spec=codebuild.BuildSpec.from_source_filename("containers/buildspec.yml"),
             environment=codebuild.BuildEnvironment(
                 build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
-                compute_type=codebuild.ComputeType.MEDIUM,
+                compute_type=COMPUTE_TYPE,
                 privileged=True,
             ),
             encryption_key=props.data_key,
@@ -79,10 +83,24 @@ class ImageBuilds(Construct):
         )
         for repository in (props.training_repository, props.inference_repository):
             repository.grant_pull_push(self.project)
+        self.project.add_to_role_policy(
+            iam.PolicyStatement(
+                # containers/build_images.sh logs in to ECR Public for the base images: get-login-password needs
+                # exactly these two (AWS CLI reference, ecr-public get-login-password). Pulling a public image
+                # needs no further permission. The bearer token carries this role's own permissions and only
+                # for the service that asked for it (IAM User Guide, Service bearer tokens).
+                # Not an ECR pull-through cache rule: the Dockerfiles pin their base by digest, and a cache rule
+                # does not fetch an uncached image pulled by digest (aws/containers-roadmap#2837), so a new
+                # account's first build would fail. README, "Deploy one environment", has the VPC-only route.
+                actions=["ecr-public:GetAuthorizationToken", "sts:GetServiceBearerToken"],
+                resources=["*"],
+            )
+        )
         self._acknowledge_project(source.bucket.bucket_arn)
 
         settings = ImageBuildSettings(
             project_name=self.project.project_name,
+            build_quota=BUILD_QUOTA,
             registry=f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}",
             training_repository=props.training_repository.repository_name,
             training_tag=self.training_tag,
@@ -151,7 +169,8 @@ class ImageBuilds(Construct):
         acknowledge_iam5(
             policy,
             {
-                "Resource::*": "ecr:GetAuthorizationToken supports no resource-level permissions.",
+                "Resource::*": "ecr:GetAuthorizationToken, ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken "
+                "(the registry logins) support no resource-level permissions.",
                 resource_finding(self, source_bucket_arn, "/*"): "The CDK assets bucket holds the build source; "
                 "CodeBuild reads it with the asset's grant_read.",
                 "Action::s3:GetBucket*": "The asset's grant_read on the CDK assets bucket, for the build source.",

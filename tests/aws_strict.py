@@ -547,6 +547,8 @@ def service_side_calls(calls: list[Call]) -> list[Call]:
       Scaling API actions", Application Auto Scaling User Guide).
     - SageMaker, given rollback alarms on UpdateEndpoint, describes them as the caller.
     - SageMaker, given a KMS key for an endpoint config, creates a grant on it as the caller.
+    - ECR Public's GetAuthorizationToken gets an STS service bearer token as the caller
+      (sts:GetServiceBearerToken for ecr-public.amazonaws.com; IAM User Guide, Service bearer tokens).
     """
     implied = []
     for call in calls:
@@ -572,6 +574,8 @@ def service_side_calls(calls: list[Call]) -> list[Call]:
             ]
             if alarms:
                 implied.append(Call("cloudwatch", "DescribeAlarms", {"AlarmNames": alarms}))
+        if (call.service, call.operation) == ("ecr-public", "GetAuthorizationToken"):
+            implied.append(Call("sts", "GetServiceBearerToken", {}, {"sts:AWSServiceName": "ecr-public.amazonaws.com"}))
         if (call.service, call.operation) == ("sagemaker", "CreateEndpointConfig"):
             keys = {p.get("KmsKeyId"), p.get("DataCaptureConfig", {}).get("KmsKeyId")} - {None}
             implied += [Call("kms", op, {"KeyId": key}) for key in sorted(keys) for op in ("CreateGrant", "DescribeKey")]

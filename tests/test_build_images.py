@@ -20,6 +20,7 @@ build = load_lambda("build_images")
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
 SETTINGS = ImageBuildSettings(
     project_name="ImagesProject-abc",
+    build_quota="Concurrently running builds for Linux/Medium environment",
     registry=REGISTRY,
     training_repository="abalone-mlops-dev-training",
     training_tag="sha-0123456789abcdef",
@@ -87,6 +88,16 @@ def _build(status: str, **extra) -> dict:
     }
 
 
+def _start_build_params(images: str) -> dict:
+    return {
+        "projectName": SETTINGS.project_name,
+        "environmentVariablesOverride": [
+            {"name": "IMAGES", "value": images, "type": "PLAINTEXT"},
+            {"name": "REGISTRY", "value": REGISTRY, "type": "PLAINTEXT"},
+        ],
+    }
+
+
 def test_images_that_exist_start_no_build(stubs):
     ecr, _ = stubs
     _image_exists(ecr, SETTINGS.training_repository, SETTINGS.training_tag)
@@ -103,19 +114,46 @@ def test_only_the_missing_tag_is_built(stubs):
     codebuild.add_response(
         "start_build",
         {"build": _build("IN_PROGRESS")},
-        {
-            "projectName": SETTINGS.project_name,
-            "environmentVariablesOverride": [
-                {
-                    "name": "IMAGES",
-                    "value": f"inference={SETTINGS.inference_repository}:{SETTINGS.inference_tag}",
-                    "type": "PLAINTEXT",
-                },
-                {"name": "REGISTRY", "value": REGISTRY, "type": "PLAINTEXT"},
-            ],
-        },
+        _start_build_params(f"inference={SETTINGS.inference_repository}:{SETTINGS.inference_tag}"),
     )
     assert build.on_event(_event("Update", PhysicalResourceId="images"), None)["Data"] == {"BuildId": BUILD_ID}
+
+
+def test_a_zero_build_quota_names_the_quota_and_the_way_around_it(stubs):
+    """New accounts' CodeBuild quota is often 0; StartBuild then answers as below (AWS's code and message)."""
+    ecr, codebuild = stubs
+    _image_exists(ecr, SETTINGS.training_repository, SETTINGS.training_tag)
+    _image_missing(ecr, SETTINGS.inference_repository, SETTINGS.inference_tag)
+    codebuild.add_client_error(
+        "start_build",
+        "AccountLimitExceededException",
+        "Cannot have more than 0 builds in queue for the account",
+        http_status_code=400,
+        expected_params=_start_build_params(f"inference={SETTINGS.inference_repository}:{SETTINGS.inference_tag}"),
+    )
+    with pytest.raises(build.BuildQuotaExceeded) as error:
+        build.on_event(_event(), None)
+    assert str(error.value) == (
+        "CodeBuild refused the image build (Cannot have more than 0 builds in queue for the account): request an "
+        f"increase of 'Concurrently running builds for Linux/Medium environment' in Service Quotas (AWS CodeBuild, {REGION}), "
+        "then deploy again; or build the images yourself: set training.training_image_tag and "
+        "training.inference_image_tag in cdk.json and push those tags with containers/build_images.sh "
+        "(README, Bring your own images)"
+    )
+
+
+def test_other_start_build_errors_propagate_unchanged(stubs):
+    ecr, codebuild = stubs
+    _image_exists(ecr, SETTINGS.training_repository, SETTINGS.training_tag)
+    _image_missing(ecr, SETTINGS.inference_repository, SETTINGS.inference_tag)
+    message = f"Project cannot be found: arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{SETTINGS.project_name}"
+    codebuild.add_client_error("start_build", "ResourceNotFoundException", message, http_status_code=400)
+    with pytest.raises(ClientError) as error:
+        build.on_event(_event(), None)
+    assert (error.value.response["Error"]["Code"], error.value.response["Error"]["Message"]) == (
+        "ResourceNotFoundException",
+        message,
+    )
 
 
 def test_an_overridden_tag_is_the_users_to_push_and_never_built(stubs):

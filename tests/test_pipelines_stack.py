@@ -6,6 +6,7 @@ import json
 
 from conftest import template_pipeline_settings
 
+from common.contracts import ImageBuildSettings
 from stacks.images import build_source_files, image_tag
 
 
@@ -151,11 +152,17 @@ def test_lambda_asset_holds_the_handler_and_the_pipeline_scripts(synthesized):
     assert not [p for p in asset.rglob("__pycache__")]
 
 
-def test_images_are_built_privileged_encrypted_and_before_the_pipelines_are_registered(synthesized, environment):
+def test_images_are_built_privileged_encrypted_and_before_the_pipelines_are_registered(synthesized, assemblies, environment):
     template = synthesized.template(environment, "pipelines")
     (project,) = template.find_resources("AWS::CodeBuild::Project").values()
     properties = project["Properties"]
     assert properties["Environment"]["PrivilegedMode"] is True and properties["Environment"]["Type"] == "LINUX_CONTAINER"
+    # The quota the build trigger names when CodeBuild refuses a build is the one of this project's compute type.
+    ((stack, _, images),) = assemblies[environment].resources("Custom::ContainerImages")
+    settings = ImageBuildSettings.from_json(assemblies[environment].resolve(stack, images["Properties"]["Settings"]), "x")
+    size = {"BUILD_GENERAL1_SMALL": "Small", "BUILD_GENERAL1_MEDIUM": "Medium", "BUILD_GENERAL1_LARGE": "Large"}
+    compute = size[properties["Environment"]["ComputeType"]]
+    assert settings.build_quota == f"Concurrently running builds for Linux/{compute} environment"
     assert properties["EncryptionKey"] and properties["Source"]["Type"] == "S3"
     assert properties["Source"]["BuildSpec"] == "containers/buildspec.yml"
     groups = template.find_resources("AWS::Logs::LogGroup")

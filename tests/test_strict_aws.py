@@ -192,8 +192,12 @@ def _docker_push(repository: str) -> list[Call]:
     return [Call("ecr", "GetAuthorizationToken", {})] + [Call("ecr", op, {"repositoryName": repository}) for op in operations]
 
 
+# containers/build_images.sh logs in to ECR Public (public.ecr.aws) for the base images.
+BASE_IMAGE_LOGIN = [Call("ecr-public", "GetAuthorizationToken", {})]
+
+
 @pytest.mark.parametrize("name", ENVIRONMENTS)
-def test_build_project_role_allows_reading_the_source_logging_and_pushing(assemblies, name):
+def test_build_project_role_allows_reading_the_source_logging_pulling_and_pushing(assemblies, name):
     assembly = assemblies[name]
     settings = _image_build_settings(assembly)
     ((stack, _, project),) = assembly.resources("AWS::CodeBuild::Project")
@@ -204,11 +208,14 @@ def test_build_project_role_allows_reading_the_source_logging_and_pushing(assemb
         Call("s3", "GetObject", {"Bucket": bucket, "Key": key}),
         Call("logs", "CreateLogStream", {"logGroupName": log_group, "logStreamName": "build-1"}),
         Call("logs", "PutLogEvents", {"logGroupName": log_group, "logStreamName": "build-1"}),
+        *BASE_IMAGE_LOGIN,
         *_docker_push(settings.training_repository),
         *_docker_push(settings.inference_repository),
     ]
     role_arn = assembly.resolve(stack, properties["ServiceRole"])
-    _assert_allowed(_role_statements(assembly, role_arn), permissions_for(calls), "image build project")
+    permissions = permissions_for(calls + service_side_calls(calls))
+    assert {p.action for p in permissions} >= {"ecr-public:GetAuthorizationToken", "sts:GetServiceBearerToken"}
+    _assert_allowed(_role_statements(assembly, role_arn), permissions, "image build project")
 
 
 # --- pipeline definitions: steps as SageMaker Pipelines starts them ---------------------------------------

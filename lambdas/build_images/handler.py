@@ -31,6 +31,36 @@ class BuildFailed(RuntimeError):
     """The image build ended without success; the message carries its status and log link."""
 
 
+class BuildQuotaExceeded(RuntimeError):
+    """CodeBuild refused to queue the build: the account's concurrent-build quota (0 in many new accounts) is used up."""
+
+
+def _start_build(codebuild: Any, settings: ImageBuildSettings, missing: list[str]) -> dict:
+    """StartBuild, with its AccountLimitExceededException turned into the quota to raise and the way around it.
+
+    CodeBuild queues at most five times the concurrent-build quota of the project's compute type
+    (CodeBuild User Guide, "Builds in AWS CodeBuild"), so a quota of 0 refuses every build.
+    """
+    try:
+        return codebuild.start_build(
+            projectName=settings.project_name,
+            environmentVariablesOverride=[
+                {"name": "IMAGES", "value": " ".join(missing), "type": "PLAINTEXT"},
+                {"name": "REGISTRY", "value": settings.registry, "type": "PLAINTEXT"},
+            ],
+        )["build"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "AccountLimitExceededException":
+            raise
+        region = settings.registry.split(".")[3]
+        raise BuildQuotaExceeded(
+            f"CodeBuild refused the image build ({error.response['Error'].get('Message', '')}): request an increase of "
+            f"'{settings.build_quota}' in Service Quotas (AWS CodeBuild, {region}), then deploy again; or build the "
+            "images yourself: set training.training_image_tag and training.inference_image_tag in cdk.json and push "
+            "those tags with containers/build_images.sh (README, Bring your own images)"
+        ) from error
+
+
 def missing_images(settings: ImageBuildSettings, ecr: Any) -> list[str]:
     """`name=repository:tag` for each image to build whose tag is not in its repository yet."""
     missing = []
@@ -62,13 +92,7 @@ def on_event(event: Any, context: Any) -> dict:
     if not missing:
         logger.info("every image exists; nothing to build", extra={"images": settings.images()})
         return {"PhysicalResourceId": PHYSICAL_ID, "Data": {"BuildId": ""}}
-    build = aws.codebuild().start_build(
-        projectName=settings.project_name,
-        environmentVariablesOverride=[
-            {"name": "IMAGES", "value": " ".join(missing), "type": "PLAINTEXT"},
-            {"name": "REGISTRY", "value": settings.registry, "type": "PLAINTEXT"},
-        ],
-    )["build"]
+    build = _start_build(aws.codebuild(), settings, missing)
     logger.info("image build started", extra={"build_id": build["id"], "images": missing})
     return {"PhysicalResourceId": PHYSICAL_ID, "Data": {"BuildId": build["id"]}}
 

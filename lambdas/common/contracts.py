@@ -266,6 +266,8 @@ class ImageBuildSettings(Settings):
     """
 
     project_name: str
+    # The Service Quotas name of the quota that caps the project's concurrent builds, for the error that names it.
+    build_quota: str
     registry: str
     training_repository: str
     training_tag: str
