@@ -13,7 +13,7 @@ import tarfile
 import numpy as np
 import pytest
 from abalone_data import HEADER, abalone_rows, write_csv
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_lambda
 
 SCRIPTS = REPO_ROOT / "pipeline_scripts"
 
@@ -156,16 +156,17 @@ def _serve_csv(server, body: str) -> str:
     return answer
 
 
-def test_evaluation_writes_the_sample_with_the_answers_the_server_gives(trained):
-    """holdout.jsonl, beside the report: each sampled request and, exactly, what serve.py answers it."""
+def test_evaluation_writes_the_sample_the_system_test_reads_with_the_answers_the_server_gives(trained):
+    """Beside the report: each sampled request and, exactly, what serve.py answers it, in the file the system test reads."""
     base, _ = trained
-    lines = (base / "processing" / "evaluation" / "holdout.jsonl").read_text().splitlines()
-    pairs = [json.loads(line) for line in lines]
+    checks = load_lambda("system_test").checks
+    path = base / "processing" / "evaluation" / checks.SAMPLE_FILE
+    pairs = checks.read_sample(path.read_text(), str(path))
     requests = (base / "processing" / "holdout" / "requests.csv").read_text().splitlines()
-    assert [p["request"] for p in pairs] == requests and all(set(p) == {"request", "answer"} for p in pairs)
+    assert [request for request, _ in pairs] == requests
     server = _script_module("serve").ModelServer(base / "model")
-    assert [p["answer"] for p in pairs] == [_serve_csv(server, request) for request in requests]
-    assert all(re.fullmatch(r"\d+\.\d{6}\n", p["answer"]) for p in pairs)
+    assert [answer for _, answer in pairs] == [_serve_csv(server, request) for request in requests]
+    assert all(re.fullmatch(r"\d+\.\d{6}\n", answer) for _, answer in pairs)
 
 
 def test_evaluate_without_the_holdout_fails_clearly(tmp_path, trained, in_process):
