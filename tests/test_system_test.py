@@ -541,12 +541,17 @@ def test_make_validate_reports_every_check_from_the_stack_output(environment, ca
             "validate: stack dev-Orchestration has no SystemTestSettings output; redeploy it with this version of the project",
         ),
         ("{}", "validate: dev-Orchestration output SystemTestSettings lacks environment"),
+        (
+            json.dumps({**SETTINGS.to_dict(), "mse_threshold": 6}),
+            "validate: dev-Orchestration output SystemTestSettings has unknown key(s) mse_threshold; expected environment, ",
+        ),
     ],
 )
 def test_make_validate_names_an_environment_it_cannot_read(aws, capsys, output, message):
     _stack_with_output(output)
     assert validate.main(["--environment", "dev"], session=boto3.Session(region_name=REGION)) == 2
-    assert capsys.readouterr().err.startswith(message)
+    err = capsys.readouterr().err
+    assert err.startswith(message) and "redeploy" in err and len(err.splitlines()) == 1
 
 
 def test_make_validate_names_a_missing_stack(aws, capsys):

@@ -86,7 +86,7 @@ class Settings:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise SettingsError(
-                f"{source} has unknown key(s) {', '.join(unknown)}; expected {', '.join(known)} from {cls.WRITER}"
+                f"{source} has unknown key(s) {', '.join(unknown)}; expected {', '.join(known)} from {cls.WRITER}{cls.FIX}"
             )
         missing = [name for name, f in known.items() if name not in values and f.default is MISSING]
         if missing:
