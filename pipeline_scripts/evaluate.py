@@ -3,9 +3,12 @@
 Reads <base>/processing/model/model.tar.gz (the training job's artifact) and the test CSVs under
 <base>/processing/test (target first, no header), and writes
 <base>/processing/evaluation/evaluation.json in the Model Registry's regression-metrics shape, which
-the pipeline's condition step reads through a PropertyFile. The labelled held-out sample preprocessing
-wrote (<base>/processing/holdout/holdout.csv) is copied next to the report, where the system test of
-an environment that serves this model finds it.
+the pipeline's condition step reads through a PropertyFile. Next to it, holdout.jsonl holds the
+held-out sample preprocessing drew (<base>/processing/holdout/requests.csv) with this package's own
+answers: one JSON object a line, {"request": <a text/csv request body>, "answer": <the text/csv body
+the server answers it with>}, computed through the server's path (inference.py, as serve.py answers
+Content-Type and Accept text/csv). The system test of an environment that serves this package sends
+each request to the endpoint and expects the same answer.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -21,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from inference import Model, ModelError
+from inference import Model, ModelError, PayloadError, format_csv, parse_csv
 from train import TrainingError, load_channel
+
+SAMPLE_FILE = "holdout.jsonl"
 
 
 def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
@@ -49,13 +53,33 @@ def extract_model(archive: Path, destination: Path) -> Path:
     return destination
 
 
+def offline_answers(model: Model, requests_file: Path) -> list[dict]:
+    """Each sampled request with the answer this package gives it, one request at a time as the system test sends them."""
+    if not requests_file.is_file():
+        raise TrainingError(
+            f"{requests_file} not found; expected the held-out sample preprocess.py writes, so run preprocessing first"
+        )
+    requests = [line for line in requests_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not requests:
+        raise TrainingError(f"{requests_file} holds no records; rerun preprocessing")
+    header = ",".join(model.raw_columns)
+    answers = []
+    for number, request in enumerate(requests, start=1):
+        try:
+            answer = format_csv(model.predict_records(parse_csv(request, header)))
+        except PayloadError as error:
+            raise TrainingError(f"{requests_file} line {number}: {error}; rerun preprocessing") from None
+        answers.append({"request": request, "answer": answer})
+    return answers
+
+
 def main(argv=None) -> int:
     base = Path(os.environ.get("SM_BASE_DIR", "/opt/ml"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-archive", type=Path, default=base / "processing" / "model" / "model.tar.gz")
     parser.add_argument("--test-dir", type=Path, default=base / "processing" / "test")
     parser.add_argument("--output-dir", type=Path, default=base / "processing" / "evaluation")
-    parser.add_argument("--holdout-file", type=Path, default=base / "processing" / "holdout" / "holdout.csv")
+    parser.add_argument("--holdout-file", type=Path, default=base / "processing" / "holdout" / "requests.csv")
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -64,13 +88,12 @@ def main(argv=None) -> int:
             if features.shape[1] != len(model.features):
                 raise TrainingError(f"test set has {features.shape[1]} feature columns; the model expects {len(model.features)}")
             report = {"regression_metrics": regression_metrics(actual, model.predict(features))}
-            if not args.holdout_file.is_file():
-                raise TrainingError(f"{args.holdout_file} not found; expected preprocessing's held-out sample")
+            sample = offline_answers(model, args.holdout_file)
     except (TrainingError, ModelError) as error:
         print(f"evaluation error: {error}", file=sys.stderr)
         return 1
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.holdout_file, args.output_dir / args.holdout_file.name)
+    (args.output_dir / SAMPLE_FILE).write_text("".join(json.dumps(pair) + "\n" for pair in sample))
     (args.output_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
     return 0

@@ -6,8 +6,9 @@ layout the training script expects) to <base>/processing/{train,validation,test}
 features.json describing the columns so training, evaluation and inference agree on them. The train
 split's raw records without the target, as the endpoint receives and captures them, go to
 <base>/processing/baseline/baseline.csv: the data-quality baseline the model is monitored against.
-Up to 100 test rows as raw records followed by their label go to <base>/processing/holdout/holdout.csv,
-which evaluation puts next to its report for the deployed endpoint's system test.
+Up to 100 test rows drawn at random (from the seed), as request records in the same form, go to
+<base>/processing/holdout/requests.csv: evaluation answers them offline and puts both next to its
+report, and the deployed endpoint's system test checks that the endpoint gives the same answers.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from raw_columns import CAPTURED_COLUMNS, CATEGORIES, CATEGORY, MEASUREMENTS, RA
 
 FEATURES = MEASUREMENTS + tuple(f"{CATEGORY}_{c}" for c in CATEGORIES)
 SPLITS = ("train", "validation", "test")
-# A labelled sample of the test split for the deployed endpoint's system test: each row is the record the
-# endpoint receives (raw columns, no header) followed by its label.
+# A sample of the test split for the deployed endpoint's system test: each line one request's record, as
+# the endpoint receives it (raw columns without the target, no header).
 HOLDOUT_ROWS = 100
-HOLDOUT_FILE = "holdout.csv"
+HOLDOUT_FILE = "requests.csv"
 
 
 class InputError(Exception):
@@ -108,6 +109,12 @@ def split_indices(n_rows: int, validation_fraction: float, test_fraction: float,
     return {"test": order[:n_test], "validation": order[n_test : n_test + n_validation], "train": order[n_test + n_validation :]}
 
 
+def holdout_indices(test_rows: np.ndarray, seed: int) -> np.ndarray:
+    """Up to HOLDOUT_ROWS test rows drawn at random, so the sample covers the test split's inputs, not its first rows."""
+    rows = np.sort(test_rows)
+    return np.random.default_rng(seed).choice(rows, size=min(HOLDOUT_ROWS, len(rows)), replace=False)
+
+
 def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_fraction: float, seed: int) -> dict:
     files = sorted(p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() in (".csv", ".txt"))
     if not files:
@@ -128,7 +135,7 @@ def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_frac
     baseline.to_csv(baseline_dir / "baseline.csv", header=False, index=False)
     holdout_dir = output_dir / "holdout"
     holdout_dir.mkdir(parents=True, exist_ok=True)
-    holdout = raw.iloc[np.sort(splits["test"])[:HOLDOUT_ROWS]][list(RAW_COLUMNS)]
+    holdout = raw.iloc[holdout_indices(splits["test"], seed)][list(CAPTURED_COLUMNS)]
     holdout.to_csv(holdout_dir / HOLDOUT_FILE, header=False, index=False)
     return counts
 

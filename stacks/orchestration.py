@@ -125,7 +125,6 @@ class OrchestrationStack(Stack):
                     ),
                     endpoint_name=self.endpoint_name,
                     data_capture_s3_uri=self.deployer.settings.data_capture_s3_uri,
-                    mse_threshold=environment.training.mse_threshold,
                     max_latency_ms=environment.endpoint.max_latency_ms,
                     alerts_topic_arn=self.alerts.topic.topic_arn,
                 ),

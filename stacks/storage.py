@@ -199,17 +199,21 @@ class StorageStack(Stack):
         """The system test: each bucket's encryption, the held-out samples beside evaluation reports, and whether
         captured requests arrived (listing only)."""
         bucket = self.artifacts_bucket
+        sample = "*/evaluation/holdout.jsonl"
         policy = iam.ManagedPolicy(
             self,
             "SystemTestReadPolicy",
             description="Read bucket encryption, held-out samples and the data-capture listing",
             statements=[
                 iam.PolicyStatement(actions=["s3:GetEncryptionConfiguration"], resources=[b.bucket_arn for b in data_buckets]),
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects("*/evaluation/holdout.csv")]),
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(sample)]),
+                # S3 answers a GetObject of a missing key NoSuchKey only to a caller allowed s3:ListBucket, AccessDenied
+                # to any other (Amazon S3 API Reference, GetObject, "Permissions"): a package trained before it had
+                # a sample then reads as not-applicable instead of an error.
                 iam.PolicyStatement(
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": ["data-capture/*"]}},
+                    conditions={"StringLike": {"s3:prefix": ["data-capture/*", sample]}},
                 ),
                 iam.PolicyStatement(actions=["kms:Decrypt"], resources=[self.key.key_arn]),
             ],
@@ -217,7 +221,7 @@ class StorageStack(Stack):
         acknowledge_iam5(
             policy,
             {
-                resource_finding(self, bucket.bucket_arn, "/*/evaluation/holdout.csv"): "Held-out samples the training "
+                resource_finding(self, bucket.bucket_arn, f"/{sample}"): "Held-out samples the training "
                 "pipeline writes under its execution ids.",
             },
         )

@@ -1,10 +1,10 @@
 """The environment's system test: a Step Functions state machine of independent checks, one Lambda running each.
 
 Every resource check is a branch of its own; the model checks run in order in one branch (serving the
-latest approved package, the held-out sample's MSE and latency, then, after a wait, its captured
-requests in S3). A failing or erroring check never stops another: the report step collects every
-branch's finding, publishes them to the environment's topic and is the execution's output; the
-execution then fails when a check failed, so a delivery pipeline stops on it.
+latest approved package, answering the held-out sample as the package does offline and fast enough,
+then, after a wait, its captured requests in S3). A failing or erroring check never stops another: the
+report step collects every branch's finding, publishes them to the environment's topic and is the
+execution's output; the execution then fails when a check failed, so a delivery pipeline stops on it.
 """
 
 from __future__ import annotations
@@ -156,11 +156,15 @@ class SystemTest(Construct):
     def _model_checks(self) -> sfn.IChainable:
         failed = self._error("ModelChecksError", "model checks")
         serves = self._invoke("EndpointServesLatest", {"check": "endpoint_serves_latest"}, "$.serves")
-        holdout = self._invoke("HoldoutPredictions", {"check": "holdout_predictions"}, "$.holdout")
-        capture = self._invoke("DataCaptureLands", {"check": "data_capture_lands", "since.$": "$.holdout.sent_at"}, "$.capture")
-        for step in (serves, holdout, capture):
+        reproduces = self._invoke(
+            "EndpointReproducesOfflinePredictions", {"check": "endpoint_reproduces_offline_predictions"}, "$.reproduces"
+        )
+        capture = self._invoke(
+            "DataCaptureLands", {"check": "data_capture_lands", "since.$": "$.reproduces.sent_at"}, "$.capture"
+        )
+        for step in (serves, reproduces, capture):
             step.add_catch(failed)
-        results = sfn.Pass(self, "ModelResults", parameters={"results.$": "States.Array($.serves, $.holdout, $.capture)"})
+        results = sfn.Pass(self, "ModelResults", parameters={"results.$": "States.Array($.serves, $.reproduces, $.capture)"})
         nothing_sent = sfn.Pass(
             self,
             "NoRequestsSent",
@@ -170,12 +174,13 @@ class SystemTest(Construct):
             result_path="$.capture",
         )
         wait = sfn.Wait(self, "WaitForCapture", time=sfn.WaitTime.duration(CAPTURE_WAIT))
-        return serves.next(holdout).next(
+        return serves.next(reproduces).next(
             sfn.Choice(self, "RequestsSent?")
             .when(
                 # An errored check has no request count: a missing field would fail the Choice state itself.
                 sfn.Condition.and_(
-                    sfn.Condition.is_present("$.holdout.requests"), sfn.Condition.number_greater_than("$.holdout.requests", 0)
+                    sfn.Condition.is_present("$.reproduces.requests"),
+                    sfn.Condition.number_greater_than("$.reproduces.requests", 0),
                 ),
                 wait.next(capture).next(results),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -12,7 +13,7 @@ import tarfile
 import numpy as np
 import pytest
 from abalone_data import HEADER, abalone_rows, write_csv
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_lambda
 
 SCRIPTS = REPO_ROOT / "pipeline_scripts"
 
@@ -101,17 +102,71 @@ def test_the_baseline_is_the_train_split_as_the_endpoint_receives_it(trained):
     assert all(train[i, sexes[r[0]]] == 1.0 for i, r in enumerate(records))
 
 
-def test_the_holdout_is_labelled_test_records_and_lands_next_to_the_report(trained):
-    """What the system test sends the endpoint: raw records (as captured) followed by the label, from the test split."""
+def _records(table: np.ndarray) -> list[tuple]:
+    """Raw request records (sex, then the measurements) of an encoded split, to compare with the sample's lines."""
+    sexes = np.array(["F", "I", "M"])[np.argmax(table[:, 8:], axis=1)]
+    return [(sex, *np.round(row[1:8], 4)) for sex, row in zip(sexes, table, strict=True)]
+
+
+def _sample_records(lines: list[str]) -> list[tuple]:
+    return [(fields[0], *np.round([float(v) for v in fields[1:]], 4)) for fields in (line.split(",") for line in lines)]
+
+
+def test_the_holdout_is_test_records_as_the_endpoint_receives_them(trained):
+    """What the system test sends the endpoint: raw records without the target or a header, from the test split."""
     base, _ = trained
-    written = (base / "processing" / "holdout" / "holdout.csv").read_text()
-    assert (base / "processing" / "evaluation" / "holdout.csv").read_text() == written
-    records = [line.split(",") for line in written.splitlines()]
+    lines = (base / "processing" / "holdout" / "requests.csv").read_text().splitlines()
+    assert all(len(line.split(",")) == 8 and line[0] in "FIM" for line in lines)
     test = np.loadtxt(base / "processing" / "test" / "test.csv", delimiter=",", ndmin=2)
-    assert len(records) == min(100, len(test)) == 90
-    assert all(len(r) == 9 and r[0] in ("F", "I", "M") for r in records)
-    assert [float(r[-1]) for r in records] == pytest.approx(list(test[: len(records), 0]))
-    assert [float(v) for v in records[0][1:8]] == pytest.approx(list(test[0, 1:8]))
+    assert len(lines) == len(test) == 90, "a test split under 100 rows is sampled whole"
+    assert sorted(_sample_records(lines)) == sorted(_records(test))
+
+
+def test_the_holdout_is_drawn_at_random_from_the_seed(tmp_path, in_process):
+    """Up to 100 of the test split's rows drawn at random: not its first rows in file order, the same for the same seed."""
+    samples = {}
+    for run in ("a", "b"):
+        write_csv(tmp_path / run / "processing" / "input" / "abalone.csv", abalone_rows(1000))
+        assert in_process("preprocess.py", tmp_path / run).returncode == 0
+        samples[run] = (tmp_path / run / "processing" / "holdout" / "requests.csv").read_text().splitlines()
+    test = _records(np.loadtxt(tmp_path / "a" / "processing" / "test" / "test.csv", delimiter=",", ndmin=2))
+    drawn = _sample_records(samples["a"])
+    assert len(test) == 150 and len(drawn) == len(set(drawn)) == 100 and set(drawn) <= set(test)
+    assert sorted(drawn) != sorted(test[:100])
+    assert samples["a"] == samples["b"]
+    draw = _script_module("preprocess").holdout_indices
+    rows = np.arange(150)
+    assert list(draw(rows, 42)) == list(draw(rows[::-1], 42)) != list(draw(rows, 7))
+
+
+def _serve_csv(server, body: str) -> str:
+    """serve.py's answer to a client's POST /invocations with Content-Type and Accept text/csv."""
+    data = body.encode()
+    environ = {
+        "PATH_INFO": "/invocations",
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "text/csv",
+        "HTTP_ACCEPT": "text/csv",
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.input": io.BytesIO(data),
+    }
+    replies = []
+    answer = b"".join(server(environ, lambda status, headers: replies.append(status))).decode()
+    assert replies == ["200 OK"], answer
+    return answer
+
+
+def test_evaluation_writes_the_sample_the_system_test_reads_with_the_answers_the_server_gives(trained):
+    """Beside the report: each sampled request and, exactly, what serve.py answers it, in the file the system test reads."""
+    base, _ = trained
+    checks = load_lambda("system_test").checks
+    path = base / "processing" / "evaluation" / checks.SAMPLE_FILE
+    pairs = checks.read_sample(path.read_text(), str(path))
+    requests = (base / "processing" / "holdout" / "requests.csv").read_text().splitlines()
+    assert [request for request, _ in pairs] == requests
+    server = _script_module("serve").ModelServer(base / "model")
+    assert [answer for _, answer in pairs] == [_serve_csv(server, request) for request in requests]
+    assert all(re.fullmatch(r"\d+\.\d{6}\n", answer) for _, answer in pairs)
 
 
 def test_evaluate_without_the_holdout_fails_clearly(tmp_path, trained, in_process):
@@ -120,8 +175,15 @@ def test_evaluate_without_the_holdout_fails_clearly(tmp_path, trained, in_proces
         shutil.copytree(base / "processing" / folder, tmp_path / "processing" / folder)
     result = in_process("evaluate.py", tmp_path)
     assert result.returncode == 1
-    holdout = tmp_path / "processing" / "holdout" / "holdout.csv"
-    assert result.stderr.strip() == f"evaluation error: {holdout} not found; expected preprocessing's held-out sample"
+    holdout = tmp_path / "processing" / "holdout" / "requests.csv"
+    assert result.stderr.strip() == (
+        f"evaluation error: {holdout} not found; expected the held-out sample preprocess.py writes, so run preprocessing first"
+    )
+    assert not (tmp_path / "processing" / "evaluation").exists(), "nothing half-written"
+    holdout.parent.mkdir(parents=True)
+    holdout.write_text("\n")
+    result = in_process("evaluate.py", tmp_path)
+    assert result.stderr.strip() == f"evaluation error: {holdout} holds no records; rerun preprocessing"
 
 
 def test_preprocess_is_deterministic_and_reads_files_without_header(tmp_path, trained):

@@ -36,7 +36,6 @@ SETTINGS = SystemTestSettings(
     schedules=("nightly-retraining=ENABLED", "daily-batch=DISABLED"),
     endpoint_name=ENDPOINT,
     data_capture_s3_uri=f"s3://artifacts-bucket/data-capture/{ENDPOINT}",
-    mse_threshold=6.0,
     max_latency_ms=200,
     alerts_topic_arn=f"arn:aws:sns:{REGION}:{ACCOUNT}:alerts",
 )
@@ -66,17 +65,27 @@ def test_every_check_is_a_state_whose_failure_is_collected_not_short_circuited(a
         assert catch["ErrorEquals"] == ["States.ALL"] and caught["Type"] == "Pass" and "End" in caught
         assert caught["Parameters"] == {"check": task["Parameters"]["check"], "status": "error", "finding.$": "$.Cause"}
     states = model["States"]
-    order = ["EndpointServesLatest", "HoldoutPredictions", "RequestsSent?", "WaitForCapture", "DataCaptureLands", "ModelResults"]
+    order = [
+        "EndpointServesLatest",
+        "EndpointReproducesOfflinePredictions",
+        "RequestsSent?",
+        "WaitForCapture",
+        "DataCaptureLands",
+        "ModelResults",
+    ]
     assert [states[s].get("Next") for s in order[:2]] == order[1:3]
+    assert [states[s]["Parameters"]["check"] for s in order[:2]] == list(system_test.MODEL_CHECKS[:2])
+    assert states["DataCaptureLands"]["Parameters"]["check"] == system_test.MODEL_CHECKS[2]
     (sent,) = states["RequestsSent?"]["Choices"]
     assert sent["And"] == [
-        {"Variable": "$.holdout.requests", "IsPresent": True},
-        {"Variable": "$.holdout.requests", "NumericGreaterThan": 0},
-    ], "an errored holdout check has no request count; the Choice must not fail on it"
+        {"Variable": "$.reproduces.requests", "IsPresent": True},
+        {"Variable": "$.reproduces.requests", "NumericGreaterThan": 0},
+    ], "an errored model check has no request count; the Choice must not fail on it"
     assert (
-        states["WaitForCapture"]["Seconds"] == 300 and states["DataCaptureLands"]["Parameters"]["since.$"] == "$.holdout.sent_at"
+        states["WaitForCapture"]["Seconds"] == 300
+        and states["DataCaptureLands"]["Parameters"]["since.$"] == "$.reproduces.sent_at"
     )
-    assert all(states[s]["Catch"][0]["Next"] == "ModelChecksError" for s in ("EndpointServesLatest", "HoldoutPredictions"))
+    assert all(states[s]["Catch"][0]["Next"] == "ModelChecksError" for s in order[:2])
     report = definition["States"]["Report"]
     assert report["Parameters"] == {"results.$": "$"} and report["Next"] == "Passed?"
     failed = definition["States"]["SystemTestFailed"]
@@ -94,7 +103,7 @@ def test_the_settings_are_the_stack_output_make_validate_reads(assemblies, name)
     )
     assert output.environment == name and output.endpoint_name == f"abalone-mlops-{name}"
     assert [entry.rsplit("=", 1)[1] for entry in output.schedules] == ["ENABLED", "ENABLED"]
-    assert output.mse_threshold == 6.0 and output.max_latency_ms == 200
+    assert output.max_latency_ms == 200
 
 
 # --- resource checks against moto --------------------------------------------------------------------------------
@@ -185,7 +194,9 @@ def test_an_aws_error_in_one_check_is_its_error_finding(environment, monkeypatch
 # --- model checks with SageMaker's shapes ------------------------------------------------------------------------
 
 PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/3"
-HOLDOUT = "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9\n"
+REQUESTS = ("M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15", "F,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21")
+OFFLINE = ("14.123456\n", "9.500000\n")
+SAMPLE_KEY = f"{EVALUATION.split('/', 3)[3]}/holdout.jsonl"
 
 
 def _package(with_report: bool = True) -> dict:
@@ -276,8 +287,8 @@ def test_before_any_approved_model_the_model_checks_do_not_apply(stubbed):
     _approved(stubs["sagemaker"], None)
     _approved(stubs["sagemaker"], None)
     assert checks.endpoint_serves_latest(SETTINGS, clients)["status"] == "not-applicable"
-    holdout = checks.holdout_predictions(SETTINGS, clients)
-    assert (holdout["status"], holdout["requests"], holdout["finding"]) == (
+    reproduces = checks.endpoint_reproduces_offline_predictions(SETTINGS, clients)
+    assert (reproduces["status"], reproduces["requests"], reproduces["finding"]) == (
         "not-applicable",
         0,
         f"no approved model package in {GROUP} yet",
@@ -311,20 +322,24 @@ def test_an_approved_model_without_endpoint_fails_naming_the_deployer(stubbed):
     assert result["finding"] == f"no endpoint {ENDPOINT} although version 3 is approved; see the deployer's log"
 
 
-def _holdout(stubs, predictions: list[str]) -> None:
+def _sample(stubs, body: bytes) -> None:
     _approved(stubs["sagemaker"], _package())
     _endpoint(stubs["sagemaker"])
-    body = HOLDOUT.encode()
     stubs["s3"].add_response(
-        "get_object",
-        {"Body": StreamingBody(io.BytesIO(body), len(body))},
-        {"Bucket": "artifacts-bucket", "Key": "abalone-mlops-dev-training/exec1/evaluation/holdout.csv"},
+        "get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))}, {"Bucket": "artifacts-bucket", "Key": SAMPLE_KEY}
     )
-    for line, prediction in zip(HOLDOUT.splitlines(), predictions, strict=True):
+
+
+def _endpoint_answers(stubs, answers: list[str]) -> None:
+    """The sample as the training pipeline writes it, and the endpoint's answer to each request, in order."""
+    _sample(
+        stubs, "".join(json.dumps({"request": r, "answer": a}) + "\n" for r, a in zip(REQUESTS, OFFLINE, strict=True)).encode()
+    )
+    for request, answer in zip(REQUESTS, answers, strict=True):
         stubs["runtime"].add_response(
             "invoke_endpoint",
-            {"Body": StreamingBody(io.BytesIO(prediction.encode()), len(prediction)), "ContentType": "text/csv"},
-            {"EndpointName": ENDPOINT, "ContentType": "text/csv", "Accept": "text/csv", "Body": line.rsplit(",", 1)[0].encode()},
+            {"Body": StreamingBody(io.BytesIO(answer.encode()), len(answer)), "ContentType": "text/csv"},
+            {"EndpointName": ENDPOINT, "ContentType": "text/csv", "Accept": "text/csv", "Body": request.encode()},
         )
 
 
@@ -333,45 +348,106 @@ def _clock(step_ms: float):
     return lambda: next(ticks) * step_ms / 1000
 
 
-def test_the_holdout_sample_is_scored_one_request_a_record(stubbed):
+def test_each_sampled_record_is_sent_alone_and_answered_as_offline(stubbed):
     clients, stubs = stubbed
-    _holdout(stubs, ["14.0\n", "11.0\n"])
-    result = checks.holdout_predictions(SETTINGS, clients, clock=_clock(50))
+    _endpoint_answers(stubs, ["14.123457\n", "9.500000\n"])
+    result = checks.endpoint_reproduces_offline_predictions(SETTINGS, clients, clock=_clock(50))
     assert (result["status"], result["requests"]) == ("pass", 2)
-    assert result["finding"] == "MSE 2.500 (limit 6.0), p95 latency 50 ms (limit 200 ms) over 2 requests"
+    assert result["finding"] == (
+        "all 2 answers match the offline answers (numbers within 0.000001); p95 latency 50 ms (limit 200 ms) over 2 requests"
+    )
     assert datetime.fromisoformat(result["sent_at"]) <= datetime.now(UTC)
 
 
-@pytest.mark.parametrize("predictions, step_ms", [(["5.0", "20.0"], 10), (["15.0", "9.0"], 250)])
-def test_a_high_error_or_a_slow_endpoint_fails(stubbed, predictions, step_ms):
+def test_a_different_answer_fails_naming_the_record_and_both_answers(stubbed):
     clients, stubs = stubbed
-    _holdout(stubs, predictions)
-    assert checks.holdout_predictions(SETTINGS, clients, clock=_clock(step_ms))["status"] == "fail"
+    _endpoint_answers(stubs, ["14.123456\n", "9.500002\n"])
+    result = checks.endpoint_reproduces_offline_predictions(SETTINGS, clients, clock=_clock(10))
+    assert (result["status"], result["requests"]) == ("fail", 2)
+    assert result["finding"] == (
+        f"1 of 2 answers differ from the offline answers by more than 0.000001: record 2 {REQUESTS[1]!r}: "
+        "offline '9.500000', endpoint '9.500002'; p95 latency 10 ms (limit 200 ms) over 2 requests"
+    )
+
+
+def test_a_slow_endpoint_fails_on_p95_latency(stubbed):
+    clients, stubs = stubbed
+    _endpoint_answers(stubs, list(OFFLINE))
+    result = checks.endpoint_reproduces_offline_predictions(SETTINGS, clients, clock=_clock(250))
+    assert result["status"] == "fail" and result["finding"].endswith("p95 latency 250 ms (limit 200 ms) over 2 requests")
+
+
+@pytest.mark.parametrize(
+    "offline, answered, same",
+    [
+        ("14.123456\n", "14.123456\n", True),
+        ("14.123456\n", "14.123455", True),
+        ("14.123456\n", "14.123458\n", False),
+        ("14.123456\n", "14.123456,1\n", False),
+        ("0.830000,yes\n", "0.830001,yes\n", True),
+        ("0.830000,yes\n", "0.830000,no\n", False),
+        ("0.830000,nan\n", "0.830000,nan\n", True),
+        ("0.830000,nan\n", "0.830000,NaN\n", False),
+    ],
+)
+def test_answers_compare_field_by_field_numbers_within_the_printed_precision(offline, answered, same):
+    """An answer of several fields (a probability and a label) compares each: numbers within a unit of the sixth
+    decimal the server prints, anything else exactly."""
+    assert checks.answers_match(offline, answered) is same
 
 
 @pytest.mark.parametrize(
     "body, finding",
-    [(b"", "holds no records"), (b"M,0.4,0.3,0.1,0.5,0.2,0.1,0.1,many\n", "is not records followed by a numeric label")],
+    [
+        (b"\n", "holds no records"),
+        (b'{"request": "M,0.4,0.3,0.1,0.5,0.2,0.1,0.1"}\n', 'line 1 is not {"request": "<CSV record>", "answer"'),
+        (b"M,0.4,0.3,0.1,0.5,0.2,0.1,0.1,15\n", "line 1 is not"),
+    ],
 )
-def test_an_empty_or_malformed_holdout_sample_fails_without_a_request(stubbed, body, finding):
+def test_an_empty_or_malformed_sample_fails_without_a_request(stubbed, body, finding):
     clients, stubs = stubbed
-    _approved(stubs["sagemaker"], _package())
-    _endpoint(stubs["sagemaker"])
-    stubs["s3"].add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))})
-    result = checks.holdout_predictions(SETTINGS, clients)
+    _sample(stubs, body)
+    result = checks.endpoint_reproduces_offline_predictions(SETTINGS, clients)
     assert (result["status"], result["requests"]) == ("fail", 0) and finding in result["finding"]
+    assert result["finding"].startswith(f"{EVALUATION}/holdout.jsonl ") and result["finding"].endswith("; retrain to rewrite it")
 
 
-def test_a_package_without_holdout_sample_does_not_apply(stubbed):
+def test_a_package_without_a_sample_does_not_apply(stubbed):
+    """A package trained before training wrote the sample: S3 answers NoSuchKey to a caller allowed to list the key."""
     clients, stubs = stubbed
     _approved(stubs["sagemaker"], _package())
     _endpoint(stubs["sagemaker"])
-    stubs["s3"].add_client_error("get_object", "NoSuchKey", "The specified key does not exist.", 404)
-    result = checks.holdout_predictions(SETTINGS, clients)
-    assert result["status"] == "not-applicable" and "a package trained before it existed" in result["finding"]
+    stubs["s3"].add_client_error(
+        "get_object",
+        service_error_code="NoSuchKey",
+        service_message="The specified key does not exist.",
+        http_status_code=404,
+        expected_params={"Bucket": "artifacts-bucket", "Key": SAMPLE_KEY},
+    )
+    result = checks.endpoint_reproduces_offline_predictions(SETTINGS, clients)
+    assert (result["status"], result["requests"], result["finding"]) == (
+        "not-applicable",
+        0,
+        f"no held-out sample at {EVALUATION}/holdout.jsonl (a package trained before training wrote one)",
+    )
 
 
-def test_captured_requests_must_land_after_the_holdout_requests(stubbed):
+def test_a_denied_sample_is_an_error_not_a_missing_one(stubbed):
+    clients, stubs = stubbed
+    _approved(stubs["sagemaker"], _package())
+    _endpoint(stubs["sagemaker"])
+    stubs["s3"].add_client_error(
+        "get_object", service_error_code="AccessDenied", service_message="Access Denied", http_status_code=403
+    )
+    result = system_test.run_check({"check": "endpoint_reproduces_offline_predictions"}, SETTINGS, clients)
+    assert result == {
+        "check": "endpoint_reproduces_offline_predictions",
+        "status": "error",
+        "finding": "AccessDenied: Access Denied",
+    }
+
+
+def test_captured_requests_must_land_after_the_sample_requests(stubbed):
     clients, stubs = stubbed
     sent = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     listing = {"Bucket": "artifacts-bucket", "Prefix": f"data-capture/{ENDPOINT}/"}
@@ -401,7 +477,12 @@ def test_the_report_flattens_every_branch_publishes_and_passes_only_without_fail
     model = {
         "results": [
             {"check": "endpoint_serves_latest", "status": "not-applicable", "finding": "no approved model package"},
-            {"check": "holdout_predictions", "status": "not-applicable", "finding": "no approved model package", "requests": 0},
+            {
+                "check": "endpoint_reproduces_offline_predictions",
+                "status": "not-applicable",
+                "finding": "no approved model package",
+                "requests": 0,
+            },
             {"check": "data_capture_lands", "status": "not-applicable", "finding": "no requests were sent"},
         ]
     }
@@ -460,12 +541,17 @@ def test_make_validate_reports_every_check_from_the_stack_output(environment, ca
             "validate: stack dev-Orchestration has no SystemTestSettings output; redeploy it with this version of the project",
         ),
         ("{}", "validate: dev-Orchestration output SystemTestSettings lacks environment"),
+        (
+            json.dumps({**SETTINGS.to_dict(), "mse_threshold": 6}),
+            "validate: dev-Orchestration output SystemTestSettings has unknown key(s) mse_threshold; expected environment, ",
+        ),
     ],
 )
 def test_make_validate_names_an_environment_it_cannot_read(aws, capsys, output, message):
     _stack_with_output(output)
     assert validate.main(["--environment", "dev"], session=boto3.Session(region_name=REGION)) == 2
-    assert capsys.readouterr().err.startswith(message)
+    err = capsys.readouterr().err
+    assert err.startswith(message) and "redeploy" in err and len(err.splitlines()) == 1
 
 
 def test_make_validate_names_a_missing_stack(aws, capsys):
@@ -489,6 +575,9 @@ def test_the_system_test_role_allows_every_check(assemblies, name):
     s = SystemTestSettings.from_json(assembly.resolve(stack, function["Environment"]["Variables"]["SETTINGS"]))
     artifacts = s.buckets[2]
     capture_prefix = s.data_capture_s3_uri.split("/", 3)[3] + "/"
+    report = f"s3://{artifacts}/{s.pipelines[0]}/exec1/evaluation/evaluation.json"
+    sample = checks.sample_uri({"ModelMetrics": {"ModelQuality": {"Statistics": {"S3Uri": report}}}})
+    sample_key = sample.split("/", 3)[3]
     calls = [
         *[Call("s3", "GetBucketEncryption", {"Bucket": b}) for b in s.buckets],
         *[Call("ecr", "DescribeRepositories", {"repositoryNames": [r]}) for r in s.repositories],
@@ -502,7 +591,9 @@ def test_the_system_test_role_allows_every_check(assemblies, name):
             {"ModelPackageName": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{s.model_package_group_name}/3"},
         ),
         Call("sagemaker", "DescribeEndpoint", {"EndpointName": s.endpoint_name}),
-        Call("s3", "GetObject", {"Bucket": artifacts, "Key": f"abalone-mlops-{name}-training/exec1/evaluation/holdout.csv"}),
+        Call("s3", "GetObject", {"Bucket": artifacts, "Key": sample_key}),
+        # A package without a sample: S3 answers NoSuchKey only if the role may list the key (GetObject, "Permissions").
+        Call("s3", "ListObjectsV2", {"Bucket": artifacts, "Prefix": sample_key}, {"s3:prefix": sample_key}),
         Call("kms", "Decrypt", {"KeyId": s.kms_key_arn}),
         Call("sagemaker-runtime", "InvokeEndpoint", {"EndpointName": s.endpoint_name}),
         Call("s3", "ListObjectsV2", {"Bucket": artifacts, "Prefix": capture_prefix}, {"s3:prefix": capture_prefix}),

@@ -20,7 +20,7 @@ from common.contracts import SettingsError, SystemTestSettings
 
 logger = Logger(service="system-test")
 
-MODEL_CHECKS = ("endpoint_serves_latest", "holdout_predictions", "data_capture_lands")
+MODEL_CHECKS = ("endpoint_serves_latest", "endpoint_reproduces_offline_predictions", "data_capture_lands")
 
 
 class EventError(ValueError):
@@ -43,8 +43,8 @@ def run_check(event: dict, config: SystemTestSettings, using: checks.Clients) ->
             return checks.RESOURCE_CHECKS[name](config, using)
         if name == "endpoint_serves_latest":
             return checks.endpoint_serves_latest(config, using)
-        if name == "holdout_predictions":
-            return checks.holdout_predictions(config, using)
+        if name == "endpoint_reproduces_offline_predictions":
+            return checks.endpoint_reproduces_offline_predictions(config, using)
         if name == "data_capture_lands":
             return checks.data_capture_lands(config, using, event.get("since", ""))
     except ClientError as error:
