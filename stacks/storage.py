@@ -207,9 +207,8 @@ class StorageStack(Stack):
             statements=[
                 iam.PolicyStatement(actions=["s3:GetEncryptionConfiguration"], resources=[b.bucket_arn for b in data_buckets]),
                 iam.PolicyStatement(actions=["s3:GetObject"], resources=[bucket.arn_for_objects(sample)]),
-                # S3 answers a GetObject of a missing key NoSuchKey only to a caller allowed s3:ListBucket, AccessDenied
-                # to any other (Amazon S3 API Reference, GetObject, "Permissions"): a package trained before it had
-                # a sample then reads as not-applicable instead of an error.
+                # The system test lists the sample's key before it reads it: a package trained before it had a
+                # sample then reads as not-applicable instead of an error.
                 iam.PolicyStatement(
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],

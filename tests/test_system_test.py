@@ -322,9 +322,18 @@ def test_an_approved_model_without_endpoint_fails_naming_the_deployer(stubbed):
     assert result["finding"] == f"no endpoint {ENDPOINT} although version 3 is approved; see the deployer's log"
 
 
+def _listed(stubs) -> None:
+    stubs["s3"].add_response(
+        "list_objects_v2",
+        {"KeyCount": 1, "Contents": [{"Key": SAMPLE_KEY, "Size": 10}], "Name": "artifacts-bucket", "MaxKeys": 1},
+        expected_params={"Bucket": "artifacts-bucket", "Prefix": SAMPLE_KEY, "MaxKeys": 1},
+    )
+
+
 def _sample(stubs, body: bytes) -> None:
     _approved(stubs["sagemaker"], _package())
     _endpoint(stubs["sagemaker"])
+    _listed(stubs)
     stubs["s3"].add_response(
         "get_object", {"Body": StreamingBody(io.BytesIO(body), len(body))}, {"Bucket": "artifacts-bucket", "Key": SAMPLE_KEY}
     )
@@ -413,16 +422,14 @@ def test_an_empty_or_malformed_sample_fails_without_a_request(stubbed, body, fin
 
 
 def test_a_package_without_a_sample_does_not_apply(stubbed):
-    """A package trained before training wrote the sample: S3 answers NoSuchKey to a caller allowed to list the key."""
+    """A package trained before training wrote the sample: listing its key finds nothing."""
     clients, stubs = stubbed
     _approved(stubs["sagemaker"], _package())
     _endpoint(stubs["sagemaker"])
-    stubs["s3"].add_client_error(
-        "get_object",
-        service_error_code="NoSuchKey",
-        service_message="The specified key does not exist.",
-        http_status_code=404,
-        expected_params={"Bucket": "artifacts-bucket", "Key": SAMPLE_KEY},
+    stubs["s3"].add_response(
+        "list_objects_v2",
+        {"KeyCount": 0, "Name": "artifacts-bucket", "Prefix": SAMPLE_KEY, "MaxKeys": 1, "IsTruncated": False},
+        expected_params={"Bucket": "artifacts-bucket", "Prefix": SAMPLE_KEY, "MaxKeys": 1},
     )
     result = checks.endpoint_reproduces_offline_predictions(SETTINGS, clients)
     assert (result["status"], result["requests"], result["finding"]) == (
@@ -436,6 +443,7 @@ def test_a_denied_sample_is_an_error_not_a_missing_one(stubbed):
     clients, stubs = stubbed
     _approved(stubs["sagemaker"], _package())
     _endpoint(stubs["sagemaker"])
+    _listed(stubs)
     stubs["s3"].add_client_error(
         "get_object", service_error_code="AccessDenied", service_message="Access Denied", http_status_code=403
     )
@@ -591,9 +599,8 @@ def test_the_system_test_role_allows_every_check(assemblies, name):
             {"ModelPackageName": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{s.model_package_group_name}/3"},
         ),
         Call("sagemaker", "DescribeEndpoint", {"EndpointName": s.endpoint_name}),
-        Call("s3", "GetObject", {"Bucket": artifacts, "Key": sample_key}),
-        # A package without a sample: S3 answers NoSuchKey only if the role may list the key (GetObject, "Permissions").
         Call("s3", "ListObjectsV2", {"Bucket": artifacts, "Prefix": sample_key}, {"s3:prefix": sample_key}),
+        Call("s3", "GetObject", {"Bucket": artifacts, "Key": sample_key}),
         Call("kms", "Decrypt", {"KeyId": s.kms_key_arn}),
         Call("sagemaker-runtime", "InvokeEndpoint", {"EndpointName": s.endpoint_name}),
         Call("s3", "ListObjectsV2", {"Bucket": artifacts, "Prefix": capture_prefix}, {"s3:prefix": capture_prefix}),

@@ -246,16 +246,15 @@ def endpoint_reproduces_offline_predictions(
     if uri is None:
         return result(check, NOT_APPLICABLE, f"{package['ModelPackageArn']} has no evaluation report", requests=0)
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    try:
-        text = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    except ClientError as error:
-        # S3 answers a missing key NoSuchKey only to a caller allowed s3:ListBucket, which the role is for this key
-        # (Amazon S3 API Reference, GetObject, "Permissions"): an AccessDenied stays an error.
-        if _code(error) != "NoSuchKey":
-            raise
+    # Listed first: a GetObject of a missing key answers AccessDenied instead of NoSuchKey unless S3's implied
+    # s3:ListBucket check passes (Amazon S3 API Reference, GetObject, "Permissions"), and the role may list
+    # this key's prefix, not the bucket.
+    listed = clients.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+    if not any(item["Key"] == key for item in listed):
         return result(
             check, NOT_APPLICABLE, f"no held-out sample at {uri} (a package trained before training wrote one)", requests=0
         )
+    text = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
     try:
         pairs = read_sample(text, uri)
     except SampleError as error:
