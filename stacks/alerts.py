@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
@@ -27,10 +27,14 @@ def alarm(
     *,
     threshold: float,
     description: str,
-    alarm_name: str | None = None,
+    alarm_name: str,
     periods: int = 1,
 ) -> cloudwatch.Alarm:
-    """An alarm at or above `threshold` for `periods` minutes-long periods that notifies `topic`; no data is not a breach."""
+    """An alarm at or above `threshold` for `periods` periods that notifies `topic`; no data is not a breach.
+
+    Its name starts with the environment's prefix (`Alerts.alarm_prefix`): the topic and its key let in alarms of
+    that name only.
+    """
     result = cloudwatch.Alarm(
         scope,
         construct_id,
@@ -68,17 +72,40 @@ class Alerts(Construct):
             description=f"Encrypts the alerts topic of {props.name}",
         )
         keep_logical_id(self.key, "AlertsKey9D05DB5E")
-        for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
-            self.key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                    resources=["*"],
-                    conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-                )
+        stack = Stack.of(self)
+        self.alarm_prefix = f"{props.name}-"
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{self.alarm_prefix}*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        # CloudWatch publishes as its service principal, on behalf of this account's alarms of this environment
+        # (CloudWatch User Guide, "Preventing confused deputy security issues").
+        from_alarms = {"StringEquals": {"aws:SourceAccount": stack.account}, "ArnLike": {"aws:SourceArn": alarms}}
+        cloudwatch_service = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[cloudwatch_service],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=from_alarms,
             )
-        # "Default" keeps the topic's logical id as it was before this construct existed.
+        )
+        # "Default" keeps the topic's logical id as it was before this construct existed. enforce_ssl writes a
+        # topic policy that replaces SNS's default one: every publisher must be allowed in it. EventBridge rule
+        # targets (targets.SnsTopic) add their own statements to the topic's policy and key policy, without
+        # source conditions, which AWS documents EventBridge does not send for SNS topics and their keys (SNS
+        # Developer Guide, "Enable compatibility between event sources from AWS services and encrypted topics").
         self.topic = sns.Topic(self, "Default", master_key=self.key, enforce_ssl=True, display_name=f"{props.name} MLOps alerts")
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[cloudwatch_service],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_alarms,
+            )
+        )
         if props.alert_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(props.alert_email))
         self.dead_letters = sqs.Queue(
@@ -103,7 +130,8 @@ class Alerts(Construct):
             self.dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
             self.topic,
             threshold=1,
-            description="Events that could not be delivered to a pipeline or the deployer",
+            description="Events that could not be delivered to a pipeline, the deployer or the topic",
+            alarm_name=f"{self.alarm_prefix}dead-letters",
         )
 
     def alert_on_critical_findings(self, repository_names: list[str]) -> None:
@@ -129,6 +157,9 @@ class Alerts(Construct):
         rule.add_target(
             targets.SnsTopic(
                 self.topic,
+                dead_letter_queue=self.dead_letters,
+                retry_attempts=3,
+                max_event_age=Duration.hours(24),
                 message=events.RuleTargetInput.from_text(
                     f"Image scan of {events.EventField.from_path('$.detail.repository-name')} "
                     f"({events.EventField.from_path('$.detail.image-digest')}) found "

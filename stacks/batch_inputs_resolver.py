@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.bundling import function_code
+from stacks.log_groups import LogGroups
 from stacks.nag import acknowledge_iam5, arn_finding
 from stacks.platform_function import PlatformFunction
 
@@ -18,8 +19,7 @@ from stacks.platform_function import PlatformFunction
 class BatchInputsResolverProps:
     model_package_group_name: str
     raw_data_bucket: s3.IBucket
-    log_retention_days: int
-    removal_policy: RemovalPolicy
+    log_groups: LogGroups
 
 
 class BatchInputsResolver(Construct):
@@ -60,6 +60,6 @@ class BatchInputsResolver(Construct):
             role=role,
             description="Batch pipeline step: latest Approved model package and the day's input prefix",
             timeout=Duration.seconds(30),
-            log_retention_days=props.log_retention_days,
-            removal_policy=props.removal_policy,
+            name="resolve-batch-inputs",
+            log_groups=props.log_groups,
         ).function

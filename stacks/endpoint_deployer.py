@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -19,6 +19,7 @@ from lambdas.common.contracts import DeployerSettings, EndpointConfig, Monitorin
 from stacks.alerts import alarm
 from stacks.bundling import function_code
 from stacks.config import supports_volume_kms
+from stacks.log_groups import LogGroups
 from stacks.logical_ids import keep_logical_id
 from stacks.model_monitoring import ModelMonitoring, schedule_name
 from stacks.nag import acknowledge_iam5, arn_finding
@@ -38,8 +39,7 @@ class EndpointDeployerProps:
     artifacts_bucket: s3.IBucket
     alerts: sns.ITopic
     dead_letters: sqs.IQueue
-    log_retention_days: int
-    removal_policy: RemovalPolicy
+    log_groups: LogGroups
     monitoring: MonitoringConfig
     # What the data-quality schedule runs with; None when monitoring is disabled (the deployer then removes it).
     model_monitoring: ModelMonitoring | None = None
@@ -77,8 +77,8 @@ class EndpointDeployer(Construct):
             role=role,
             timeout=Duration.minutes(15),
             description="Approved model package -> model -> endpoint config -> endpoint (blue/green)",
-            log_retention_days=props.log_retention_days,
-            removal_policy=props.removal_policy,
+            name="deploy-endpoint",
+            log_groups=props.log_groups,
             dead_letter_queue=props.dead_letters,
             retry_attempts=2,
             max_event_age=Duration.hours(1),
@@ -91,6 +91,7 @@ class EndpointDeployer(Construct):
             props.alerts,
             threshold=1,
             description="The endpoint deployer failed; see its log group",
+            alarm_name=f"{props.endpoint_name}-deployer-errors",
         )
         self._rules(props)
 

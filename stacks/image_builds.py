@@ -11,21 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, CustomResource, Duration, RemovalPolicy, Stack, Validations, custom_resources
+from aws_cdk import Acknowledgment, CustomResource, Duration, Stack, Validations, custom_resources
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as stepfunctions
 from constructs import Construct
 
 from lambdas.common.contracts import ImageBuildSettings
 from stacks.bundling import function_code
 from stacks.images import build_source_asset, image_tag
+from stacks.log_groups import LogGroups
 from stacks.nag import acknowledge_iam5, acknowledge_provider_functions, arn_finding, resource_finding
-from stacks.platform_function import PlatformFunction, retention
+from stacks.platform_function import PlatformFunction
 
 # A build of both images takes minutes; CloudFormation allows a custom resource at most an hour.
 BUILD_TIMEOUT = Duration.minutes(50)
@@ -43,8 +43,7 @@ class ImageBuildsProps:
     # Tags the configuration overrides: the user pushes those images; None builds the content-tagged image.
     training_tag_override: str | None
     inference_tag_override: str | None
-    log_retention_days: int
-    removal_policy: RemovalPolicy
+    log_groups: LogGroups
 
 
 class ImageBuilds(Construct):
@@ -56,9 +55,7 @@ class ImageBuilds(Construct):
         self.training_tag = props.training_tag_override or image_tag("training")
         self.inference_tag = props.inference_tag_override or image_tag("inference")
         source = build_source_asset(self, "Source")
-        build_logs = logs.LogGroup(
-            self, "BuildLogs", retention=retention(props.log_retention_days), removal_policy=props.removal_policy
-        )
+        build_logs = props.log_groups.create(self, "BuildLogs", "image-builds")
         self.project = codebuild.Project(
             self,
             "Project",
@@ -131,14 +128,13 @@ class ImageBuilds(Construct):
                 role=role,
                 description=f"Image builds on deploy: {phase.replace('_', ' ')}",
                 timeout=Duration.minutes(1),
-                log_retention_days=props.log_retention_days,
-                removal_policy=props.removal_policy,
+                name=f"image-builds-{phase.replace('_', '-')}",
+                log_groups=props.log_groups,
             ).function
             for phase, name in (("on_event", "OnEvent"), ("is_complete", "IsComplete"))
         }
-        provider_logs = logs.LogGroup(
-            self, "ProviderLogs", retention=retention(props.log_retention_days), removal_policy=props.removal_policy
-        )
+        provider_logs = props.log_groups.create(self, "ProviderLogs", "image-builds-provider")
+        waiter_logs = props.log_groups.create(self, "WaiterLogs", "image-builds-waiter", state_machine=True)
         provider = custom_resources.Provider(
             self,
             "Provider",
@@ -149,7 +145,7 @@ class ImageBuilds(Construct):
             log_group=provider_logs,
             disable_waiter_state_machine_logging=False,
             waiter_state_machine_log_options=custom_resources.LogOptions(
-                destination=provider_logs, include_execution_data=False, level=stepfunctions.LogLevel.ALL
+                destination=waiter_logs, include_execution_data=False, level=stepfunctions.LogLevel.ALL
             ),
         )
         self._acknowledge_provider(provider, functions.values())

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -27,6 +27,7 @@ from lambdas.common.contracts import MonitoringConfig, RetrainingSettings
 from pipeline_scripts.raw_columns import CAPTURED_COLUMNS
 from stacks.alerts import alarm
 from stacks.bundling import function_code
+from stacks.log_groups import LogGroups
 from stacks.nag import acknowledge_iam5, arn_finding
 from stacks.platform_function import PlatformFunction
 
@@ -71,8 +72,7 @@ class ModelMonitoringProps:
     monitoring_access_policy: iam.IManagedPolicy
     alerts: sns.ITopic
     dead_letters: sqs.IQueue
-    log_retention_days: int
-    removal_policy: RemovalPolicy
+    log_groups: LogGroups
 
 
 class ModelMonitoring(Construct):
@@ -192,8 +192,8 @@ class ModelMonitoring(Construct):
             role=role,
             description="Drift alarm -> training pipeline, unless one runs or the quiet period has not passed",
             timeout=Duration.seconds(30),
-            log_retention_days=props.log_retention_days,
-            removal_policy=props.removal_policy,
+            name="retrain-on-drift",
+            log_groups=props.log_groups,
             dead_letter_queue=props.dead_letters,
             retry_attempts=2,
             max_event_age=Duration.hours(1),

@@ -62,8 +62,7 @@ class OrchestrationStack(Stack):
                     monitoring_access_policy=stores.monitoring_access_policy,
                     alerts=self.alerts.topic,
                     dead_letters=self.alerts.dead_letters,
-                    log_retention_days=environment.storage.log_retention_days,
-                    removal_policy=removal,
+                    log_groups=stores.log_groups,
                 ),
             )
             if environment.monitoring.enabled
@@ -81,8 +80,7 @@ class OrchestrationStack(Stack):
                 artifacts_bucket=stores.artifacts_bucket,
                 alerts=self.alerts.topic,
                 dead_letters=self.alerts.dead_letters,
-                log_retention_days=environment.storage.log_retention_days,
-                removal_policy=removal,
+                log_groups=stores.log_groups,
                 monitoring=environment.monitoring,
                 model_monitoring=self.monitoring,
             ),
@@ -131,8 +129,7 @@ class OrchestrationStack(Stack):
                 read_policy=stores.system_test_read_policy,
                 alerts=self.alerts.topic,
                 schedule_arns=tuple(schedule.schedule_arn for schedule, _ in self.triggers.schedule_states),
-                log_retention_days=environment.storage.log_retention_days,
-                removal_policy=removal,
+                log_groups=stores.log_groups,
                 invoker_account=system_test_invoker_account,
             ),
         )

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, custom_resources
+from aws_cdk import CustomResource, Duration, custom_resources
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from lambdas.common.contracts import PipelineSettings
 from layers.build_layer import LAMBDA_TARGET, build_key
 from stacks.bundling import COMMON, LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code
+from stacks.log_groups import LogGroups
 from stacks.logical_ids import keep_logical_id
 from stacks.nag import acknowledge_provider_functions
-from stacks.platform_function import PlatformFunction, retention
+from stacks.platform_function import PlatformFunction
 
 # CloudFormation waits this long for the registration's answer before failing the deploy, instead of an hour.
 REGISTRATION_TIMEOUT = Duration.minutes(10)
@@ -28,8 +28,7 @@ class PipelineRegistrationProps:
     sdk_layer: lambda_.ILayerVersion
     # Registered after these exist (the model package group the training pipeline registers into).
     depends_on: tuple[IConstruct, ...]
-    log_retention_days: int
-    removal_policy: RemovalPolicy
+    log_groups: LogGroups
 
 
 class PipelineRegistration(Construct):
@@ -52,14 +51,12 @@ class PipelineRegistration(Construct):
             description="Defines the SageMaker Pipelines with the SDK and upserts them",
             settings=props.settings,
             environment={"SAGEMAKER_SUPPRESS_V2_WARNING": "1"},
-            log_retention_days=props.log_retention_days,
-            removal_policy=props.removal_policy,
+            name="register-pipelines",
+            log_groups=props.log_groups,
         )
         keep_logical_id(register.log_group, "RegisterPipelinesLogsD64AABE1")
         self.function = register.function
-        provider_logs = logs.LogGroup(
-            self, "ProviderLogs", retention=retention(props.log_retention_days), removal_policy=props.removal_policy
-        )
+        provider_logs = props.log_groups.create(self, "ProviderLogs", "registration-provider")
         keep_logical_id(provider_logs, "RegistrationProviderLogs21B114F2")
         provider = custom_resources.Provider(self, "Provider", on_event_handler=self.function, log_group=provider_logs)
         # The service token is this function's ARN, and CloudFormation refuses to change a custom resource's

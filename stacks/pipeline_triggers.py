@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jsii
-from aws_cdk import Stack, TimeZone
+from aws_cdk import Duration, Stack, TimeZone
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -172,6 +172,9 @@ class PipelineTriggers(Construct):
         rule.add_target(
             targets.SnsTopic(
                 props.alerts,
+                dead_letter_queue=props.dead_letters,
+                retry_attempts=3,
+                max_event_age=Duration.hours(24),
                 message=events.RuleTargetInput.from_text(
                     f"SageMaker pipeline execution failed: {events.EventField.from_path('$.detail.pipelineExecutionArn')} "
                     f"({events.EventField.from_path('$.detail.pipelineExecutionDisplayName')}). "

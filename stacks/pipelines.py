@@ -106,8 +106,7 @@ class PipelinesStack(Stack):
             props=BatchInputsResolverProps(
                 model_package_group_name=self.model_package_group_name,
                 raw_data_bucket=storage.raw_data_bucket,
-                log_retention_days=environment.storage.log_retention_days,
-                removal_policy=removal,
+                log_groups=storage.log_groups,
             ),
         )
         self.training_data_check = TrainingDataCheck(
@@ -115,8 +114,7 @@ class PipelinesStack(Stack):
             "CheckTrainingData",
             props=TrainingDataCheckProps(
                 raw_data_bucket=storage.raw_data_bucket,
-                log_retention_days=environment.storage.log_retention_days,
-                removal_policy=removal,
+                log_groups=storage.log_groups,
             ),
         )
         for step_function in (self.resolver.function, self.training_data_check.function):
@@ -137,8 +135,7 @@ class PipelinesStack(Stack):
                 ),
                 training_tag_override=environment.training.training_image_tag,
                 inference_tag_override=environment.training.inference_image_tag,
-                log_retention_days=environment.storage.log_retention_days,
-                removal_policy=removal,
+                log_groups=storage.log_groups,
             ),
         )
         settings = PipelineSettings(
@@ -172,8 +169,7 @@ class PipelinesStack(Stack):
                 definition_role=self.roles.pipeline_definition_role,
                 sdk_layer=self.sdk_layer,
                 depends_on=(self.model_package_group, self.images.resource),
-                log_retention_days=environment.storage.log_retention_days,
-                removal_policy=removal,
+                log_groups=storage.log_groups,
             ),
         )
         CfnOutput(self, "TrainingPipelineName", value=self.training_pipeline_name)

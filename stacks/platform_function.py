@@ -6,52 +6,23 @@ bundles locally (stacks/bundling.py).
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from lambdas.common.contracts import SETTINGS_VARIABLE, Settings
 from layers.build_layer import LAMBDA_TARGET
+from stacks.log_groups import LogGroups
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 if RUNTIME.name != f"python{LAMBDA_TARGET.python_version}" or ARCHITECTURE.name != LAMBDA_TARGET.architecture:
     raise RuntimeError(f"Lambda runtime {RUNTIME.name}/{ARCHITECTURE.name} differs from the layer target {LAMBDA_TARGET.key}")
 
-RETENTION = {
-    1: "ONE_DAY",
-    3: "THREE_DAYS",
-    5: "FIVE_DAYS",
-    7: "ONE_WEEK",
-    14: "TWO_WEEKS",
-    30: "ONE_MONTH",
-    60: "TWO_MONTHS",
-    90: "THREE_MONTHS",
-    120: "FOUR_MONTHS",
-    150: "FIVE_MONTHS",
-    180: "SIX_MONTHS",
-    365: "ONE_YEAR",
-    400: "THIRTEEN_MONTHS",
-    545: "EIGHTEEN_MONTHS",
-    731: "TWO_YEARS",
-    1096: "THREE_YEARS",
-    1827: "FIVE_YEARS",
-    2192: "SIX_YEARS",
-    2557: "SEVEN_YEARS",
-    2922: "EIGHT_YEARS",
-    3288: "NINE_YEARS",
-    3653: "TEN_YEARS",
-}
-
-
-def retention(days: int) -> logs.RetentionDays:
-    return getattr(logs.RetentionDays, RETENTION[days])
-
 
 class PlatformFunction(Construct):
-    """`function` logs JSON to `log_group`, which keeps the environment's retention and removal policy.
+    """`function` logs JSON to `log_group`, the environment's encrypted group `<prefix>/<name>`.
 
     Lambda's advanced logging controls set the application log level; Powertools' Logger follows it
     (AWS_LAMBDA_LOG_LEVEL), so every handler logs one structured style at the level the stack chose.
@@ -66,8 +37,8 @@ class PlatformFunction(Construct):
         code: lambda_.Code,
         role: iam.IRole,
         description: str,
-        log_retention_days: int,
-        removal_policy: RemovalPolicy,
+        name: str,
+        log_groups: LogGroups,
         settings: Settings | None = None,
         environment: dict[str, str] | None = None,
         layers: list[lambda_.ILayerVersion] | None = None,
@@ -80,7 +51,7 @@ class PlatformFunction(Construct):
         self.settings_json = Stack.of(self).to_json_string(settings.to_dict()) if settings else None
         if self.settings_json:
             environment = {SETTINGS_VARIABLE: self.settings_json, **(environment or {})}
-        self.log_group = logs.LogGroup(self, "Logs", retention=retention(log_retention_days), removal_policy=removal_policy)
+        self.log_group = log_groups.create(self, "Logs", name)
         self.function = lambda_.Function(
             self,
             "Function",

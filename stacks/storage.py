@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig, StorageConfig
+from stacks.log_groups import LogGroups, grant_logs
 from stacks.nag import acknowledge_iam5, resource_finding
 
 
@@ -30,6 +31,7 @@ class DataStores:
     code_upload_policy: iam.IManagedPolicy
     monitoring_access_policy: iam.IManagedPolicy
     system_test_read_policy: iam.IManagedPolicy
+    log_groups: LogGroups
 
 
 class StorageStack(Stack):
@@ -56,6 +58,17 @@ class StorageStack(Stack):
             enable_key_rotation=True,
             removal_policy=removal,
         )
+
+        self.logs_key = kms.Key(
+            self,
+            "LogsKey",
+            alias=f"alias/{prefix}-logs",
+            description=f"Encrypts the log groups of {prefix}",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        log_prefix = f"/{project_name}/{environment.name}"
+        grant_logs(self.logs_key, log_prefix)
 
         self.access_logs_bucket = s3.Bucket(
             self,
@@ -148,6 +161,9 @@ class StorageStack(Stack):
             code_upload_policy=self.code_upload_policy,
             monitoring_access_policy=self.monitoring_access_policy,
             system_test_read_policy=self.system_test_read_policy,
+            log_groups=LogGroups(
+                key=self.logs_key, prefix=log_prefix, retention_days=storage.log_retention_days, removal_policy=removal
+            ),
         )
 
     def _monitoring_access_policy(self) -> iam.ManagedPolicy:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -21,8 +20,9 @@ from constructs import Construct
 
 from lambdas.common.contracts import SystemTestSettings
 from stacks.bundling import function_code
+from stacks.log_groups import LogGroups
 from stacks.nag import acknowledge_iam5, arn_finding, resource_finding
-from stacks.platform_function import PlatformFunction, retention
+from stacks.platform_function import PlatformFunction
 
 RESOURCE_CHECKS = (
     "buckets_encrypted",
@@ -50,8 +50,7 @@ class SystemTestProps:
     read_policy: iam.IManagedPolicy
     alerts: sns.ITopic
     schedule_arns: tuple[str, ...]
-    log_retention_days: int
-    removal_policy: RemovalPolicy
+    log_groups: LogGroups
     # The delivery pipeline's account, which may run this test through a role of this environment.
     invoker_account: str | None = None
 
@@ -70,16 +69,11 @@ class SystemTest(Construct):
             role=role,
             description="System test: one check of the deployed environment, or the report of all",
             timeout=Duration.minutes(5),
-            log_retention_days=props.log_retention_days,
-            removal_policy=props.removal_policy,
+            name="system-test",
+            log_groups=props.log_groups,
             settings=props.settings,
         ).function
-        log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=retention(props.log_retention_days),
-            removal_policy=props.removal_policy,
-        )
+        log_group = props.log_groups.create(self, "Logs", "system-test", state_machine=True)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

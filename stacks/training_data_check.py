@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.bundling import function_code
+from stacks.log_groups import LogGroups
 from stacks.platform_function import PlatformFunction
 
 
 @dataclass(frozen=True)
 class TrainingDataCheckProps:
     raw_data_bucket: s3.IBucket
-    log_retention_days: int
-    removal_policy: RemovalPolicy
+    log_groups: LogGroups
 
 
 class TrainingDataCheck(Construct):
@@ -40,6 +40,6 @@ class TrainingDataCheck(Construct):
             role=role,
             description="Training pipeline step: is there training data under the input URI",
             timeout=Duration.seconds(30),
-            log_retention_days=props.log_retention_days,
-            removal_policy=props.removal_policy,
+            name="check-training-data",
+            log_groups=props.log_groups,
         ).function

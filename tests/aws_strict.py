@@ -590,3 +590,73 @@ def denied(statements: list[dict], permissions: list[Permission]) -> list[str]:
             if not allowed(statements, permission.action, resource, permission.context):
                 failures.append(f"{permission.action} on {resource} ({permission.why})")
     return sorted(set(failures))
+
+
+# --- resource policies: what lets a service principal deliver to a resource ------------------------------------
+
+
+def _condition_value_holds(operator: str, actual: str, wanted: list) -> bool:
+    base = operator.removesuffix("IfExists")
+    negated = "Not" in base
+    base = base.replace("Not", "")
+    if base in ("StringEquals", "ArnEquals"):
+        hit = actual in [str(w) for w in wanted]
+    elif base in ("StringLike", "ArnLike"):
+        hit = _matches([str(w) for w in wanted], actual, True)
+    elif base == "StringEqualsIgnoreCase" or base == "Bool":
+        hit = actual.lower() in [str(w).lower() for w in wanted]
+    else:
+        raise NotImplementedError(f"condition operator {operator} is not evaluated here; add it to tests/aws_strict.py")
+    return not hit if negated else hit
+
+
+def conditions_hold(conditions: dict | None, context: dict) -> bool:
+    """IAM's condition evaluation with the request context AWS sends: a key the request does not carry fails its
+    condition (unless the operator ends in IfExists), as it does on AWS. Keys are case-insensitive."""
+    present = {k.lower(): v for k, v in context.items()}
+    for operator, tests in (conditions or {}).items():
+        for key, expected in tests.items():
+            if key.lower() not in present:
+                if operator.endswith("IfExists"):
+                    continue
+                return False
+            if not _condition_value_holds(operator, str(present[key.lower()]), _as_list(expected)):
+                return False
+    return True
+
+
+def _principal_matches(principal: Any, service: str) -> bool:
+    if principal == "*":
+        return True
+    if isinstance(principal, dict):
+        if "*" in _as_list(principal.get("AWS", [])):
+            return True
+        return service in _as_list(principal.get("Service", []))
+    return False
+
+
+def resource_policy_allows(document: dict, service: str, action: str, resource: str, context: dict) -> dict | None:
+    """The statement of a resource policy that lets `service` do `action` on `resource`, or None.
+
+    An explicit Deny that applies wins; otherwise an Allow naming the service principal must apply.
+    """
+    allowing = None
+    for statement in _as_list(document.get("Statement", [])):
+        if not _principal_matches(statement.get("Principal"), service):
+            continue
+        if not _matches(_as_list(statement.get("Action", [])), action, False):
+            continue
+        if not _matches(_as_list(statement.get("Resource", "*")), resource, True):
+            continue
+        if not conditions_hold(statement.get("Condition"), context):
+            continue
+        if statement["Effect"] == "Deny":
+            return None
+        allowing = allowing or statement
+    return allowing
+
+
+def confused_deputy_keys(statement: dict) -> set[str]:
+    """The source keys (aws:SourceArn, aws:SourceAccount) a statement's conditions test."""
+    keys = {key.lower() for tests in (statement.get("Condition") or {}).values() for key in tests}
+    return keys & {"aws:sourcearn", "aws:sourceaccount"}

@@ -212,7 +212,7 @@ def test_alarms_alert_and_drive_rollback(synthesized, assemblies, environment):
     )
     descriptions = {a["AlarmDescription"] for a in alarms.values()}
     assert "The endpoint deployer failed; see its log group" in descriptions
-    assert "Events that could not be delivered to a pipeline or the deployer" in descriptions
+    assert "Events that could not be delivered to a pipeline, the deployer or the topic" in descriptions
 
 
 def test_topic_and_queue_are_encrypted_and_ssl_only(synthesized, environment):

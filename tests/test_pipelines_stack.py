@@ -69,7 +69,7 @@ def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesize
         assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
     retention = {"dev": 14, "prod": 365}[environment]
     groups = template.find_resources("AWS::Logs::LogGroup")
-    assert len(groups) == 8 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
+    assert len(groups) == 9 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
 
 
 def test_only_the_pipeline_execution_role_may_register_models(synthesized, environment):
