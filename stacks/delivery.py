@@ -121,7 +121,25 @@ class DeliveryStack(Stack):
                 post.append(SystemTestStep(environment, f"{props.project_name}-{name}"))
             self.pipeline.add_stage(props.stages[name], pre=pre, post=post)
         self.pipeline.build_pipeline()
+        self._use_connection(d.connection_arn)
         self._acknowledge()
+
+    def _use_connection(self, connection_arn: str) -> None:
+        """The source action may use the connection with the action of its ARN's own service.
+
+        aws-cdk-lib grants codestar-connections:UseConnection, but connections made since 2024 are
+        arn:aws:codeconnections:..., and "the service prefix needs to match that of the resource" (Developer
+        Tools console User Guide, "Identity and access management for AWS CodeConnections").
+        """
+        service = connection_arn.split(":")[2]
+        if service == "codestar-connections":
+            return
+        (role,) = [
+            c
+            for c in self.pipeline.pipeline.node.find_all()
+            if isinstance(c, iam.Role) and "/Source/" in c.node.path and c.node.id == "CodePipelineActionRole"
+        ]
+        role.add_to_principal_policy(iam.PolicyStatement(actions=[f"{service}:UseConnection"], resources=[connection_arn]))
 
     def _acknowledge(self) -> None:
         """CDK Pipelines' own roles and artifact bucket, whose policies aws-cdk-lib writes."""

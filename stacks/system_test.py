@@ -97,8 +97,12 @@ class SystemTest(Construct):
             description="The delivery pipeline starts this environment's system test and waits for its result",
         )
         name = state_machine_name(self.settings.endpoint_name)
+        # What the action does with the role: describe the state machine, start it, follow the execution
+        # (CodePipeline User Guide, "Manage the CodePipeline service role", Step Functions invoke action).
         self.state_machine.grant_start_execution(invoker)
-        # The action follows the execution it started (CodePipeline User Guide, Step Functions invoke action).
+        invoker.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:DescribeStateMachine"], resources=[self.state_machine.state_machine_arn])
+        )
         invoker.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution", "states:StopExecution"],

@@ -279,21 +279,35 @@ def _fill(template: str, params: dict, strict: bool) -> list[str]:
 # --- synthesized templates ---------------------------------------------------------------------------------
 
 ARN_OF = {
-    "AWS::S3::Bucket": lambda name: f"arn:{PARTITION}:s3:::{name}",
-    "AWS::IAM::Role": lambda name: f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}",
-    "AWS::IAM::ManagedPolicy": lambda name: name,
-    "AWS::Lambda::Function": lambda name: f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}",
-    "AWS::KMS::Key": lambda name: f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/{name}",
-    "AWS::SQS::Queue": lambda name: f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{name.rsplit('/', 1)[-1]}",
-    "AWS::SNS::Topic": lambda name: name,
-    "AWS::ECR::Repository": lambda name: f"arn:{PARTITION}:ecr:{REGION}:{ACCOUNT}:repository/{name}",
-    "AWS::CloudWatch::Alarm": lambda name: f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
-    "AWS::Logs::LogGroup": lambda name: f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
-    "AWS::Events::Rule": lambda name: f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{name}",
-    "AWS::SageMaker::ModelPackageGroup": lambda name: name,
-    "AWS::CodeBuild::Project": lambda name: f"arn:{PARTITION}:codebuild:{REGION}:{ACCOUNT}:project/{name}",
-    "AWS::StepFunctions::StateMachine": lambda name: name,
-    "AWS::Scheduler::Schedule": lambda name: f"arn:{PARTITION}:scheduler:{REGION}:{ACCOUNT}:schedule/default/{name}",
+    "AWS::S3::Bucket": lambda name, account=ACCOUNT, region=REGION: f"arn:{PARTITION}:s3:::{name}",
+    "AWS::IAM::Role": lambda name, account=ACCOUNT, region=REGION: f"arn:{PARTITION}:iam::{account}:role/{name}",
+    "AWS::IAM::ManagedPolicy": lambda name, account=ACCOUNT, region=REGION: name,
+    "AWS::Lambda::Function": lambda name, account=ACCOUNT, region=REGION: (
+        f"arn:{PARTITION}:lambda:{region}:{account}:function:{name}"
+    ),
+    "AWS::KMS::Key": lambda name, account=ACCOUNT, region=REGION: f"arn:{PARTITION}:kms:{region}:{account}:key/{name}",
+    "AWS::SQS::Queue": lambda name, account=ACCOUNT, region=REGION: (
+        f"arn:{PARTITION}:sqs:{region}:{account}:{name.rsplit('/', 1)[-1]}"
+    ),
+    "AWS::SNS::Topic": lambda name, account=ACCOUNT, region=REGION: name,
+    "AWS::ECR::Repository": lambda name, account=ACCOUNT, region=REGION: (
+        f"arn:{PARTITION}:ecr:{region}:{account}:repository/{name}"
+    ),
+    "AWS::CloudWatch::Alarm": lambda name, account=ACCOUNT, region=REGION: (
+        f"arn:{PARTITION}:cloudwatch:{region}:{account}:alarm:{name}"
+    ),
+    "AWS::Logs::LogGroup": lambda name, account=ACCOUNT, region=REGION: (
+        f"arn:{PARTITION}:logs:{region}:{account}:log-group:{name}:*"
+    ),
+    "AWS::Events::Rule": lambda name, account=ACCOUNT, region=REGION: f"arn:{PARTITION}:events:{region}:{account}:rule/{name}",
+    "AWS::SageMaker::ModelPackageGroup": lambda name, account=ACCOUNT, region=REGION: name,
+    "AWS::CodeBuild::Project": lambda name, account=ACCOUNT, region=REGION: (
+        f"arn:{PARTITION}:codebuild:{region}:{account}:project/{name}"
+    ),
+    "AWS::StepFunctions::StateMachine": lambda name, account=ACCOUNT, region=REGION: name,
+    "AWS::Scheduler::Schedule": lambda name, account=ACCOUNT, region=REGION: (
+        f"arn:{PARTITION}:scheduler:{region}:{account}:schedule/default/{name}"
+    ),
 }
 NAME_PROPERTY = {
     "AWS::S3::Bucket": "BucketName",
@@ -304,6 +318,7 @@ NAME_PROPERTY = {
     "AWS::SQS::Queue": "QueueName",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::Events::Rule": "Name",
+    "AWS::StepFunctions::StateMachine": "StateMachineName",
 }
 
 
@@ -313,11 +328,19 @@ class Assembly:
     def __init__(self, directory: Path) -> None:
         manifest = json.loads((directory / "manifest.json").read_text())
         self.templates: dict[str, dict] = {}
+        # A stack pinned to an account and region (cdk.json's `account` and `region`) resolves its pseudo
+        # parameters to them; an environment-agnostic one to this module's ACCOUNT and REGION.
+        self.environments: dict[str, tuple[str, str]] = {}
         for artifact_id, artifact in manifest["artifacts"].items():
             if artifact["type"] == "aws:cloudformation:stack":
                 name = artifact["properties"].get("stackName") or artifact.get("displayName") or artifact_id
                 name = name.replace("/", "-")
                 self.templates[name] = json.loads((directory / artifact["properties"]["templateFile"]).read_text())
+                account, region = artifact["environment"].removeprefix("aws://").split("/")
+                self.environments[name] = (
+                    account if account.isdigit() else ACCOUNT,
+                    region if region != "unknown-region" else REGION,
+                )
 
     def resources(self, resource_type: str) -> Iterator[tuple[str, str, dict]]:
         for stack, template in self.templates.items():
@@ -326,9 +349,14 @@ class Assembly:
                     yield stack, logical_id, resource
 
     def physical_name(self, stack: str, logical_id: str) -> str:
+        """What Ref answers: a name, or the ARN or URL for the types whose Ref is one."""
         resource = self.templates[stack]["Resources"][logical_id]
         kind = resource["Type"]
+        account, region = self.environments[stack]
         given = resource.get("Properties", {}).get(NAME_PROPERTY.get(kind, ""))
+        if kind == "AWS::StepFunctions::StateMachine":
+            name = self.resolve(stack, given) if given is not None else f"{stack}-{logical_id}"
+            return f"arn:{PARTITION}:states:{region}:{account}:stateMachine:{name}"
         if given is not None:
             return self.resolve(stack, given)
         generated = f"{stack}-{logical_id}"
@@ -336,23 +364,23 @@ class Assembly:
             return generated.lower()
         if kind == "AWS::SageMaker::ModelPackageGroup":
             group = self.resolve(stack, resource["Properties"]["ModelPackageGroupName"])
-            return f"arn:{PARTITION}:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{group}"
-        if kind in ("AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine"):
-            service = {"AWS::IAM::ManagedPolicy": "iam", "AWS::SNS::Topic": "sns"}.get(kind, "states")
-            return f"arn:{PARTITION}:{service}:{'' if service == 'iam' else REGION}:{ACCOUNT}:" + (
-                f"policy/{generated}" if service == "iam" else generated
-            )
+            return f"arn:{PARTITION}:sagemaker:{region}:{account}:model-package-group/{group}"
+        if kind == "AWS::IAM::ManagedPolicy":
+            return f"arn:{PARTITION}:iam::{account}:policy/{generated}"
+        if kind == "AWS::SNS::Topic":
+            return f"arn:{PARTITION}:sns:{region}:{account}:{generated}"
         if kind == "AWS::SQS::Queue":
-            return f"https://sqs.{REGION}.{URL_SUFFIX}/{ACCOUNT}/{generated}"
+            return f"https://sqs.{region}.{URL_SUFFIX}/{account}/{generated}"
         return generated
 
     def attribute(self, stack: str, logical_id: str, attribute: str) -> str:
         kind = self.templates[stack]["Resources"][logical_id]["Type"]
+        account, region = self.environments[stack]
         name = self.physical_name(stack, logical_id)
         if attribute in ("Arn", "ModelPackageGroupArn", "TopicArn"):
-            return ARN_OF[kind](name)
+            return ARN_OF[kind](name, account, region)
         if attribute == "RepositoryUri" or attribute.endswith("RepositoryUri"):
-            return f"{ACCOUNT}.dkr.ecr.{REGION}.{URL_SUFFIX}/{name}"
+            return f"{account}.dkr.ecr.{region}.{URL_SUFFIX}/{name}"
         if attribute in ("QueueName", "Name", "TopicName"):
             return name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
         return f"{name}.{attribute}"
@@ -369,10 +397,11 @@ class Assembly:
             return {k: self.resolve(stack, v) for k, v in value.items()}
         ((key, argument),) = value.items()
         if key == "Ref":
+            account, region = self.environments[stack]
             pseudo = {
                 "AWS::Partition": PARTITION,
-                "AWS::Region": REGION,
-                "AWS::AccountId": ACCOUNT,
+                "AWS::Region": region,
+                "AWS::AccountId": account,
                 "AWS::URLSuffix": URL_SUFFIX,
                 "AWS::StackName": stack,
                 "AWS::StackId": stack_id(stack),
@@ -428,7 +457,7 @@ class Assembly:
 
     def role_logical_id(self, role_arn: str) -> tuple[str, str]:
         for stack, logical_id, _ in self.resources("AWS::IAM::Role"):
-            if ARN_OF["AWS::IAM::Role"](self.physical_name(stack, logical_id)) == role_arn:
+            if ARN_OF["AWS::IAM::Role"](self.physical_name(stack, logical_id), self.environments[stack][0]) == role_arn:
                 return stack, logical_id
         raise KeyError(f"no role with ARN {role_arn} in the assembly")
 

@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from aws_strict import REGION, Assembly, allowed
 from conftest import REPO_ROOT, cdk_context, synthesize
 
 from stacks.config import ConfigError, load_config
@@ -153,3 +154,27 @@ def test_the_pipelines_acknowledgments_are_narrow_and_explained(delivered):
     for rule, reason in acknowledged:
         assert re.fullmatch(r"Annotation::AwsSolutions-(S1|IAM5\[(Resource|Action)::\S+\])", rule), rule
         assert len(reason) >= 40 and reason.endswith("."), (rule, reason)
+
+
+def test_the_source_action_may_use_a_codeconnections_connection(delivered):
+    """A connection's ARN names its service; IAM matches UseConnection's prefix against it."""
+    assembly = Assembly(delivered)
+    ((stack, logical_id),) = [
+        (s, i) for s, i, _ in assembly.resources("AWS::IAM::Role") if "Source" in i and "CodePipelineActionRole" in i
+    ]
+    statements = assembly.role_statements(stack, logical_id)
+    assert allowed(statements, "codeconnections:UseConnection", CONNECTION)
+
+
+def test_the_system_test_invoker_may_do_what_the_step_functions_action_does(delivered):
+    assembly = Assembly(delivered / "assembly-dev")
+    ((stack, logical_id),) = [(s, i) for s, i, r in assembly.resources("AWS::IAM::Role") if "InvokerRole" in i]
+    statements = assembly.role_statements(stack, logical_id)
+    machine = f"arn:aws:states:{REGION}:{DEV_ACCOUNT}:stateMachine:abalone-mlops-dev-system-test"
+    execution = f"arn:aws:states:{REGION}:{DEV_ACCOUNT}:execution:abalone-mlops-dev-system-test:delivery-1"
+    for action, resource in (
+        ("states:DescribeStateMachine", machine),
+        ("states:StartExecution", machine),
+        ("states:DescribeExecution", execution),
+    ):
+        assert allowed(statements, action, resource), action
