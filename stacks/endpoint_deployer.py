@@ -27,6 +27,7 @@ from stacks.platform_function import PlatformFunction
 
 SAGEMAKER = "aws.sagemaker"
 VARIANT = "AllTraffic"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
 @dataclass(frozen=True)
@@ -170,34 +171,45 @@ class EndpointDeployer(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
             resource_name=f"TargetTracking-endpoint/{name}/variant/*",
         )
-        statements = [
-            (["sagemaker:DescribeModelPackage"], [sagemaker_arn("model-package", f"{group}/*")]),
-            (
-                ["sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel"],
-                [sagemaker_arn("model", f"{name}-v*")],
-            ),
-            (
-                ["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig"],
-                [config_arns],
-            ),
+        key = props.data_key.key_arn
+        endpoint_volume = {"sagemaker:VolumeKmsKey": key} if supports_volume_kms(props.endpoint.instance_type) else {}
+        monitoring_volume = {"sagemaker:VolumeKmsKey": key} if supports_volume_kms(props.monitoring.instance_type) else {}
+        isolated = {"Bool": {"sagemaker:NetworkIsolation": "true"}}
+        # Application Auto Scaling's write actions take the service namespace and dimension as condition keys
+        # (Service Authorization Reference): the deployer may scale SageMaker variants, nothing else in the account.
+        variants = {
+            "StringEquals": {
+                "application-autoscaling:service-namespace": "sagemaker",
+                "application-autoscaling:scalable-dimension": SCALABLE_DIMENSION,
+            }
+        }
+        statements: list[tuple[list[str], list[str], dict]] = [
+            (["sagemaker:DescribeModelPackage"], [sagemaker_arn("model-package", f"{group}/*")], {}),
+            (["sagemaker:CreateModel"], [sagemaker_arn("model", f"{name}-v*")], isolated),
+            (["sagemaker:DescribeModel", "sagemaker:DeleteModel"], [sagemaker_arn("model", f"{name}-v*")], {}),
+            (["sagemaker:CreateEndpointConfig"], [config_arns], {"ArnEquals": endpoint_volume} if endpoint_volume else {}),
+            (["sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig"], [config_arns], {}),
             # CreateEndpoint and UpdateEndpoint authorize the endpoint config as well as the endpoint
             # (Service Authorization Reference: both resource types are required).
-            (["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"], [endpoint_arn, config_arns]),
+            (["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"], [endpoint_arn, config_arns], {}),
             # Application Auto Scaling checks that its caller may do what target tracking will do
             # (Application Auto Scaling User Guide, "Permissions required to call Application Auto Scaling API actions").
             (
                 ["sagemaker:DescribeEndpoint", "sagemaker:DeleteEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities"],
                 [endpoint_arn],
+                {},
             ),
-            (["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"], [tracking_alarms]),
+            (["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"], [tracking_alarms], {}),
             # The data-quality schedule of this endpoint and the job definitions named after its packages.
             (
-                [
-                    "sagemaker:CreateDataQualityJobDefinition",
-                    "sagemaker:DescribeDataQualityJobDefinition",
-                    "sagemaker:DeleteDataQualityJobDefinition",
-                ],
+                ["sagemaker:CreateDataQualityJobDefinition"],
                 [definition_arns],
+                {**isolated, "ArnEquals": {"sagemaker:OutputKmsKey": key, **monitoring_volume}},
+            ),
+            (
+                ["sagemaker:DescribeDataQualityJobDefinition", "sagemaker:DeleteDataQualityJobDefinition"],
+                [definition_arns],
+                {},
             ),
             (
                 [
@@ -207,27 +219,41 @@ class EndpointDeployer(Construct):
                     "sagemaker:DeleteMonitoringSchedule",
                 ],
                 [sagemaker_arn("monitoring-schedule", schedule_name(name))],
+                {},
+            ),
+            (
+                [
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DeleteScalingPolicy",
+                ],
+                ["*"],
+                variants,
             ),
             (
                 [
                     "sagemaker:ListEndpointConfigs",
                     "sagemaker:ListModelPackages",
                     "sagemaker:ListDataQualityJobDefinitions",
-                    "application-autoscaling:RegisterScalableTarget",
                     "application-autoscaling:DescribeScalableTargets",
-                    "application-autoscaling:DeregisterScalableTarget",
-                    "application-autoscaling:PutScalingPolicy",
                     "application-autoscaling:DescribeScalingPolicies",
-                    "application-autoscaling:DeleteScalingPolicy",
                 ],
                 ["*"],
+                {},
             ),
             # Alarms have no grant methods; SageMaker reads these two during a blue/green update as the caller.
-            (["cloudwatch:DescribeAlarms"], [a.alarm_arn for a in self.rollback_alarms]),
+            (["cloudwatch:DescribeAlarms"], [a.alarm_arn for a in self.rollback_alarms], {}),
         ]
-        for actions, resources in statements:
-            role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))
-        props.data_key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
+        for actions, resources, conditions in statements:
+            role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions or None))
+        # SageMaker creates the grants that encrypt the endpoint's volume and captured data as the caller.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant"], resources=[key], conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}
+            )
+        )
+        props.data_key.grant(role, "kms:DescribeKey")
         props.job_role.grant_pass_role(role)
         if props.model_monitoring is not None:
             props.model_monitoring.role.grant_pass_role(role)
@@ -263,8 +289,10 @@ class EndpointDeployer(Construct):
                 "creates for this endpoint's variant; Application Auto Scaling names them.",
                 arn_finding(self, "sagemaker", f"data-quality-job-definition/{name}-dq-v*"): "Data-quality job definitions the "
                 "deployer names after this endpoint and a package version.",
-                "Resource::*": "sagemaker:ListEndpointConfigs, ListModelPackages, ListDataQualityJobDefinitions and the "
-                "Application Auto Scaling actions support no resource-level permissions.",
+                "Resource::*": "sagemaker:ListEndpointConfigs, ListModelPackages, ListDataQualityJobDefinitions and "
+                "Application Auto Scaling's Describe actions support no resource-level permissions; its write actions "
+                "name scalable targets by ids AWS assigns, so they are confined to SageMaker variants by its "
+                "service-namespace and scalable-dimension condition keys.",
             },
         )
         return role

@@ -83,6 +83,10 @@ class PipelinesStack(Stack):
             self,
             "Roles",
             props=SageMakerRolesProps(
+                data_key=storage.key,
+                processing_instance_type=environment.training.processing_instance_type,
+                training_instance_type=environment.training.training_instance_type,
+                transform_instance_type=environment.batch_prediction.instance_type,
                 data_access_policy=storage.data_access_policy,
                 artifacts_read_policy=storage.artifacts_read_policy,
                 code_upload_policy=storage.code_upload_policy,

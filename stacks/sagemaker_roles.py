@@ -17,16 +17,40 @@ from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from stacks.config import supports_volume_kms
 from stacks.nag import acknowledge_iam5, arn_finding, resource_finding
 
 # SageMaker Pipelines names the jobs it starts at execution time, so these can only be scoped by type.
 PIPELINE_JOB_TYPES = ("processing-job", "training-job", "hyper-parameter-tuning-job", "transform-job", "model")
 
 
+def job_conditions(key_arn: str, instance_type: str | None, isolated: bool) -> dict:
+    """What a job the pipelines start must ask for: no network, and the environment's key for its output and volume.
+
+    IAM tests the request's own members through SageMaker's condition keys (sagemaker:NetworkIsolation,
+    sagemaker:OutputKmsKey, sagemaker:VolumeKmsKey; Service Authorization Reference), so a job asked for without
+    them is refused. Models have no output or volume key; instance types with NVMe storage take no volume key.
+    """
+    conditions: dict[str, dict[str, str]] = {}
+    if isolated:
+        conditions["Bool"] = {"sagemaker:NetworkIsolation": "true"}
+    if instance_type is not None:
+        keys = {"sagemaker:OutputKmsKey": key_arn}
+        if supports_volume_kms(instance_type):
+            keys["sagemaker:VolumeKmsKey"] = key_arn
+        conditions["ArnEquals"] = keys
+    return conditions
+
+
 @dataclass(frozen=True)
 class SageMakerRolesProps:
+    data_key: kms.IKey
+    processing_instance_type: str
+    training_instance_type: str
+    transform_instance_type: str
     data_access_policy: iam.IManagedPolicy
     artifacts_read_policy: iam.IManagedPolicy
     code_upload_policy: iam.IManagedPolicy
@@ -83,26 +107,39 @@ class SageMakerRoles(Construct):
         execution.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[
-                    "sagemaker:CreateProcessingJob",
                     "sagemaker:DescribeProcessingJob",
                     "sagemaker:StopProcessingJob",
-                    "sagemaker:CreateTrainingJob",
                     "sagemaker:DescribeTrainingJob",
                     "sagemaker:StopTrainingJob",
-                    "sagemaker:CreateHyperParameterTuningJob",
                     "sagemaker:DescribeHyperParameterTuningJob",
                     "sagemaker:StopHyperParameterTuningJob",
                     "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-                    "sagemaker:CreateTransformJob",
                     "sagemaker:DescribeTransformJob",
                     "sagemaker:StopTransformJob",
-                    "sagemaker:CreateModel",
                     "sagemaker:DescribeModel",
                     "sagemaker:AddTags",
                 ],
                 resources=[arn(kind, "*") for kind in PIPELINE_JOB_TYPES],
             )
         )
+        for actions, kind, instance_type, isolated in (
+            (["sagemaker:CreateProcessingJob"], "processing-job", props.processing_instance_type, True),
+            (
+                ["sagemaker:CreateTrainingJob", "sagemaker:CreateHyperParameterTuningJob"],
+                ("training-job", "hyper-parameter-tuning-job"),
+                props.training_instance_type,
+                True,
+            ),
+            (["sagemaker:CreateTransformJob"], "transform-job", props.transform_instance_type, False),
+            (["sagemaker:CreateModel"], "model", None, True),
+        ):
+            execution.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=actions,
+                    resources=[arn(k, "*") for k in ((kind,) if isinstance(kind, str) else kind)],
+                    conditions=job_conditions(props.data_key.key_arn, instance_type, isolated),
+                )
+            )
         execution.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[

@@ -475,21 +475,6 @@ def _matches(patterns: list[str], value: str, case_sensitive: bool) -> bool:
     return False
 
 
-def _conditions_hold(conditions: dict | None, context: dict) -> bool:
-    """Conditions on keys the call's context names are evaluated; others are taken to hold."""
-    for operator, tests in (conditions or {}).items():
-        for key, expected in tests.items():
-            if key not in context:
-                continue
-            wanted = _as_list(expected)
-            actual = context[key]
-            if operator in ("StringEquals", "ArnEquals") and actual not in wanted:
-                return False
-            if operator in ("StringLike", "ArnLike") and not _matches(wanted, actual, True):
-                return False
-    return True
-
-
 def allowed(statements: list[dict], action: str, resource: str, context: dict | None = None) -> bool:
     """IAM's evaluation for one identity: an explicit Deny wins, else some Allow must match."""
     context = context or {}
@@ -503,7 +488,7 @@ def allowed(statements: list[dict], action: str, resource: str, context: dict | 
             resource_hit = _matches(_as_list(statement["Resource"]), resource, True)
         else:
             resource_hit = not _matches(_as_list(statement["NotResource"]), resource, True)
-        if not (action_hit and resource_hit and _conditions_hold(statement.get("Condition"), context)):
+        if not (action_hit and resource_hit and conditions_hold(statement.get("Condition"), context)):
             continue
         if statement["Effect"] == "Deny":
             return False
@@ -535,6 +520,72 @@ CARRIED = {
 }
 
 
+def _member(params: dict, *path: str) -> Any:
+    value: Any = params
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+# Where each SageMaker request carries what its condition keys test (Service Authorization Reference).
+SAGEMAKER_CONDITION_MEMBERS = {
+    "CreateProcessingJob": {
+        "sagemaker:NetworkIsolation": ("NetworkConfig", "EnableNetworkIsolation"),
+        "sagemaker:OutputKmsKey": ("ProcessingOutputConfig", "KmsKeyId"),
+        "sagemaker:VolumeKmsKey": ("ProcessingResources", "ClusterConfig", "VolumeKmsKeyId"),
+    },
+    "CreateTrainingJob": {
+        "sagemaker:NetworkIsolation": ("EnableNetworkIsolation",),
+        "sagemaker:OutputKmsKey": ("OutputDataConfig", "KmsKeyId"),
+        "sagemaker:VolumeKmsKey": ("ResourceConfig", "VolumeKmsKeyId"),
+    },
+    "CreateHyperParameterTuningJob": {
+        "sagemaker:NetworkIsolation": ("TrainingJobDefinition", "EnableNetworkIsolation"),
+        "sagemaker:OutputKmsKey": ("TrainingJobDefinition", "OutputDataConfig", "KmsKeyId"),
+        # The SDK writes the tuning job's resources as HyperParameterTuningResourceConfig, not ResourceConfig.
+        "sagemaker:VolumeKmsKey": ("TrainingJobDefinition", "HyperParameterTuningResourceConfig", "VolumeKmsKeyId"),
+    },
+    "CreateTransformJob": {
+        "sagemaker:OutputKmsKey": ("TransformOutput", "KmsKeyId"),
+        "sagemaker:VolumeKmsKey": ("TransformResources", "VolumeKmsKeyId"),
+    },
+    "CreateModel": {"sagemaker:NetworkIsolation": ("EnableNetworkIsolation",)},
+    "CreateEndpointConfig": {"sagemaker:VolumeKmsKey": ("KmsKeyId",)},
+    "CreateDataQualityJobDefinition": {
+        "sagemaker:NetworkIsolation": ("NetworkConfig", "EnableNetworkIsolation"),
+        "sagemaker:OutputKmsKey": ("DataQualityJobOutputConfig", "KmsKeyId"),
+        "sagemaker:VolumeKmsKey": ("JobResources", "ClusterConfig", "VolumeKmsKeyId"),
+    },
+}
+
+
+def request_context(call: Call) -> dict[str, str]:
+    """The condition keys AWS sets from a request's own members; a key whose member the request leaves out is absent."""
+    p, context = call.params, {}
+    members: dict[str, tuple[str, ...]] = {}
+    if call.service == "s3" and call.operation in ("ListObjectsV2", "ListObjects"):
+        members = {"s3:prefix": ("Prefix",)}
+    elif call.service == "cloudwatch" and call.operation == "PutMetricData":
+        members = {"cloudwatch:namespace": ("Namespace",)}
+    elif call.service == "iam" and call.operation == "CreateServiceLinkedRole":
+        members = {"iam:AWSServiceName": ("AWSServiceName",)}
+    elif call.service == "application-autoscaling":
+        members = {
+            "application-autoscaling:service-namespace": ("ServiceNamespace",),
+            "application-autoscaling:scalable-dimension": ("ScalableDimension",),
+        }
+    elif call.service == "sagemaker":
+        members = SAGEMAKER_CONDITION_MEMBERS.get(call.operation, {})
+    elif (call.service, call.operation) == ("kms", "CreateGrant"):
+        # A grant the caller asks for itself; one a service creates for it is marked so by service_side_calls.
+        context["kms:GrantIsForAWSResource"] = "false"
+    for key, path in members.items():
+        value = _member(p, *path)
+        if value is not None:
+            context[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return context
+
+
 def permissions_for(calls: list[Call]) -> list[Permission]:
     """The IAM action and required resources of each recorded call, with its dependent actions.
 
@@ -549,7 +600,7 @@ def permissions_for(calls: list[Call]) -> list[Permission]:
         why = f"{call.service}.{call.operation}"
         carried = CARRIED.get((call.service, call.operation))
         resources = required_resources(action, {**call.params, **(carried(call.params) if carried else {})})
-        result.append(Permission(action, resources, call.context, why))
+        result.append(Permission(action, resources, {**request_context(call), **call.context}, why))
         prefix, name = action.split(":")
         privilege = authorization_reference()[prefix]["privileges"][name]
         dependent = {d for spec in privilege["resource_types"].values() for d in spec["dependent_actions"]}
@@ -607,7 +658,11 @@ def service_side_calls(calls: list[Call]) -> list[Call]:
             implied.append(Call("sts", "GetServiceBearerToken", {}, {"sts:AWSServiceName": "ecr-public.amazonaws.com"}))
         if (call.service, call.operation) == ("sagemaker", "CreateEndpointConfig"):
             keys = {p.get("KmsKeyId"), p.get("DataCaptureConfig", {}).get("KmsKeyId")} - {None}
-            implied += [Call("kms", op, {"KeyId": key}) for key in sorted(keys) for op in ("CreateGrant", "DescribeKey")]
+            implied += [
+                Call("kms", op, {"KeyId": key}, {"kms:GrantIsForAWSResource": "true"})
+                for key in sorted(keys)
+                for op in ("CreateGrant", "DescribeKey")
+            ]
     return implied
 
 

@@ -10,6 +10,7 @@ resource and call.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
 
@@ -22,6 +23,7 @@ from aws_strict import (
     Assembly,
     Call,
     Permission,
+    authorization_reference,
     denied,
     permissions_for,
     recording,
@@ -391,3 +393,37 @@ def test_every_role_is_checked_or_owned_by_cdk(assemblies, definitions, name):
         if arn not in checked and not any(logical_id.startswith(owned) for owned in CDK_OWNED_ROLES):
             unchecked.append(logical_id)
     assert unchecked == [], "roles without an IAM check; add one to tests/test_strict_aws.py"
+
+
+def _scopable(action: str) -> bool:
+    """True when the Service Authorization Reference names a resource type the action can be scoped to.
+
+    A List action whose resource types are all optional is evaluated against '*' when its request names none
+    (ListModelPackages takes a group name, which is no model-package ARN), as `required_resources` evaluates it.
+    """
+    prefix, name = action.split(":")
+    privileges = authorization_reference()[prefix]["privileges"]
+    matching = [p for n, p in privileges.items() if fnmatch.fnmatchcase(n.lower(), name.lower())]
+    assert matching, f"{action} is not in the Service Authorization Reference"
+    return any(
+        r and (spec["required"] or p["access_level"] != "List") for p in matching for r, spec in p["resource_types"].items()
+    )
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_actions_on_every_resource_have_nothing_to_scope_them_to(assemblies, name):
+    """A grant on '*' is either of actions the reference gives no resource type, or confined by condition keys."""
+    assembly = assemblies[name]
+    loose = []
+    for stack, logical_id, _ in assembly.resources("AWS::IAM::Role"):
+        if any(logical_id.startswith(owned) for owned in CDK_OWNED_ROLES):
+            continue
+        for statement in assembly.role_statements(stack, logical_id):
+            if statement["Effect"] != "Allow" or "*" not in (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            ):
+                continue
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if not statement.get("Condition"):
+                loose += [f"{logical_id}: {a}" for a in actions if _scopable(a)]
+    assert loose == [], "actions granted on '*' that a resource type could scope"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sagemaker.network import NetworkConfig
 from sagemaker.utils import instance_supports_kms
 from sagemaker.workflow.check_job_config import CheckJobConfig
 from sagemaker.workflow.parameters import ParameterString
@@ -21,6 +22,8 @@ def analyzer_job(
         instance_type=instance_type,
         volume_kms_key=s.kms_key_arn if instance_supports_kms(s.training.processing_instance_type) else None,
         output_kms_key=s.kms_key_arn,
+        # The analyzer reads and writes S3 channels only; the execution role starts isolated jobs alone.
+        network_config=NetworkConfig(enable_network_isolation=True),
         base_job_name=base_job_name,
         sagemaker_session=session,
     )

@@ -70,7 +70,12 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
     # The image and model data of the resolved package: the SDK cannot create a model from a package ARN
     # that is only known at execution time.
     model = Model(
-        image_uri=resolved["image_uri"], model_data=resolved["model_data_url"], role=s.job_role_arn, sagemaker_session=session
+        image_uri=resolved["image_uri"],
+        model_data=resolved["model_data_url"],
+        role=s.job_role_arn,
+        sagemaker_session=session,
+        # The model server needs no network; the execution role creates isolated models alone.
+        enable_network_isolation=True,
     )
     create_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=instance_type))
     transformer = Transformer(

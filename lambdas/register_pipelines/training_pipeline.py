@@ -17,6 +17,7 @@ from sagemaker.lambda_helper import Lambda
 from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.model_monitor.dataset_format import DatasetFormat
+from sagemaker.network import NetworkConfig
 from sagemaker.processing import FrameworkProcessor, ProcessingInput, ProcessingOutput
 from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter, ParameterRange
@@ -82,6 +83,9 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         return {"volume_kms_key": volume_key, "output_kms_key": s.kms_key_arn}
 
     common: dict[str, Any] = {"role": s.job_role_arn, "sagemaker_session": session}
+    # No job of the pipeline needs the internet: inputs and outputs are S3 channels SageMaker moves itself. The
+    # pipeline execution role is only allowed to start isolated jobs (stacks/sagemaker_roles.job_conditions).
+    isolated = NetworkConfig(enable_network_isolation=True)
 
     preprocessor = FrameworkProcessor(
         estimator_cls=SKLearn,
@@ -89,6 +93,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         instance_type=processing_type,
         instance_count=processing_count,
         base_job_name=f"{s.training_pipeline_name}-preprocess",
+        network_config=isolated,
         **common,
         **encryption(s.training.processing_instance_type),
     )
@@ -169,6 +174,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         instance_type=processing_type,
         instance_count=1,
         base_job_name=f"{s.training_pipeline_name}-evaluate",
+        network_config=isolated,
         **common,
         **encryption(s.training.processing_instance_type),
     )
