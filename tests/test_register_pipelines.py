@@ -268,11 +268,17 @@ def test_scripts_are_uploaded_from_the_local_path_into_the_artifacts_bucket(buil
             assert (REPO_ROOT / "pipeline_scripts" / script).read_bytes() == tar.extractfile(script).read()
 
 
-def test_evaluation_runs_in_the_training_image_and_caches(definitions):
+def test_evaluation_runs_in_the_training_image_and_the_package_points_at_its_report(definitions):
+    """No step is cached: each one's inputs are under its own execution's prefix, and the package's metrics name
+    the evaluation step's own output, which a cached step would not have written in this execution."""
     evaluate = _step(definitions["training"], "EvaluateModel")
     assert evaluate["Arguments"]["AppSpecification"]["ImageUri"] == {"Get": "Parameters.TrainingImageUri"}
-    assert evaluate["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
-    assert "CacheConfig" not in _step(definitions["training"], "Preprocess")
+    assert not [name for name, step in _all_steps(definitions["training"]["Steps"]).items() if "CacheConfig" in step]
+    register = _step(definitions["training"], "RegisterModel-RegisterModel")
+    statistics = register["Arguments"]["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    assert statistics["Std:Join"]["Values"][0] == {
+        "Get": "Steps.EvaluateModel.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"
+    }
     assert evaluate["PropertyFiles"] == [
         {"PropertyFileName": "EvaluationReport", "OutputName": "evaluation", "FilePath": "evaluation.json"}
     ]

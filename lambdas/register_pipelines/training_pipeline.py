@@ -35,7 +35,7 @@ from sagemaker.workflow.pipeline import Pipeline
 from sagemaker.workflow.pipeline_context import PipelineSession
 from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
-from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TuningStep
+from sagemaker.workflow.steps import ProcessingStep, TuningStep
 
 from common.contracts import PipelineSettings
 
@@ -55,9 +55,6 @@ HYPERPARAMETER_RANGES: dict[str | PipelineVariable, ParameterRange] = {
 }
 STATIC_HYPERPARAMETERS: dict[str, str | PipelineVariable] = {"num_boost_round": "3000", "early_stopping_rounds": "100"}
 CONTENT_TYPES = ["text/csv", "application/json"]
-# Evaluation is a pure function of the model and test set it is given, so a cached result is correct.
-# Preprocessing is not cached: new objects can arrive under the same input URI.
-EVALUATION_CACHE = CacheConfig(enable_caching=True, expire_after="P30D")
 
 
 def _s3(bucket: str, *parts) -> Join:
@@ -197,7 +194,6 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             ],
         ),
         property_files=[report],
-        cache_config=EVALUATION_CACHE,
     )
     test_mse = JsonGet(step_name=evaluate.name, property_file=report, json_path="regression_metrics.mse.value")
 
@@ -213,7 +209,13 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             approval_status=approval_status,
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(
-                    s3_uri=Join(on="/", values=[evaluation_uri, "evaluation.json"]),
+                    s3_uri=Join(
+                        on="/",
+                        values=[
+                            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+                            "evaluation.json",
+                        ],
+                    ),
                     content_type="application/json",
                 ),
                 **baselines.get("metrics", {}),
