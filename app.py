@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""CDK entry point: validate the `mlops` context once, then synthesize one stage per environment."""
+"""CDK entry point: validate the `mlops` context once, synthesize one stage per environment, fail on any finding."""
 
 import sys
+from pathlib import Path
 
 from aws_cdk import App
 
 from stacks.app import build_app
 from stacks.config import ConfigError, load_config
+from stacks.nag import unacknowledged_findings
 
 app = App()
 try:
@@ -14,4 +16,15 @@ try:
 except ConfigError as error:
     sys.exit(f"Configuration error: {error}")
 build_app(app, config)
-app.synth()
+try:
+    app.synth()
+except RuntimeError as error:
+    # Run without the CDK CLI, aws-cdk-lib raises on the findings itself, after writing the same report.
+    if "ValidationFailed" not in str(error):
+        raise
+findings = unacknowledged_findings(Path(app.outdir))
+if findings:
+    sys.exit(
+        f"cdk-nag: {len(findings)} unacknowledged finding(s); fix each, or acknowledge it with a reason "
+        "(stacks/nag.py):\n  " + "\n  ".join(findings)
+    )

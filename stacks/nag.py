@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from aws_cdk import Acknowledgment, Stack, Token, Validations
 from constructs import IConstruct
@@ -66,3 +67,21 @@ def acknowledge_provider_functions(
                 for arn in handlers
             },
         )
+
+
+def unacknowledged_findings(outdir: Path) -> list[str]:
+    """'<rule> <construct path>: <description>' for every finding of the synth's validation report.
+
+    Synth fails on any of them: cdk-nag's rules run as policy-validation plugins, and the CDK CLI asks the app
+    not to fail itself (context @aws-cdk/core:failSynthOnValidationErrors false), then reports only the
+    stacks it selected, which are none of a staged app's. So the app reads the report and fails on it.
+    """
+    report = outdir / "validation-report.json"
+    if not report.is_file():
+        return []
+    findings = []
+    for plugin in json.loads(report.read_text())["pluginReports"]:
+        for violation in plugin["violations"]:
+            description = violation.get("description", "").strip().splitlines()[0] if violation.get("description") else ""
+            findings += [f"{violation['ruleName']} {c['constructPath']}: {description}" for c in violation["violatingConstructs"]]
+    return sorted(findings)
