@@ -7,6 +7,7 @@ context or the process environment themselves.
 
 from __future__ import annotations
 
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping
@@ -97,6 +98,11 @@ def supports_volume_kms(instance_type: str) -> bool:
     """
     family = instance_type.split(".")[1]
     return "d" not in family and not family.startswith(("g5", "g6", "p5", "trn1"))
+
+
+def _not_finite(value: Any) -> str:
+    """The start of a message for NaN and infinities, which a Python caller can pass where cdk.json cannot."""
+    return "not a finite number; " if isinstance(value, float) and not math.isfinite(value) else ""
 
 
 class ConfigError(ValueError):
@@ -209,19 +215,20 @@ class _Reader:
         in_range = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
         if not in_range or (maximum is not None and value > maximum):
             upper = f" and at most {maximum}" if maximum is not None else ""
-            raise ConfigError(self.key(name), value, f"must be an integer of at least {minimum}{upper}")
+            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be an integer of at least {minimum}{upper}")
         return value
 
     def positive_number(self, name: str) -> float:
         value = self._get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(self.key(name), value, "must be a number greater than 0")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be a number greater than 0")
         return float(value)
 
     def choice(self, name: str, allowed: tuple[Any, ...]) -> Any:
         value = self._get(name)
-        if value not in allowed:
-            raise ConfigError(self.key(name), value, f"must be one of {', '.join(map(str, allowed))}")
+        # Python counts True as 1 and 14.0 as 14; JSON does not.
+        if not any(type(value) is type(option) and value == option for option in allowed):
+            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be one of {', '.join(map(str, allowed))}")
         return value
 
     def matching(self, name: str, pattern: re.Pattern[str], allowed: str, optional: bool = False) -> Any:

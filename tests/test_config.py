@@ -233,6 +233,37 @@ BAD_VALUES = [
         "cdk.json context 'mlops.environments.dev.monitoring.enabled' = True is invalid: monitoring reads the endpoint's "
         "captured data; set endpoint.data_capture_percentage above 0 or disable monitoring",
     ),
+    # What a Python caller of load_config can pass and cdk.json cannot: NaN, infinities, True for 1, 14.0 for 14.
+    (
+        "training.mse_threshold",
+        float("nan"),
+        "cdk.json context 'mlops.environments.dev.training.mse_threshold' = nan is invalid: "
+        "not a finite number; must be a number greater than 0",
+    ),
+    (
+        "monitoring.drift_threshold",
+        float("inf"),
+        "cdk.json context 'mlops.environments.dev.monitoring.drift_threshold' = inf is invalid: "
+        "not a finite number; must be a number greater than 0",
+    ),
+    (
+        "endpoint.max_latency_ms",
+        float("-inf"),
+        "cdk.json context 'mlops.environments.dev.endpoint.max_latency_ms' = -inf is invalid: "
+        "not a finite number; must be an integer of at least 1 and at most 60000",
+    ),
+    (
+        "storage.log_retention_days",
+        True,
+        "cdk.json context 'mlops.environments.dev.storage.log_retention_days' = True is invalid: must be one of 1, 3, 5, 7, "
+        "14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+    ),
+    (
+        "storage.log_retention_days",
+        14.0,
+        "cdk.json context 'mlops.environments.dev.storage.log_retention_days' = 14.0 is invalid: must be one of 1, 3, 5, 7, "
+        "14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+    ),
 ]
 
 
