@@ -7,6 +7,7 @@ context or the process environment themselves.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import zoneinfo
@@ -516,6 +517,43 @@ def _delivery(r: _Reader, environments: tuple[EnvironmentConfig, ...]) -> Delive
     )
     r.done()
     return config
+
+
+class _Unrepresentable(str):
+    """A number of cdk.json beyond a double's range, kept as written for the message."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _float(text: str) -> float | _Unrepresentable:
+    value = float(text)
+    return value if math.isfinite(value) else _Unrepresentable(text)
+
+
+def _int(text: str) -> int | _Unrepresentable:
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        return _Unrepresentable(text)
+    return value
+
+
+def refuse_unrepresentable_numbers(cdk_json: str) -> None:
+    """Name a number of cdk.json's `mlops` block that the CDK CLI cannot hand to the app.
+
+    The CLI reads 1e999 as Infinity, writes it into the app's context as null (JSON has no Infinity), and the
+    app's context drops null values, so load_config would only see the key missing.
+    """
+    document = json.loads(cdk_json, parse_float=_float, parse_int=_int, parse_constant=_Unrepresentable)
+    pending: list[tuple[str, Any]] = [("", (document.get("context") or {}).get("mlops"))]
+    while pending:
+        key, value = pending.pop(0)
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        pending += [(f"{key}.{name}" if key else str(name), child) for name, child in children]
+        if isinstance(value, _Unrepresentable):
+            raise ConfigError(key, value, "not a finite number; write a number a double can hold (at most about 1.8e308)")
 
 
 def load_config(context: Any) -> ProjectConfig:

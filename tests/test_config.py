@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import sys
 import pytest
 from conftest import REPO_ROOT, cdk_context
 
-from stacks.config import ConfigError, load_config
+from stacks.config import ConfigError, load_config, refuse_unrepresentable_numbers
 
 
 def test_cdk_json_loads_dev_and_prod():
@@ -326,6 +327,28 @@ def test_missing_setting_is_named():
     with pytest.raises(ConfigError) as error:
         load_config(mlops)
     assert str(error.value) == "cdk.json context 'mlops.environments.prod.endpoint.max_latency_ms' = None is invalid: is required"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "written"),
+    [
+        ("training", "mse_threshold", "1e999"),
+        ("endpoint", "max_latency_ms", "-" + "9" * 400),
+        ("monitoring", "drift_threshold", "NaN"),
+    ],
+)
+def test_a_number_cdk_json_cannot_carry_is_named_instead_of_reported_missing(section, key, written):
+    """The CLI turns 1e999 into null and the app's context drops it: app.py reads cdk.json itself to name it."""
+    context = cdk_context()
+    name = next(iter(context["mlops"]["environments"]))
+    context["mlops"]["environments"][name][section][key] = "<number>"
+    with pytest.raises(ConfigError) as error:
+        refuse_unrepresentable_numbers(json.dumps({"context": context}).replace('"<number>"', written))
+    assert str(error.value) == (
+        f"cdk.json context 'mlops.environments.{name}.{section}.{key}' = {written} is invalid: "
+        "not a finite number; write a number a double can hold (at most about 1.8e308)"
+    )
+    refuse_unrepresentable_numbers((REPO_ROOT / "cdk.json").read_text())
 
 
 def test_app_exits_with_the_message_and_no_traceback():
