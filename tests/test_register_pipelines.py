@@ -430,8 +430,28 @@ def test_a_nested_setting_of_the_wrong_type_is_named_with_its_path(S):
     with pytest.raises(SettingsError, match=r"^Settings lacks kms_key_arn; the stack writes them"):
         PipelineSettings.from_mapping(values, "Settings")
     values = {**S.to_dict(), "training": {**S.training.to_dict(), "mse_threshold": True}}
-    with pytest.raises(SettingsError, match=r"^Settings.training.mse_threshold = True must be a number; the stack writes it"):
+    with pytest.raises(SettingsError, match=r"^Settings.training.mse_threshold = True must be a finite number; the stack writes"):
         PipelineSettings.from_mapping(values, "Settings")
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "message"),
+    [
+        ("mse_threshold", "NaN", "= nan must be a finite number"),
+        ("mse_threshold", "Infinity", "= inf must be a finite number"),
+        ("mse_threshold", "-1e999", "= -inf must be a finite number"),
+        ("mse_threshold", "false", "= False must be a finite number"),
+        ("tuning_max_jobs", "true", "= True must be an integer"),
+        ("tuning_max_jobs", "NaN", "= nan must be an integer"),
+    ],
+)
+def test_a_numeric_setting_takes_neither_a_boolean_nor_nan_nor_infinity(S, key, written, message):
+    """Python's json reads NaN and Infinity, which JSON itself has not; a threshold of NaN would pass every model."""
+    values = {**S.to_dict(), "training": {**S.training.to_dict(), key: "<number>"}}
+    text = json.dumps(values).replace('"<number>"', written)
+    with pytest.raises(SettingsError) as error:
+        PipelineSettings.from_json(text)
+    assert str(error.value) == f"SETTINGS.training.{key} {message}; the stack writes it, so redeploy the stack"
 
 
 def _cfn_event(request_type: str, settings: PipelineSettings, **extra) -> dict:
