@@ -36,8 +36,8 @@ APPROVAL_STATUSES = ("Approved", "PendingManualApproval")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
 # EventBridge Scheduler cron fields: name, range, names in order (documented in "Schedule types on EventBridge Scheduler").
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -78,7 +78,7 @@ def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], labe
 _PREFIX = re.compile(r"^([a-z0-9][a-z0-9._-]*/)+$")
 # The only schedules Model Monitor accepts: hourly, daily at an hour, or every N hours from an hour (UTC), per
 # "The cron expression for monitoring schedule" (SageMaker Developer Guide) and the ScheduleConfig API reference.
-_MONITOR_CRON = re.compile(r"cron\(0 (?:\*|(?P<hour>\d{1,2})(?:/(?P<every>\d{1,2}))?) \? \* \* \*\)")
+_MONITOR_CRON = re.compile(r"cron\(0 (?:\*|(?P<hour>[0-9]{1,2})(?:/(?P<every>[0-9]{1,2}))?) \? \* \* \*\)")
 
 
 @cache
@@ -473,7 +473,7 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
 # A CodeStar connection (GitHub, GitLab, Bitbucket); its ARN kept the old service name when the service was
 # renamed to CodeConnections, so both are accepted.
 _CONNECTION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]{36}$"
 )
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 _BRANCH = re.compile(r"^(?![/.-])[A-Za-z0-9._/-]{1,255}(?<![/.])$")

@@ -49,6 +49,12 @@ BAD_VALUES = [
         "must be a 12-digit AWS account id, or left out for an environment-agnostic synth",
     ),
     (
+        "account",
+        "\uff11" * 12,
+        f"cdk.json context 'mlops.environments.dev.account' = {chr(0xFF11) * 12!r} "
+        "is invalid: must be a 12-digit AWS account id, or left out for an environment-agnostic synth",
+    ),
+    (
         "schedules.retraining_cron",
         "0 2 * * *",
         "cdk.json context 'mlops.environments.dev.schedules.retraining_cron' = "
