@@ -91,6 +91,9 @@ class Model:
             matrix[row - 1, slot] = 1.0
             numeric = record[:category_index] + record[category_index + 1 :]
             for column, value in enumerate(numeric):
+                if isinstance(value, bool):
+                    # float(True) is 1.0, but a JSON true is not a measurement.
+                    raise PayloadError(f"record {row}: {self._numeric[column]} must be a number, got {value!r}")
                 try:
                     number = float(value)
                 except (TypeError, ValueError):
