@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from utf8_text import NotUtf8, read_utf8
+
 from inference import Model, ModelError, PayloadError, format_csv, parse_csv
 
 
@@ -34,12 +36,12 @@ def main(argv=None) -> int:
     total = 0
     for path in files:
         try:
-            predictions = model.predict_records(parse_csv(path.read_text(), header))
+            predictions = model.predict_records(parse_csv(read_utf8(path), header))
         except PayloadError as error:
             print(f"batch error: {path}: {error}", file=sys.stderr)
             return 1
-        except UnicodeDecodeError as error:
-            print(f"batch error: {path}: byte {error.start} is not UTF-8; save the file as UTF-8 text", file=sys.stderr)
+        except NotUtf8 as error:
+            print(f"batch error: {error}", file=sys.stderr)
             return 1
         target = args.output_dir / path.relative_to(args.input_dir)
         target = target.with_name(target.name + ".out")

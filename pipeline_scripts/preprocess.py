@@ -13,6 +13,8 @@ which evaluation puts next to its report for the deployed endpoint's system test
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import sys
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from raw_columns import CAPTURED_COLUMNS, CATEGORIES, CATEGORY, MEASUREMENTS, RAW_COLUMNS, TARGET
+from utf8_text import NotUtf8, read_utf8
 
 FEATURES = MEASUREMENTS + tuple(f"{CATEGORY}_{c}" for c in CATEGORIES)
 SPLITS = ("train", "validation", "test")
@@ -43,39 +46,48 @@ def feature_spec() -> dict:
     }
 
 
+def _records(path: Path) -> list[tuple[int, list[str]]]:
+    """(row number in the file, fields) of each non-blank CSV record."""
+    try:
+        text = read_utf8(path)
+    except NotUtf8 as error:
+        raise InputError(str(error)) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, row = [], 1
+    try:
+        for fields in reader:
+            if any(field.strip() for field in fields):
+                records.append((row, fields))
+            row = reader.line_num + 1
+    except csv.Error as error:
+        raise InputError(f"{path}: row {row} is not CSV ({error})") from None
+    return records
+
+
 def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
     """Read one CSV with or without a header row and check its columns, types and categories."""
-    try:
-        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except pd.errors.EmptyDataError:
-        frame = pd.DataFrame()
-    except pd.errors.ParserError as error:
-        raise InputError(
-            f"{path}: rows have different numbers of fields ({error}); expected {len(columns)}: {', '.join(columns)}"
-        ) from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: byte {error.start} is not UTF-8 ({error.reason}); save the file as UTF-8 text") from None
-    if frame.empty:
+    records = _records(path)
+    if not records:
         raise InputError(f"{path}: the file is empty; expected rows of {', '.join(columns)}")
-    has_header = str(frame.iloc[0, 0]).strip().lower() == columns[0]
-    first_row = 2 if has_header else 1
-    if has_header:
-        header = [str(v).strip().lower() for v in frame.iloc[0]]
+    if records[0][1][0].strip().lower() == columns[0]:
+        header = [field.strip().lower() for field in records[0][1]]
         if header != list(columns):
             raise InputError(f"{path}: header is {','.join(header)}; expected {','.join(columns)}")
-        frame = frame.iloc[1:]
-    if frame.shape[1] != len(columns):
-        raise InputError(f"{path}: {frame.shape[1]} columns; expected {len(columns)}: {', '.join(columns)}")
-    if frame.empty:
-        raise InputError(f"{path}: the file has a header but no rows")
-    frame.columns = list(columns)
-    frame = frame.reset_index(drop=True)
+        records = records[1:]
+        if not records:
+            raise InputError(f"{path}: the file has a header but no rows")
+    for row, fields in records:
+        if len(fields) != len(columns):
+            got = f"{len(fields)} field" + ("s" if len(fields) != 1 else "")
+            raise InputError(f"{path}: row {row} has {got}; expected {len(columns)}: {', '.join(columns)}")
+    rows = [row for row, _ in records]
+    frame = pd.DataFrame([fields for _, fields in records], columns=list(columns), dtype=str)
     categories = frame[CATEGORY].str.strip().str.upper()
     unknown = ~categories.isin(CATEGORIES)
     if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        index = int(np.flatnonzero(unknown.to_numpy())[0])
         raise InputError(
-            f"{path}: row {row + first_row} column '{CATEGORY}': {frame[CATEGORY].iloc[row]!r} "
+            f"{path}: row {rows[index]} column '{CATEGORY}': {frame[CATEGORY].iloc[index]!r} "
             f"is not one of {', '.join(CATEGORIES)}"
         )
     result = pd.DataFrame({CATEGORY: categories})
@@ -83,9 +95,9 @@ def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
         bad = ~np.isfinite(values.to_numpy(dtype="float64"))
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+            index = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"{path}: row {row + first_row} column '{column}': expected a finite number, got {frame[column].iloc[row]!r}"
+                f"{path}: row {rows[index]} column '{column}': expected a finite number, got {frame[column].iloc[index]!r}"
             )
         result[column] = values.astype("float64")
     return result

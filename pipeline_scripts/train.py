@@ -10,6 +10,7 @@ training job's metric definitions and the tuner's objective parse.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+from utf8_text import NotUtf8, read_utf8
 
 METRIC_LINE = "{channel}:{metric}={value:.6f}"
 MODEL_FILE = "model.txt"
@@ -42,7 +44,9 @@ def load_channel(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     blocks = []
     for file in files:
         try:
-            block = np.loadtxt(file, delimiter=",", dtype=np.float64, ndmin=2)
+            block = np.loadtxt(io.StringIO(read_utf8(file)), delimiter=",", dtype=np.float64, ndmin=2)
+        except NotUtf8 as error:
+            raise TrainingError(str(error)) from None
         except ValueError as error:
             raise TrainingError(f"{file}: not a numeric CSV with the target first and no header ({error})") from None
         if block.size == 0:

@@ -144,12 +144,28 @@ BAD_INPUTS = {
     "missing column": (
         lambda rows: [r.pop() for r in rows],
         False,
-        "abalone.csv: 8 columns; expected 9: " + ", ".join(HEADER),
+        "abalone.csv: row 1 has 8 fields; expected 9: " + ", ".join(HEADER),
     ),
     "extra column": (
         lambda rows: [r.append(1) for r in rows],
         False,
-        "abalone.csv: 10 columns; expected 9: " + ", ".join(HEADER),
+        "abalone.csv: row 1 has 10 fields; expected 9: " + ", ".join(HEADER),
+    ),
+    # pandas padded a short row with empty fields and put its parser's multi-line error into the message.
+    "one short row": (
+        lambda rows: rows.__setitem__(10, rows[10][:3]),
+        True,
+        "abalone.csv: row 12 has 3 fields; expected 9: " + ", ".join(HEADER),
+    ),
+    "one long row": (
+        lambda rows: rows[3].append(1),
+        True,
+        "abalone.csv: row 5 has 10 fields; expected 9: " + ", ".join(HEADER),
+    ),
+    "one field": (
+        lambda rows: rows.__setitem__(0, ["M"]),
+        False,
+        "abalone.csv: row 1 has 1 field; expected 9: " + ", ".join(HEADER),
     ),
     "non-numeric": (
         lambda rows: rows[4].__setitem__(3, "tall"),
@@ -190,14 +206,22 @@ def _script_module(name: str):
     return __import__(name)
 
 
-def test_preprocess_names_non_utf8_bytes_and_infinite_values(tmp_path):
+LATIN1 = (
+    "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9\n"
+    "I,0.3,0.2,0.1,0.2,0.1,0.05,0.06,7 \xe9\n"
+)
+
+
+def test_preprocess_names_the_row_and_byte_of_non_utf8_and_infinite_values(tmp_path):
     read_raw_csv, InputError = _script_module("preprocess").read_raw_csv, _script_module("preprocess").InputError
     latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes(
-        "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9 \xe9\n".encode("latin-1")
-    )
-    with pytest.raises(InputError, match=r"latin1\.csv: byte \d+ is not UTF-8 .*; save the file as UTF-8 text"):
+    latin1.write_bytes(LATIN1.encode("latin-1"))
+    with pytest.raises(InputError) as error:
         read_raw_csv(latin1)
+    offset = LATIN1.encode("latin-1").index(b"\xe9")
+    assert str(error.value) == (
+        f"{latin1}: row 3 (byte offset {offset}) is not UTF-8 (invalid continuation byte); save the file as UTF-8 text"
+    )
     rows = abalone_rows(5)
     rows[2][4] = "inf"
     with pytest.raises(InputError, match=r"row 3 column 'whole_weight': expected a finite number, got 'inf'"):
@@ -339,6 +363,34 @@ def test_batch_predict_writes_one_prediction_per_row(tmp_path, trained):
     assert result.returncode == 0, result.stderr
     predictions = np.loadtxt(tmp_path / "out" / "day.csv.out")
     assert predictions.shape == (25,) and np.all((predictions > 0) & (predictions < 30))
+
+
+def test_batch_predict_and_training_name_the_row_and_byte_of_non_utf8(tmp_path, trained, in_process):
+    base, _ = trained
+    day = tmp_path / "in" / "day.csv"
+    day.parent.mkdir()
+    records = b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21\n"
+    day.write_bytes(records + b"I,0.3,0.2,0.1,0.2,0.1,0.05,0.06 \xe9\n")
+    args = ("--model-dir", str(base / "model"), "--input-dir", str(day.parent), "--output-dir", str(tmp_path / "out"))
+    result = in_process("batch_predict.py", base, *args)
+    offset = day.read_bytes().index(b"\xe9")
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"batch error: {day}: row 3 (byte offset {offset}) is not UTF-8 (invalid continuation byte); "
+        "save the file as UTF-8 text\n",
+    )
+    channels = tmp_path / "opt_ml"
+    for channel in ("train", "validation"):
+        shutil.copytree(base / "processing" / channel, channels / "input" / "data" / channel)
+    train_csv = channels / "input" / "data" / "train" / "train.csv"
+    lines = train_csv.read_bytes().splitlines(keepends=True)
+    train_csv.write_bytes(b"".join(lines[:4]) + b"\xff" + b"".join(lines[4:]))
+    result = in_process("train.py", channels, "train")
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"training error: {train_csv}: row 5 (byte offset {len(b''.join(lines[:4]))}) is not UTF-8 (invalid start byte); "
+        "save the file as UTF-8 text\n",
+    )
 
 
 def test_local_runner_chains_every_step_and_beats_the_baseline(tmp_path):
