@@ -31,6 +31,11 @@ SPLITS = ("train", "validation", "test")
 # endpoint receives (raw columns, no header) followed by its label.
 HOLDOUT_ROWS = 100
 HOLDOUT_FILE = "holdout.csv"
+# The fewest rows per split. Train: LightGBM splits a node only when both sides keep min_data_in_leaf rows,
+# and the tuner tries min_data_in_leaf up to 60 (register_pipelines/training_pipeline.py), so with fewer than
+# 2 x 60 rows some tuning jobs can only fit a constant. Validation and test: early stopping and the MSE gate
+# each average squared errors, which over fewer than 30 rows say more about the rows drawn than the model.
+MIN_ROWS = {"train": 120, "validation": 30, "test": 30}
 
 
 class InputError(Exception):
@@ -111,13 +116,29 @@ def encode(frame: pd.DataFrame) -> pd.DataFrame:
     return encoded
 
 
-def split_indices(n_rows: int, validation_fraction: float, test_fraction: float, seed: int):
-    order = np.random.default_rng(seed).permutation(n_rows)
+def split_sizes(n_rows: int, validation_fraction: float, test_fraction: float) -> dict:
     n_test = max(1, round(n_rows * test_fraction))
     n_validation = max(1, round(n_rows * validation_fraction))
-    if n_rows - n_test - n_validation < 1:
-        raise InputError(f"{n_rows} rows are too few to split into train, validation and test")
+    return {"test": n_test, "validation": n_validation, "train": n_rows - n_test - n_validation}
+
+
+def minimum_rows(validation_fraction: float, test_fraction: float) -> int:
+    """The fewest rows whose split gives every split its minimum (MIN_ROWS) at these fractions."""
+    n_rows = sum(MIN_ROWS.values())
+    while any(split_sizes(n_rows, validation_fraction, test_fraction)[s] < MIN_ROWS[s] for s in SPLITS):
+        n_rows += 1
+    return n_rows
+
+
+def split_indices(n_rows: int, validation_fraction: float, test_fraction: float, seed: int):
+    order = np.random.default_rng(seed).permutation(n_rows)
+    sizes = split_sizes(n_rows, validation_fraction, test_fraction)
+    n_test, n_validation = sizes["test"], sizes["validation"]
     return {"test": order[:n_test], "validation": order[n_test : n_test + n_validation], "train": order[n_test + n_validation :]}
+
+
+def _named(files: list) -> str:
+    return ", ".join(map(str, files[:3])) + (f" and {len(files) - 3} more files" if len(files) > 3 else "")
 
 
 def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_fraction: float, seed: int) -> dict:
@@ -125,6 +146,13 @@ def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_frac
     if not files:
         raise InputError(f"{input_dir}: no .csv files found; expected the raw abalone data there")
     raw = pd.concat([read_raw_csv(p) for p in files], ignore_index=True)
+    needed = minimum_rows(validation_fraction, test_fraction)
+    if len(raw) < needed:
+        raise InputError(
+            f"{_named(files)}: {len(raw)} rows are too few to split into train, validation and test; at least {needed} "
+            f"are needed at these fractions ({MIN_ROWS['train']} to train on, {MIN_ROWS['validation']} each to validate "
+            "and test)"
+        )
     table = pd.concat([raw[[TARGET]], encode(raw)], axis=1)
     counts = {}
     splits = split_indices(len(table), validation_fraction, test_fraction, seed)

@@ -200,6 +200,25 @@ def test_preprocess_rejects_empty_file_and_missing_input(tmp_path, in_process):
     assert result.returncode == 1 and "no .csv files found" in result.stderr
 
 
+def test_preprocess_refuses_fewer_rows_than_every_split_needs(tmp_path, in_process):
+    """MIN_ROWS: enough train rows for LightGBM to split at the tuner's largest min_data_in_leaf, a non-trivial test set."""
+    module = _script_module("preprocess")
+    needed = module.minimum_rows(0.15, 0.15)
+    sizes = module.split_sizes(needed, 0.15, 0.15)
+    assert all(sizes[s] >= module.MIN_ROWS[s] for s in module.SPLITS)
+    assert any(module.split_sizes(needed - 1, 0.15, 0.15)[s] < module.MIN_ROWS[s] for s in module.SPLITS)
+    for rows, base in ((3, tmp_path / "three"), (needed - 1, tmp_path / "one-short")):
+        result = preprocess(base, abalone_rows(rows), run=in_process)
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"preprocess error: {base / 'processing' / 'input' / 'abalone.csv'}: {rows} rows are too few to split into "
+            f"train, validation and test; at least {needed} are needed at these fractions (120 to train on, 30 each to "
+            "validate and test)\n"
+        )
+        assert not (base / "processing" / "train").exists()
+    assert preprocess(tmp_path / "enough", abalone_rows(needed), run=in_process).returncode == 0
+
+
 def _script_module(name: str):
     if str(SCRIPTS) not in sys.path:
         sys.path.insert(0, str(SCRIPTS))

@@ -19,6 +19,7 @@ register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
 training_module = sys.modules["training_pipeline"]
 sys.path.insert(0, str(REPO_ROOT / "pipeline_scripts"))
+import preprocess
 import train
 
 
@@ -190,6 +191,11 @@ def test_objective_regex_parses_the_training_scripts_metric_line():
     line = train.METRIC_LINE.format(channel="validation", metric="rmse", value=2.13)
     regex = next(d["Regex"] for d in training_module.METRIC_DEFINITIONS if d["Name"] == training_module.OBJECTIVE)
     assert float(re.search(regex, f"[0]\ttrain\n{line}\n").group(1)) == pytest.approx(2.13)
+
+
+def test_preprocessing_keeps_enough_train_rows_for_every_min_data_in_leaf_the_tuner_tries():
+    """LightGBM splits a node only when both sides keep min_data_in_leaf rows: fewer than twice it fit a constant."""
+    assert preprocess.MIN_ROWS["train"] == 2 * int(training_module.HYPERPARAMETER_RANGES["min_data_in_leaf"].max_value)
 
 
 def test_condition_compares_the_reported_mse_with_the_threshold(definitions):
