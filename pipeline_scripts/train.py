@@ -21,6 +21,8 @@ import lightgbm as lgb
 import numpy as np
 from utf8_text import NotUtf8, read_utf8
 
+from inference import ModelError, read_feature_spec
+
 METRIC_LINE = "{channel}:{metric}={value:.6f}"
 MODEL_FILE = "model.txt"
 FEATURES_FILE = "features.json"
@@ -59,6 +61,23 @@ def load_channel(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     return data[:, 1:], data[:, 0]
 
 
+def channel_features(path: Path, name: str, width: int) -> list[str]:
+    """The features of the channel's spec, read as serving reads the model's copy; they must be its columns."""
+    spec = path / FEATURES_FILE
+    if not spec.is_file():
+        raise TrainingError(
+            f"channel '{name}' has no {FEATURES_FILE} ({spec} is missing); preprocessing writes it next to the CSVs, "
+            "and serving cannot load a model without it"
+        )
+    try:
+        features = read_feature_spec(spec)[1]
+    except ModelError as error:
+        raise TrainingError(str(error)) from None
+    if len(features) != width:
+        raise TrainingError(f"{spec} lists {len(features)} features but channel '{name}' has {width} feature columns")
+    return features
+
+
 def parse_hyperparameters(argv: list[str], hyperparameters_file: Path) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="LightGBM regression under the SageMaker training contract")
     parser.add_argument("--objective", choices=("regression", "poisson", "huber"), default="regression")
@@ -83,11 +102,16 @@ def parse_hyperparameters(argv: list[str], hyperparameters_file: Path) -> argpar
 
 
 def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
-    train_dir = channel_dir(base, "train")
+    train_dir, valid_dir = channel_dir(base, "train"), channel_dir(base, "validation")
     x_train, y_train = load_channel(train_dir, "train")
-    x_valid, y_valid = load_channel(channel_dir(base, "validation"), "validation")
+    x_valid, y_valid = load_channel(valid_dir, "validation")
     if x_train.shape[1] != x_valid.shape[1]:
         raise TrainingError(f"train has {x_train.shape[1]} feature columns but validation has {x_valid.shape[1]}")
+    if channel_features(train_dir, "train", x_train.shape[1]) != channel_features(valid_dir, "validation", x_valid.shape[1]):
+        raise TrainingError(
+            f"{valid_dir / FEATURES_FILE} lists other features than {train_dir / FEATURES_FILE}; "
+            "give both channels the output of one preprocessing run"
+        )
     lgb_params = {
         "objective": params.objective,
         "metric": "rmse",
@@ -114,8 +138,7 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
     )
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / MODEL_FILE), num_iteration=booster.best_iteration)
-    if (train_dir / FEATURES_FILE).is_file():
-        shutil.copy(train_dir / FEATURES_FILE, model_dir / FEATURES_FILE)
+    shutil.copy(train_dir / FEATURES_FILE, model_dir / FEATURES_FILE)
     metrics = {}
     for channel, x, y in (("train", x_train, y_train), ("validation", x_valid, y_valid)):
         mse = float(np.mean((booster.predict(x, num_iteration=booster.best_iteration) - y) ** 2))

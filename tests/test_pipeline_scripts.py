@@ -339,6 +339,51 @@ def test_train_missing_channel_fails_clearly_and_records_the_reason(tmp_path, in
     assert (tmp_path / "output" / "failure").read_text().startswith(expected)
 
 
+def _channels(base, target):
+    """The trained fixture's train and validation channels in a fresh SageMaker-shaped tree with an output folder."""
+    for channel in ("train", "validation"):
+        shutil.copytree(base / "processing" / channel, target / "input" / "data" / channel)
+    (target / "output").mkdir()
+    return target / "input" / "data"
+
+
+def _renamed_feature(spec_file):
+    spec = json.loads(spec_file.read_text())
+    spec["features"][0] = "girth"
+    spec_file.write_text(json.dumps(spec))
+
+
+FEATURE_SPEC_PROBLEMS = {
+    "train without spec": (
+        lambda data: (data / "train" / "features.json").unlink(),
+        "channel 'train' has no features.json ({data}/train/features.json is missing); preprocessing writes it next to "
+        "the CSVs, and serving cannot load a model without it",
+    ),
+    "validation without spec": (
+        lambda data: (data / "validation" / "features.json").unlink(),
+        "channel 'validation' has no features.json ({data}/validation/features.json is missing); preprocessing writes it "
+        "next to the CSVs, and serving cannot load a model without it",
+    ),
+    "specs differ": (
+        lambda data: _renamed_feature(data / "validation" / "features.json"),
+        "{data}/validation/features.json lists other features than {data}/train/features.json; give both channels the "
+        "output of one preprocessing run",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FEATURE_SPEC_PROBLEMS))
+def test_train_refuses_a_channel_whose_feature_spec_serving_could_not_use(tmp_path, trained, in_process, case):
+    change, message = FEATURE_SPEC_PROBLEMS[case]
+    data = _channels(trained[0], tmp_path)
+    change(data)
+    result = in_process("train.py", tmp_path, "train")
+    expected = "training error: " + message.format(data=data)
+    assert (result.returncode, result.stderr) == (1, expected + "\n")
+    assert (tmp_path / "output" / "failure").read_text() == expected
+    assert not (tmp_path / "model").exists()
+
+
 def test_evaluation_report_has_registry_shape_and_beats_the_mean(trained):
     base, _ = trained
     report = json.loads((base / "processing" / "evaluation" / "evaluation.json").read_text())
