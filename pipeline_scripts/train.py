@@ -10,11 +10,15 @@ training job's metric definitions and the tuner's objective parse.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
+import math
 import os
+import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import lightgbm as lgb
@@ -78,27 +82,92 @@ def channel_features(path: Path, name: str, width: int) -> list[str]:
     return features
 
 
+class _HyperparameterParser(argparse.ArgumentParser):
+    """A bad hyperparameter ends as a TrainingError, which reaches the failure file like any other, in one line."""
+
+    def error(self, message: str):
+        raise TrainingError(f"hyperparameters: {message}")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer of at least 1")
+    return value
+
+
 def parse_hyperparameters(argv: list[str], hyperparameters_file: Path) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="LightGBM regression under the SageMaker training contract")
+    parser = _HyperparameterParser(description="LightGBM regression under the SageMaker training contract")
     parser.add_argument("--objective", choices=("regression", "poisson", "huber"), default="regression")
     parser.add_argument("--num_leaves", type=int, default=15)
-    parser.add_argument("--learning_rate", type=float, default=0.03)
-    parser.add_argument("--num_boost_round", type=int, default=3000)
+    parser.add_argument("--learning_rate", type=_finite, default=0.03)
+    parser.add_argument("--num_boost_round", type=_at_least_one, default=3000)
     parser.add_argument("--early_stopping_rounds", type=int, default=100)
     parser.add_argument("--min_data_in_leaf", type=int, default=20)
-    parser.add_argument("--feature_fraction", type=float, default=0.9)
-    parser.add_argument("--bagging_fraction", type=float, default=0.8)
+    parser.add_argument("--feature_fraction", type=_finite, default=0.9)
+    parser.add_argument("--bagging_fraction", type=_finite, default=0.8)
     parser.add_argument("--bagging_freq", type=int, default=1)
-    parser.add_argument("--lambda_l2", type=float, default=1.0)
+    parser.add_argument("--lambda_l2", type=_finite, default=1.0)
     parser.add_argument("--seed", type=int, default=42)
     from_file = []
     if hyperparameters_file.is_file():
-        for key, value in json.loads(hyperparameters_file.read_text()).items():
+        try:
+            values = json.loads(read_utf8(hyperparameters_file))
+        except (NotUtf8, json.JSONDecodeError) as error:
+            raise TrainingError(
+                f"{hyperparameters_file} is not JSON ({error}); SageMaker writes the job's hyperparameters there"
+            ) from None
+        if not isinstance(values, dict):
+            raise TrainingError(f"{hyperparameters_file} must hold a JSON object of hyperparameters, got {type(values).__name__}")
+        for key, value in values.items():
             if not key.startswith("sagemaker_") and not key.startswith("_"):
                 from_file += [f"--{key}", str(value).strip('"')]
     if argv[:1] == ["train"]:
         argv = argv[1:]
     return parser.parse_args(from_file + argv)
+
+
+# LightGBM's parameter checks read "Check failed: (num_leaves) > (1) at <source file>, line <n> ."
+_LIGHTGBM_CHECK = re.compile(r"Check failed: \((?P<name>\w+)\) (?P<op>\S+) \((?P<bound>[^)]*)\)")
+
+
+def _lightgbm_reason(error: Exception, params: argparse.Namespace) -> str:
+    text = str(error).strip()
+    check = _LIGHTGBM_CHECK.search(text)
+    if check and hasattr(params, check["name"]):
+        name = check["name"]
+        return (
+            f"hyperparameter {name} = {getattr(params, name)} is invalid: LightGBM requires {name} {check['op']} {check['bound']}"
+        )
+    return f"LightGBM cannot train: {text.split(' at ')[0]}"
+
+
+@contextlib.contextmanager
+def _native_errors_held():
+    """LightGBM's C++ code prints '[LightGBM] [Fatal] <reason>' to file descriptor 2 before raising the same reason.
+
+    The reason reaches stderr once, as the training error; anything else written meanwhile is passed on.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode(errors="replace").splitlines(keepends=True)
+            os.write(2, "".join(line for line in lines if line.strip() and not line.startswith("[LightGBM] [Fatal]")).encode())
 
 
 def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
@@ -126,16 +195,20 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
         "bagging_freq": params.bagging_freq,
         "lambda_l2": params.lambda_l2,
     }
-    train_set = lgb.Dataset(x_train, y_train)
-    valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
-    booster = lgb.train(
-        lgb_params,
-        train_set,
-        num_boost_round=params.num_boost_round,
-        valid_sets=[valid_set],
-        valid_names=["validation"],
-        callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
-    )
+    try:
+        with _native_errors_held():
+            train_set = lgb.Dataset(x_train, y_train)
+            valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+            booster = lgb.train(
+                lgb_params,
+                train_set,
+                num_boost_round=params.num_boost_round,
+                valid_sets=[valid_set],
+                valid_names=["validation"],
+                callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False)],
+            )
+    except lgb.basic.LightGBMError as error:
+        raise TrainingError(_lightgbm_reason(error, params)) from None
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / MODEL_FILE), num_iteration=booster.best_iteration)
     shutil.copy(train_dir / FEATURES_FILE, model_dir / FEATURES_FILE)
@@ -150,8 +223,8 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
 def main(argv=None) -> int:
     base = Path(os.environ.get("SM_BASE_DIR", "/opt/ml"))
     model_dir = Path(os.environ.get("SM_MODEL_DIR", base / "model"))
-    params = parse_hyperparameters(sys.argv[1:] if argv is None else argv, base / "input" / "config" / "hyperparameters.json")
     try:
+        params = parse_hyperparameters(sys.argv[1:] if argv is None else argv, base / "input" / "config" / "hyperparameters.json")
         metrics = train(params, base, model_dir)
     except TrainingError as error:
         message = f"training error: {error}"

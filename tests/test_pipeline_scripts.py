@@ -384,6 +384,47 @@ def test_train_refuses_a_channel_whose_feature_spec_serving_could_not_use(tmp_pa
     assert not (tmp_path / "model").exists()
 
 
+BAD_HYPERPARAMETERS = [
+    (("--num_leaves", "1"), "hyperparameter num_leaves = 1 is invalid: LightGBM requires num_leaves > 1"),
+    (("--bagging_fraction", "2"), "hyperparameter bagging_fraction = 2.0 is invalid: LightGBM requires bagging_fraction <= 1.0"),
+    (("--min_data_in_leaf", "-1"), "hyperparameter min_data_in_leaf = -1 is invalid: LightGBM requires min_data_in_leaf >= 0"),
+    (("--num_leaves", "many"), "hyperparameters: argument --num_leaves: invalid int value: 'many'"),
+    (("--learning_rate", "nan"), "hyperparameters: argument --learning_rate: 'nan' is not a finite number"),
+    (("--num_boost_round", "0"), "hyperparameters: argument --num_boost_round: '0' is not an integer of at least 1"),
+    (("--max_depth", "3"), "hyperparameters: unrecognized arguments: --max_depth 3"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_HYPERPARAMETERS, ids=[" ".join(a) for a, _ in BAD_HYPERPARAMETERS])
+def test_a_hyperparameter_lightgbm_or_the_parser_refuses_is_one_line_and_the_failure_reason(
+    tmp_path, trained, monkeypatch, capfd, args, message
+):
+    """LightGBM's C++ code prints its own '[LightGBM] [Fatal]' line first; stderr (file descriptor 2) keeps only ours."""
+    _channels(trained[0], tmp_path)
+    monkeypatch.setenv("SM_BASE_DIR", str(tmp_path))
+    capfd.readouterr()
+    assert _script_module("train").main(["train", *args]) == 1
+    assert capfd.readouterr().err == f"training error: {message}\n"
+    assert (tmp_path / "output" / "failure").read_text() == f"training error: {message}"
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{num_leaves", "is not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); SageMaker"),
+        ('["num_leaves"]', "must hold a JSON object of hyperparameters, got list"),
+    ],
+)
+def test_a_hyperparameters_file_that_is_not_a_json_object_is_named(tmp_path, trained, in_process, content, message):
+    _channels(trained[0], tmp_path)
+    (tmp_path / "input" / "config").mkdir()
+    (tmp_path / "input" / "config" / "hyperparameters.json").write_text(content)
+    result = in_process("train.py", tmp_path, "train")
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"training error: {tmp_path / 'input' / 'config' / 'hyperparameters.json'} {message}")
+
+
 def test_evaluation_report_has_registry_shape_and_beats_the_mean(trained):
     base, _ = trained
     report = json.loads((base / "processing" / "evaluation" / "evaluation.json").read_text())
