@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import math
 import os
@@ -40,6 +39,37 @@ def channel_dir(base: Path, name: str) -> Path:
     return Path(os.environ.get(f"SM_CHANNEL_{name.upper()}", base / "input" / "data" / name))
 
 
+def read_numeric_csv(file: Path) -> np.ndarray:
+    """Rows of finite numbers, target first, no header; a bad value is named by its row and column (from 1)."""
+    try:
+        text = read_utf8(file)
+    except NotUtf8 as error:
+        raise TrainingError(str(error)) from None
+    rows: list[list[float]] = []
+    for row, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split(",")
+        if rows and len(fields) != len(rows[0]):
+            raise TrainingError(f"{file}: row {row} has {len(fields)} fields, the rows before it {len(rows[0])}")
+        values = []
+        for column, field in enumerate(fields, start=1):
+            try:
+                value = float(field)
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                raise TrainingError(
+                    f"{file}: row {row} column {column}: {field!r} is not a finite number; "
+                    "expected numbers only, the target first and no header"
+                )
+            values.append(value)
+        rows.append(values)
+    if not rows:
+        raise TrainingError(f"{file}: the file is empty")
+    return np.array(rows, dtype=np.float64)
+
+
 def load_channel(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     """All CSVs of one channel: target first, no header."""
     if not path.is_dir():
@@ -47,17 +77,7 @@ def load_channel(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     files = sorted(p for p in path.glob("*.csv"))
     if not files:
         raise TrainingError(f"channel '{name}' at {path} holds no .csv files")
-    blocks = []
-    for file in files:
-        try:
-            block = np.loadtxt(io.StringIO(read_utf8(file)), delimiter=",", dtype=np.float64, ndmin=2)
-        except NotUtf8 as error:
-            raise TrainingError(str(error)) from None
-        except ValueError as error:
-            raise TrainingError(f"{file}: not a numeric CSV with the target first and no header ({error})") from None
-        if block.size == 0:
-            raise TrainingError(f"{file}: the file is empty")
-        blocks.append(block)
+    blocks = [read_numeric_csv(file) for file in files]
     widths = {b.shape[1] for b in blocks}
     if len(widths) != 1:
         raise TrainingError(f"channel '{name}': files have different column counts {sorted(widths)}")
@@ -180,6 +200,13 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
         raise TrainingError(
             f"{valid_dir / FEATURES_FILE} lists other features than {train_dir / FEATURES_FILE}; "
             "give both channels the output of one preprocessing run"
+        )
+    # LightGBM splits a node only when both sides keep min_data_in_leaf rows; with fewer, it fits a constant.
+    if len(y_train) < 2 * params.min_data_in_leaf:
+        rows = f"{len(y_train)} row" + ("s" if len(y_train) != 1 else "")
+        raise TrainingError(
+            f"channel 'train' has {rows}; LightGBM needs at least 2 x min_data_in_leaf = {2 * params.min_data_in_leaf} "
+            "to split, so give it more rows or a smaller --min_data_in_leaf"
         )
     lgb_params = {
         "objective": params.objective,

@@ -384,6 +384,52 @@ def test_train_refuses_a_channel_whose_feature_spec_serving_could_not_use(tmp_pa
     assert not (tmp_path / "model").exists()
 
 
+def _edit_lines(path, change):
+    lines = path.read_text().splitlines()
+    change(lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
+CHANNEL_PROBLEMS = {
+    "nan target": (
+        lambda data: _edit_lines(data / "train" / "train.csv", lambda lines: lines.__setitem__(6, "nan" + lines[6][4:])),
+        "{data}/train/train.csv: row 7 column 1: 'nan' is not a finite number; expected numbers only, the target first and "
+        "no header",
+    ),
+    "text": (
+        lambda data: _edit_lines(data / "validation" / "validation.csv", lambda lines: lines.__setitem__(0, "x" + lines[0])),
+        "{data}/validation/validation.csv: row 1 column 1: 'x{first}' is not a finite number; expected numbers only, "
+        "the target first and no header",
+    ),
+    "short row": (
+        lambda data: _edit_lines(data / "train" / "train.csv", lambda lines: lines.__setitem__(3, "1,2,3")),
+        "{data}/train/train.csv: row 4 has 3 fields, the rows before it 11",
+    ),
+    "empty file": (
+        lambda data: (data / "validation" / "validation.csv").write_text("\n"),
+        "{data}/validation/validation.csv: the file is empty",
+    ),
+    "too few train rows": (
+        lambda data: _edit_lines(data / "train" / "train.csv", lambda lines: lines.__delitem__(slice(39, None))),
+        "channel 'train' has 39 rows; LightGBM needs at least 2 x min_data_in_leaf = 40 to split, so give it more rows or "
+        "a smaller --min_data_in_leaf",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHANNEL_PROBLEMS))
+def test_train_names_the_row_and_column_of_a_bad_channel_value(tmp_path, trained, in_process, case):
+    """NaN trained silently (an MSE of nan), and numpy counted rows from 0."""
+    change, message = CHANNEL_PROBLEMS[case]
+    data = _channels(trained[0], tmp_path)
+    first = (data / "validation" / "validation.csv").read_text().splitlines()[0].split(",")[0]
+    change(data)
+    result = in_process("train.py", tmp_path, "train")
+    expected = "training error: " + message.format(data=data, first=first)
+    assert (result.returncode, result.stderr) == (1, expected + "\n")
+    assert (tmp_path / "output" / "failure").read_text() == expected
+
+
 BAD_HYPERPARAMETERS = [
     (("--num_leaves", "1"), "hyperparameter num_leaves = 1 is invalid: LightGBM requires num_leaves > 1"),
     (("--bagging_fraction", "2"), "hyperparameter bagging_fraction = 2.0 is invalid: LightGBM requires bagging_fraction <= 1.0"),
