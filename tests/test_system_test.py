@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -425,9 +426,29 @@ def test_the_handler_names_an_unknown_check(monkeypatch):
     system_test.settings.cache_clear()
     with pytest.raises(system_test.EventError, match="unknown check 'everything'; send"):
         system_test.handler({"check": "everything"}, None)
+    with pytest.raises(system_test.EventError, match=r"unknown check \['buckets_encrypted'\]; send"):
+        system_test.handler({"check": ["buckets_encrypted"]}, None)
     with pytest.raises(system_test.EventError, match="event must be a JSON object"):
         system_test.handler(["check"], None)
     system_test.settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("results", "message"),
+    [
+        (
+            [{"check": "buckets_encrypted", "status": None, "finding": "x"}],
+            "is not a check result with check, status and finding",
+        ),
+        ([{"check": 1, "status": "pass", "finding": 3}], "is not a check result with check, status and finding"),
+        ([], "results hold no check result; the report needs the parallel branches' outputs"),
+        ([{"results": None}], "results hold no check result"),
+    ],
+)
+def test_the_report_refuses_results_it_cannot_read_or_an_empty_one(results, message):
+    """These raised TypeError or AttributeError, or reported an empty run as passed."""
+    with pytest.raises(system_test.EventError, match=re.escape(message)):
+        system_test.report(results, SETTINGS, None)
 
 
 # --- make validate ---------------------------------------------------------------------------------------------
