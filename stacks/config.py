@@ -39,34 +39,41 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-# EventBridge Scheduler cron fields: name, range, names in order (documented in "Schedule types on EventBridge Scheduler").
+# EventBridge Scheduler cron fields: name, range, names in order and the wildcards each takes (documented in
+# "Schedule types on EventBridge Scheduler" and the EventBridge "Cron expressions reference").
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _CRON_FIELDS = (
-    ("minutes", 0, 59, ()),
-    ("hours", 0, 23, ()),
-    ("day-of-month", 1, 31, ()),
-    ("month", 1, 12, _MONTHS),
-    ("day-of-week", 1, 7, _DAYS),
-    ("year", 1970, 2199, ()),
+    ("minutes", 0, 59, (), ", - * /"),
+    ("hours", 0, 23, (), ", - * /"),
+    ("day-of-month", 1, 31, (), ", - * ? / L W"),
+    ("month", 1, 12, _MONTHS, ", - * /"),
+    ("day-of-week", 1, 7, _DAYS, ", - * ? L #"),
+    ("year", 1970, 2199, (), ", - * /"),
 )
-_CRON_SPECIAL = {"day-of-month": re.compile(r"L|LW|\d{1,2}W"), "day-of-week": re.compile(r"L|\d{1}L|\d{1}#[1-5]")}
+_CRON_SPECIAL = {
+    "day-of-month": re.compile(r"L|LW|([1-9]|[12][0-9]|3[01])W"),
+    "day-of-week": re.compile(r"L|[1-7]L|[1-7]#[1-5]"),
+}
 
 
-def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], label: str) -> bool:
+def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], label: str, wildcards: str) -> bool:
     def number(text: str) -> bool:
         if text.upper() in names:
             return True
-        return text.isdigit() and low <= int(text) <= high
+        return text.isascii() and text.isdigit() and low <= int(text) <= high
 
     if field == "?":
-        return label in ("day-of-month", "day-of-week")
+        return "?" in wildcards
     special = _CRON_SPECIAL.get(label)
+    # "3#1,6#3 is invalid because it is interpreted as two expressions" (Cron expressions reference).
+    if "#" in field and "," in field:
+        return False
     for item in field.split(","):
         if special and special.fullmatch(item):
             continue
-        base, _, step = item.partition("/")
-        if step and not (step.isdigit() and 0 < int(step) <= high):
+        base, slash, step = item.partition("/")
+        if slash and ("/" not in wildcards or not (step.isascii() and step.isdigit() and 0 < int(step) <= high)):
             return False
         start, _, end = base.partition("-")
         if base == "*" or (number(start) and (not end or number(end))):
@@ -254,7 +261,7 @@ class _Reader:
         return value
 
     def cron(self, name: str) -> str:
-        """An EventBridge Scheduler cron: six fields in range, one of day-of-month and day-of-week is '?'."""
+        """An EventBridge Scheduler cron: six fields in range, exactly one of day-of-month and day-of-week is '?'."""
         value = self._get(name)
         fields = value[5:-1].split(" ") if isinstance(value, str) and value.startswith("cron(") and value.endswith(")") else []
         if len(fields) != 6 or "?" not in (fields[2], fields[4]):
@@ -264,14 +271,16 @@ class _Reader:
                 "must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in day-of-month "
                 "or day-of-week, e.g. 'cron(0 2 * * ? *)'",
             )
-        for field, (label, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
-            if not _cron_field_ok(field, low, high, names, label):
+        if fields[2] == fields[4] == "?":
+            raise ConfigError(self.key(name), value, "day-of-month and day-of-week are both '?'; give one of them a value or '*'")
+        for field, (label, low, high, names, wildcards) in zip(fields, _CRON_FIELDS, strict=True):
+            if not _cron_field_ok(field, low, high, names, label, wildcards):
                 raise ConfigError(
                     self.key(name),
                     value,
                     f"{label} field {field!r} is out of range; allowed {low}-{high}"
                     + (f" or {names[0]}-{names[-1]}" if names else "")
-                    + ", with , - * / and ?",
+                    + f", with {wildcards}",
                 )
         return value
 

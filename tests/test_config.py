@@ -105,14 +105,62 @@ BAD_VALUES = [
         "schedules.retraining_cron",
         "cron(0 25 * * ? *)",
         "cdk.json context 'mlops.environments.dev.schedules."
-        "retraining_cron' = 'cron(0 25 * * ? *)' is invalid: hours field '25' is out of range; allowed 0-23, with , - * / and ?",
+        "retraining_cron' = 'cron(0 25 * * ? *)' is invalid: hours field '25' is out of range; allowed 0-23, with , - * /",
     ),
     (
         "schedules.retraining_cron",
         "cron(0 2 * 13 ? *)",
         "cdk.json context 'mlops.environments.dev.schedules."
         "retraining_cron' = 'cron(0 2 * 13 ? *)' is invalid: month field '13' is out of range; allowed 1-12 or JAN-DEC, "
-        "with , - * / and ?",
+        "with , - * /",
+    ),
+    # Each field's message lists the wildcards EventBridge documents for it: '?' only in the two day fields.
+    (
+        "schedules.retraining_cron",
+        "cron(? 2 * * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "retraining_cron' = 'cron(? 2 * * ? *)' is invalid: minutes field '?' is out of range; allowed 0-59, with , - * /",
+    ),
+    (
+        "schedules.retraining_cron",
+        "cron(0 2 40W * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "retraining_cron' = 'cron(0 2 40W * ? *)' is invalid: day-of-month field '40W' is out of range; allowed 1-31, "
+        "with , - * ? / L W",
+    ),
+    (
+        "schedules.batch_prediction_cron",
+        "cron(0 6 ? * 9L *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "batch_prediction_cron' = 'cron(0 6 ? * 9L *)' is invalid: day-of-week field '9L' is out of range; allowed 1-7 or "
+        "SUN-SAT, with , - * ? L #",
+    ),
+    (
+        "schedules.batch_prediction_cron",
+        "cron(0 6 ? * 2/2 *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "batch_prediction_cron' = 'cron(0 6 ? * 2/2 *)' is invalid: day-of-week field '2/2' is out of range; allowed 1-7 or "
+        "SUN-SAT, with , - * ? L #",
+    ),
+    (
+        "schedules.batch_prediction_cron",
+        "cron(0 6 ? * 3#1,6#3 *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "batch_prediction_cron' = 'cron(0 6 ? * 3#1,6#3 *)' is invalid: day-of-week field '3#1,6#3' is out of range; allowed "
+        "1-7 or SUN-SAT, with , - * ? L #",
+    ),
+    (
+        "schedules.retraining_cron",
+        f"cron(0 {chr(0xFF12)} * * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        f"retraining_cron' = 'cron(0 {chr(0xFF12)} * * ? *)' is invalid: hours field '{chr(0xFF12)}' is out of range; "
+        "allowed 0-23, with , - * /",
+    ),
+    (
+        "schedules.retraining_cron",
+        "cron(0 2 ? * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules.retraining_cron' = 'cron(0 2 ? * ? *)' is invalid: "
+        "day-of-month and day-of-week are both '?'; give one of them a value or '*'",
     ),
     (
         "storage.access_log_expiration_days",
@@ -279,6 +327,16 @@ def test_every_model_monitor_schedule_form_is_accepted(cron):
     mlops = cdk_context()["mlops"]
     mlops["environments"]["dev"]["monitoring"]["schedule_cron"] = cron
     assert load_config(mlops).environment("dev").monitoring.schedule_cron == cron
+
+
+@pytest.mark.parametrize(
+    "cron",
+    ["cron(0 2 L * ? *)", "cron(0 2 15W * ? *)", "cron(0 18 ? * MON-FRI *)", "cron(0 2 ? * 6L *)", "cron(0 2 ? * 3#2 *)"],
+)
+def test_documented_eventbridge_cron_forms_are_accepted(cron):
+    mlops = cdk_context()["mlops"]
+    mlops["environments"]["dev"]["schedules"]["retraining_cron"] = cron
+    assert load_config(mlops).environment("dev").schedules.retraining_cron == cron
 
 
 def test_monitoring_can_be_disabled_without_data_capture():
