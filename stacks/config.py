@@ -7,12 +7,13 @@ context or the process environment themselves.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -185,11 +186,12 @@ class ProjectConfig:
 class _Reader:
     """Reads one mapping of raw context values, knowing its dotted path for error messages."""
 
-    def __init__(self, raw: Any, path: str) -> None:
+    def __init__(self, raw: Any, path: str, keys: tuple[str, ...] = ()) -> None:
         if not isinstance(raw, Mapping):
             raise ConfigError(path, raw, "must be an object")
         self._raw = raw
         self._path = path
+        self._keys = keys
         self._used: set[str] = set()
 
     def key(self, name: str) -> str:
@@ -202,15 +204,18 @@ class _Reader:
     def _get(self, name: str) -> Any:
         self._used.add(name)
         if name not in self._raw:
-            raise ConfigError(self.key(name), None, "is required")
+            strangers = [k for k in self._raw if isinstance(k, str) and k not in self._keys]
+            typo = difflib.get_close_matches(name, strangers, n=1)
+            raise ConfigError(self.key(name), None, "is required" + (f"; is {typo[0]!r} a misspelling of it?" if typo else ""))
         return self._raw[name]
 
     def optional(self, name: str) -> Any:
         self._used.add(name)
         return self._raw.get(name)
 
-    def section(self, name: str) -> _Reader:
-        return _Reader(self._get(name), self.key(name))
+    def section(self, name: str, config: type | None = None) -> _Reader:
+        """The reader of an object whose keys are the fields of `config` (any keys without one)."""
+        return _Reader(self._get(name), self.key(name), _keys(config) if config else ())
 
     def boolean(self, name: str) -> bool:
         value = self._get(name)
@@ -308,7 +313,14 @@ class _Reader:
     def done(self) -> None:
         unknown = sorted(set(self._raw) - self._used)
         if unknown:
-            raise ConfigError(self.key(unknown[0]), self._raw[unknown[0]], "unknown key; check its spelling")
+            meant = difflib.get_close_matches(unknown[0], self._keys, n=1)
+            hint = f"did you mean {meant[0]!r}?" if meant else f"expected {', '.join(self._keys)}"
+            raise ConfigError(self.key(unknown[0]), self._raw[unknown[0]], f"unknown key; {hint}")
+
+
+def _keys(config: type, *derived: str) -> tuple[str, ...]:
+    """The cdk.json keys of a configuration object: its dataclass fields, less those not read from cdk.json."""
+    return tuple(f.name for f in fields(config) if f.name not in derived)
 
 
 def _storage(r: _Reader) -> StorageConfig:
@@ -435,13 +447,13 @@ def _monitoring(r: _Reader, endpoint: EndpointConfig) -> MonitoringConfig:
 
 
 def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
-    r = _Reader(raw, f"environments.{name}")
+    r = _Reader(raw, f"environments.{name}", _keys(EnvironmentConfig, "name"))
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(
             "environments", name, "environment names are 2-21 lower-case letters, digits or '-', starting with a letter"
         )
     production = r.boolean("production")
-    endpoint = _endpoint(r.section("endpoint"))
+    endpoint = _endpoint(r.section("endpoint", EndpointConfig))
     config = EnvironmentConfig(
         name=name,
         account=r.matching(
@@ -457,12 +469,12 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
         alert_email=r.matching(
             "alert_email", _EMAIL, "must be an e-mail address, or left out for no e-mail subscription", optional=True
         ),
-        storage=_storage(r.section("storage")),
-        training=_training(r.section("training"), production),
-        batch_prediction=_batch(r.section("batch_prediction")),
+        storage=_storage(r.section("storage", StorageConfig)),
+        training=_training(r.section("training", TrainingConfig), production),
+        batch_prediction=_batch(r.section("batch_prediction", BatchPredictionConfig)),
         endpoint=endpoint,
-        schedules=_schedules(r.section("schedules")),
-        monitoring=_monitoring(r.section("monitoring"), endpoint),
+        schedules=_schedules(r.section("schedules", ScheduleConfig)),
+        monitoring=_monitoring(r.section("monitoring", MonitoringConfig), endpoint),
     )
     if len(f"{project_name}-{name}") > MAX_ENDPOINT_NAME:
         raise ConfigError(
@@ -569,7 +581,7 @@ def load_config(context: Any) -> ProjectConfig:
     """Validate the raw `mlops` context block and return the typed project configuration."""
     if context is None:
         raise ConfigError("", None, "the 'mlops' block is missing from cdk.json context")
-    r = _Reader(context, "")
+    r = _Reader(context, "", _keys(ProjectConfig))
     project_name = r.matching("project_name", _NAME, "must be 2-21 lower-case letters, digits or '-', starting with a letter")
     raw_envs = r.section("environments").entries()
     if not raw_envs:
@@ -579,7 +591,7 @@ def load_config(context: Any) -> ProjectConfig:
     config = ProjectConfig(
         project_name=project_name,
         environments=environments,
-        delivery=None if delivery is None else _delivery(_Reader(delivery, "delivery"), environments),
+        delivery=None if delivery is None else _delivery(_Reader(delivery, "delivery", _keys(DeliveryConfig)), environments),
     )
     r.done()
     return config

@@ -217,7 +217,8 @@ BAD_VALUES = [
     (
         "storage.retian_data",
         True,
-        "cdk.json context 'mlops.environments.dev.storage.retian_data' = True is invalid: unknown key; check its spelling",
+        "cdk.json context 'mlops.environments.dev.storage.retian_data' = True is invalid: "
+        "unknown key; did you mean 'retain_data'?",
     ),
     (
         "endpoint.min_capacity",
@@ -382,6 +383,78 @@ def test_account_without_region_is_rejected():
         load_config(mlops)
     assert str(error.value) == (
         "cdk.json context 'mlops.environments.dev.region' = None is invalid: account and region are given together or not at all"
+    )
+
+
+def _renamed(tree: dict, dotted: str, new_name: str) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree[part]
+    tree[new_name] = tree.pop(leaf)
+
+
+MISSPELLED_KEYS = [
+    (
+        "training.training_instance_type",
+        "trainng_instance_type",
+        "'mlops.environments.dev.training.training_instance_type' = None is invalid: "
+        "is required; is 'trainng_instance_type' a misspelling of it?",
+    ),
+    (
+        "endpoint.max_capacity",
+        "max_capactiy",
+        "'mlops.environments.dev.endpoint.max_capacity' = None is invalid: is required; is 'max_capactiy' a misspelling of it?",
+    ),
+    (
+        "monitoring.enabled",
+        "enable",
+        "'mlops.environments.dev.monitoring.enabled' = None is invalid: is required; is 'enable' a misspelling of it?",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "typo", "message"), MISSPELLED_KEYS, ids=[t for _, t, _ in MISSPELLED_KEYS])
+def test_a_missing_key_whose_misspelling_is_present_says_so(key, typo, message):
+    mlops = cdk_context()["mlops"]
+    _renamed(mlops["environments"]["dev"], key, typo)
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == "cdk.json context " + message
+
+
+@pytest.mark.parametrize(
+    ("where", "typo", "message"),
+    [
+        (
+            "environments.dev",
+            "alert_emial",
+            "'mlops.environments.dev.alert_emial' = 'x' is invalid: unknown key; did you mean 'alert_email'?",
+        ),
+        (
+            "environments.dev.training",
+            "training_image_tga",
+            "'mlops.environments.dev.training.training_image_tga' = 'x' is invalid: "
+            "unknown key; did you mean 'training_image_tag'?",
+        ),
+        ("", "delivry", "'mlops.delivry' = 'x' is invalid: unknown key; did you mean 'delivery'?"),
+    ],
+)
+def test_a_misspelled_optional_key_is_named_next_to_the_key_it_probably_meant(where, typo, message):
+    mlops = cdk_context()["mlops"]
+    _set(mlops, f"{where}.{typo}" if where else typo, "x")
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == "cdk.json context " + message
+
+
+def test_an_unknown_key_like_no_known_one_lists_the_keys_of_its_section():
+    mlops = cdk_context()["mlops"]
+    mlops["environments"]["dev"]["batch_prediction"]["schedule"] = "daily"
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == (
+        "cdk.json context 'mlops.environments.dev.batch_prediction.schedule' = 'daily' is invalid: unknown key; "
+        "expected instance_type, instance_count, input_prefix, output_prefix"
     )
 
 
