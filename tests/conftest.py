@@ -30,6 +30,8 @@ from common.contracts import SETTINGS_VARIABLE, DeployerSettings, PipelineSettin
 
 # The environments cdk.json defines: adding one there adds it to every per-environment test.
 ENVIRONMENTS = tuple(json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"]["environments"])
+# A valid environment name that cdk.json does not define, whichever environments a user adds.
+UNKNOWN_ENVIRONMENT = next(name for name in (f"undefined{n}" for n in range(len(ENVIRONMENTS) + 1)) if name not in ENVIRONMENTS)
 
 
 def cdk_context() -> dict:

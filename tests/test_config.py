@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT, cdk_context
+from conftest import ENVIRONMENTS, REPO_ROOT, UNKNOWN_ENVIRONMENT, cdk_context
 
 from stacks.config import ConfigError, load_config, refuse_unrepresentable_numbers
 
@@ -24,10 +24,10 @@ def test_cdk_json_loads_dev_and_prod():
 
 def test_unknown_environment_names_the_known_ones():
     with pytest.raises(ConfigError) as error:
-        load_config(cdk_context()["mlops"]).environment("staging")
-    assert (
-        str(error.value)
-        == "cdk.json context 'mlops.environments' = 'staging' is invalid: unknown environment; defined: dev, prod"
+        load_config(cdk_context()["mlops"]).environment(UNKNOWN_ENVIRONMENT)
+    assert str(error.value) == (
+        f"cdk.json context 'mlops.environments' = {UNKNOWN_ENVIRONMENT!r} is invalid: unknown environment; "
+        f"defined: {', '.join(ENVIRONMENTS)}"
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 from aws_strict import Call, permissions_for
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from conftest import ACCOUNT, ENVIRONMENTS, REGION, function_properties, load_lambda
+from conftest import ACCOUNT, ENVIRONMENTS, REGION, UNKNOWN_ENVIRONMENT, function_properties, load_lambda
 
 from common.contracts import SystemTestSettings
 
@@ -490,11 +490,13 @@ def test_make_validate_names_an_environment_it_cannot_read(aws, capsys, output, 
 
 
 def test_make_validate_names_a_missing_stack(aws, capsys):
-    assert validate.main(["--environment", "staging"], session=boto3.Session(region_name=REGION)) == 2
+    assert validate.main(["--environment", UNKNOWN_ENVIRONMENT], session=boto3.Session(region_name=REGION)) == 2
     assert (
         capsys.readouterr()
         .err.strip()
-        .startswith(f"validate: stack staging-Orchestration does not exist in {REGION}; deploy it (make deploy ENV=...)")
+        .startswith(
+            f"validate: stack {UNKNOWN_ENVIRONMENT}-Orchestration does not exist in {REGION}; deploy it (make deploy ENV=...)"
+        )
     )
 
 
