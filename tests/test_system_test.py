@@ -500,6 +500,18 @@ def test_make_validate_names_a_missing_stack(aws, capsys):
     )
 
 
+@pytest.mark.parametrize("default_region", [None, "us-east-1"])
+def test_make_validate_reads_aws_region_before_aws_default_region(aws, monkeypatch, capsys, default_region):
+    """botocore alone reads only AWS_DEFAULT_REGION: AWS_REGION alone ended in 'You must specify a region'."""
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    if default_region:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", default_region)
+    else:
+        monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert validate.main(["--environment", UNKNOWN_ENVIRONMENT]) == 2
+    assert f"{UNKNOWN_ENVIRONMENT}-Orchestration does not exist in eu-central-1;" in capsys.readouterr().err
+
+
 # --- IAM ---------------------------------------------------------------------------------------------------------
 
 
