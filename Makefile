@@ -66,10 +66,12 @@ bench: setup
 	$(PYTHON) benchmarks/layer_bench.py
 	$(PYTHON) benchmarks/pipeline_scripts_bench.py
 
-# preprocess -> train -> evaluate -> batch inference on DATA, in a SageMaker-shaped temporary tree.
+# preprocess -> train -> evaluate -> batch inference on DATA, in a SageMaker-shaped temporary tree,
+# or in WORKDIR (a new directory) to keep it: make local-run DATA=abalone.csv WORKDIR=run-1
 DATA ?= ../shared/data/abalone.csv
+WORKDIR ?=
 local-run: setup
-	$(PYTHON) pipeline_scripts/local_run.py --data $(DATA)
+	$(PYTHON) pipeline_scripts/local_run.py --data '$(DATA)'$(if $(WORKDIR), --workdir '$(WORKDIR)')
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -544,18 +544,22 @@ def test_batch_predict_and_training_name_the_row_and_byte_of_non_utf8(tmp_path, 
     )
 
 
-def test_local_runner_chains_every_step_and_beats_the_baseline(tmp_path):
+def test_local_runner_chains_every_step_prints_one_report_and_keeps_its_workdir(tmp_path, capfd):
+    """stdout is the summary alone (evaluate printed its report first), and the header is not an input row."""
     data = write_csv(tmp_path / "abalone.csv", abalone_rows(800, seed=11))
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "local_run.py"), "--data", str(data)], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout[result.stdout.index("{\n") :])
+    workdir = tmp_path / "run"
+    capfd.readouterr()
+    assert _script_module("local_run").main(["--data", str(data), "--workdir", str(workdir)]) == 0
+    summary = json.loads(capfd.readouterr().out)
     assert summary["regression_metrics"]["mse"]["value"] < summary["baseline_mse"]
-    assert summary["batch_predictions"] == 800 and set(summary["seconds"]) == {
-        "preprocess",
-        "train",
-        "evaluate",
-        "batch_inference",
-    }
-    assert HEADER[0] == "sex"
+    assert summary["batch_predictions"] == summary["batch_input_rows"] == 800
+    assert set(summary["seconds"]) == {"preprocess", "train", "evaluate", "batch_inference"}
+    assert sorted(p.name for p in (workdir / "model").iterdir()) == ["features.json", "model.txt"]
+    assert (workdir / "processing" / "evaluation" / "evaluation.json").is_file()
+
+
+def test_make_local_run_passes_workdir_to_the_runner():
+    result = subprocess.run(
+        ["make", "-n", "local-run", "DATA=data.csv", "WORKDIR=run 1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1].endswith("pipeline_scripts/local_run.py --data 'data.csv' --workdir 'run 1'")
