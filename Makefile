@@ -31,7 +31,7 @@ $(STAMP_NODE): package.json package-lock.json
 	touch $@
 
 synth: setup
-	cdk synth --quiet
+	cdk synth --quiet '**'
 	@echo "cdk.out holds one assembly per environment: $$(ls -d cdk.out/assembly-* | xargs -n1 basename | tr '\n' ' ')"
 
 test: setup
