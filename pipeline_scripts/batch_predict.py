@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     if not files:
         print(f"batch error: {args.input_dir} holds no input files", file=sys.stderr)
         return 1
-    total = 0
+    # Every file is scored before any output is written, so a bad file leaves no partial output behind.
+    outputs = {}
     for path in files:
         try:
             predictions = model.predict_records(parse_csv(read_utf8(path), header))
@@ -44,10 +45,11 @@ def main(argv=None) -> int:
             print(f"batch error: {error}", file=sys.stderr)
             return 1
         target = args.output_dir / path.relative_to(args.input_dir)
-        target = target.with_name(target.name + ".out")
+        outputs[target.with_name(target.name + ".out")] = predictions
+    for target, predictions in outputs.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(format_csv(predictions))
-        total += len(predictions)
+    total = sum(len(predictions) for predictions in outputs.values())
     print(f"predicted {total} rows from {len(files)} file(s) into {args.output_dir}")
     return 0
 

@@ -520,6 +520,7 @@ def test_batch_predict_and_training_name_the_row_and_byte_of_non_utf8(tmp_path, 
     base, _ = trained
     day = tmp_path / "in" / "day.csv"
     day.parent.mkdir()
+    write_csv(tmp_path / "in" / "a-good-one.csv", [r[:-1] for r in abalone_rows(5)], header=False)
     records = b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21\n"
     day.write_bytes(records + b"I,0.3,0.2,0.1,0.2,0.1,0.05,0.06 \xe9\n")
     args = ("--model-dir", str(base / "model"), "--input-dir", str(day.parent), "--output-dir", str(tmp_path / "out"))
@@ -530,6 +531,7 @@ def test_batch_predict_and_training_name_the_row_and_byte_of_non_utf8(tmp_path, 
         f"batch error: {day}: row 3 (byte offset {offset}) is not UTF-8 (invalid continuation byte); "
         "save the file as UTF-8 text\n",
     )
+    assert not (tmp_path / "out").exists(), "nothing is written when a file cannot be scored"
     channels = tmp_path / "opt_ml"
     for channel in ("train", "validation"):
         shutil.copytree(base / "processing" / channel, channels / "input" / "data" / channel)
