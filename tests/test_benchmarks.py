@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_dry_run
 
 
 def _benchmark(name: str):
@@ -22,8 +21,7 @@ def test_the_scripts_benchmark_without_data_says_how_to_pass_it_and_lets_the_oth
         f"pipeline scripts benchmark skipped: no data at {missing}; "
         "pass the UCI Abalone CSV with make bench DATA=path/to/abalone.csv (or --data)\n"
     )
-    make = subprocess.run(["make", "-n", "bench", f"DATA={missing}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
-    assert make.stdout.splitlines()[-1].endswith(f"benchmarks/pipeline_scripts_bench.py --data '{missing}'")
+    assert make_dry_run("bench", f"DATA={missing}")[-1].endswith(f"benchmarks/pipeline_scripts_bench.py --data '{missing}'")
 
 
 def test_the_layer_benchmark_builds_its_settings_from_cdk_json_without_the_test_fixtures():

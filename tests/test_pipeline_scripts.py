@@ -12,7 +12,7 @@ import tarfile
 import numpy as np
 import pytest
 from abalone_data import HEADER, abalone_rows, write_csv
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_dry_run
 
 SCRIPTS = REPO_ROOT / "pipeline_scripts"
 
@@ -561,7 +561,6 @@ def test_local_runner_chains_every_step_prints_one_report_and_keeps_its_workdir(
 
 
 def test_make_local_run_passes_workdir_to_the_runner():
-    result = subprocess.run(
-        ["make", "-n", "local-run", "DATA=data.csv", "WORKDIR=run 1"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    assert make_dry_run("local-run", "DATA=data.csv", "WORKDIR=run 1")[-1].endswith(
+        "pipeline_scripts/local_run.py --data 'data.csv' --workdir 'run 1'"
     )
-    assert result.stdout.splitlines()[-1].endswith("pipeline_scripts/local_run.py --data 'data.csv' --workdir 'run 1'")
