@@ -31,7 +31,7 @@ $(STAMP_NODE): package.json package-lock.json
 	touch $@
 
 synth: setup
-	cdk synth --quiet
+	cdk synth --quiet '**'
 	@echo "cdk.out holds one assembly per environment: $$(ls -d cdk.out/assembly-* | xargs -n1 basename | tr '\n' ' ')"
 
 test: setup
@@ -60,16 +60,21 @@ validate: setup
 	@test -n "$(ENV)" || { echo "usage: make validate ENV=<environment from cdk.json>"; exit 2; }
 	PYTHONPATH=lambdas $(PYTHON) lambdas/system_test/validate.py --environment '$(ENV)'
 
-# Prints the figures recorded in BENCHMARKS.md (the scripts' benchmark needs ../shared/data/abalone.csv).
+# The UCI Abalone CSV for bench and local-run: make bench DATA=path/to/abalone.csv
+DATA ?= ../shared/data/abalone.csv
+
+# Prints the figures recorded in BENCHMARKS.md; without DATA the scripts' benchmark says so and the others still run.
 bench: setup
 	$(PYTHON) benchmarks/synth_bench.py --with-tests
 	$(PYTHON) benchmarks/layer_bench.py
-	$(PYTHON) benchmarks/pipeline_scripts_bench.py
+	$(PYTHON) benchmarks/function_bench.py
+	$(PYTHON) benchmarks/pipeline_scripts_bench.py --data '$(DATA)'
 
-# preprocess -> train -> evaluate -> batch inference on DATA, in a SageMaker-shaped temporary tree.
-DATA ?= ../shared/data/abalone.csv
+# preprocess -> train -> evaluate -> batch inference on DATA, in a SageMaker-shaped temporary tree,
+# or in WORKDIR (a new directory) to keep it: make local-run DATA=abalone.csv WORKDIR=run-1
+WORKDIR ?=
 local-run: setup
-	$(PYTHON) pipeline_scripts/local_run.py --data $(DATA)
+	$(PYTHON) pipeline_scripts/local_run.py --data '$(DATA)'$(if $(WORKDIR), --workdir '$(WORKDIR)')
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -6,6 +6,7 @@ python benchmarks/layer_bench.py
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -16,14 +17,16 @@ import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "tests"))
+LAMBDAS = REPO_ROOT / "lambdas"
+sys.path[:0] = [str(REPO_ROOT), str(LAMBDAS), str(LAMBDAS / "register_pipelines")]
 
 from layers.build_layer import LAMBDA_TARGET, build, local_target, size_bytes
 
+REGION, ACCOUNT = "eu-west-1", "123456789012"
 LAMBDA_LIMIT_MB = 250
+# The layer, the handler's folder and lambdas/ (its asset bundles common/ beside the handler).
 IMPORT = (
-    "import sys, time; sys.path[:0] = [sys.argv[1], sys.argv[2]]; started = time.perf_counter();"
+    "import sys, time; sys.path[:0] = sys.argv[1:4]; started = time.perf_counter();"
     "import training_pipeline, batch_pipeline; print(time.perf_counter() - started)"
 )
 
@@ -46,7 +49,7 @@ def cold_import_seconds(layer: Path, bytecode: bool, runs: int = 5) -> list[floa
     return [
         float(
             subprocess.run(
-                [sys.executable, *flags, "-c", IMPORT, str(layer), str(handler_dir)],
+                [sys.executable, *flags, "-c", IMPORT, str(layer), str(handler_dir), str(LAMBDAS)],
                 env=env,
                 capture_output=True,
                 text=True,
@@ -59,19 +62,58 @@ def cold_import_seconds(layer: Path, bytecode: bool, runs: int = 5) -> list[floa
     ]
 
 
+def pipeline_settings():
+    """The first environment of cdk.json with made-up resource names: what the stack would give register_pipelines."""
+    from common.contracts import PipelineSettings
+    from stacks.config import load_config
+
+    config = load_config(json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"])
+    env, prefix = config.environments[0], f"{config.project_name}-{config.environments[0].name}"
+    role = f"arn:aws:iam::{ACCOUNT}:role/{prefix}"
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{prefix}"
+    image = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{prefix}"
+    # The stacks import lambdas.common, the handler common: its own copy of the contracts reads them as JSON does.
+    values = dict(
+        region=REGION,
+        pipeline_definition_role_arn=f"{role}-definition",
+        pipeline_execution_role_arn=f"{role}-execution",
+        job_role_arn=f"{role}-job",
+        kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-1111-2222-3333-444455556666",
+        raw_data_bucket="raw",
+        features_bucket="features",
+        artifacts_bucket="artifacts",
+        raw_data_prefix=env.storage.raw_data_prefix,
+        training_pipeline_name=f"{prefix}-training",
+        batch_pipeline_name=f"{prefix}-batch-prediction",
+        model_package_group_name=prefix,
+        training_image_uri=f"{image}-training:bench",
+        inference_image_uri=f"{image}-inference:bench",
+        resolve_batch_inputs_function_arn=f"{function}-resolve-batch-inputs",
+        check_training_data_function_arn=f"{function}-check-training-data",
+        endpoint_instance_type=env.endpoint.instance_type,
+        processing_timezone=env.schedules.timezone,
+        training=env.training.to_dict(),
+        batch_prediction=env.batch_prediction.to_dict(),
+        data_quality_checks=env.monitoring.enabled,
+    )
+    return PipelineSettings.from_mapping(values, "benchmark settings")
+
+
 def definition_build_seconds(runs: int = 3) -> list[float]:
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-west-1")
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION)
     import boto3
-    from conftest import REPO_ROOT, load_lambda, pipeline_settings
+    import handler as register
     from moto import mock_aws
 
-    register = load_lambda("register_pipelines")
-    sys.modules["settings"].BUNDLED_SCRIPTS = REPO_ROOT / "pipeline_scripts"
-    settings = sys.modules["settings"].PipelineSettings.from_json(json.dumps(pipeline_settings()))
+    import bundled_scripts
+
+    bundled_scripts.BUNDLED_SCRIPTS = REPO_ROOT / "pipeline_scripts"
+    logging.getLogger("sagemaker").setLevel(logging.ERROR)  # the SDK warns for each step it builds
+    settings = pipeline_settings()
     timings = []
     with mock_aws():
-        boto3.client("s3", region_name="eu-west-1").create_bucket(
-            Bucket="artifacts", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        boto3.client("s3", region_name=REGION).create_bucket(
+            Bucket=settings.artifacts_bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
         for _ in range(runs):
             started = time.perf_counter()

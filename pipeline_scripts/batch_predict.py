@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from utf8_text import NotUtf8, read_utf8
+
 from inference import Model, ModelError, PayloadError, format_csv, parse_csv
 
 
@@ -31,21 +33,23 @@ def main(argv=None) -> int:
     if not files:
         print(f"batch error: {args.input_dir} holds no input files", file=sys.stderr)
         return 1
-    total = 0
+    # Every file is scored before any output is written, so a bad file leaves no partial output behind.
+    outputs = {}
     for path in files:
         try:
-            predictions = model.predict_records(parse_csv(path.read_text(), header))
+            predictions = model.predict_records(parse_csv(read_utf8(path), header))
         except PayloadError as error:
             print(f"batch error: {path}: {error}", file=sys.stderr)
             return 1
-        except UnicodeDecodeError as error:
-            print(f"batch error: {path}: byte {error.start} is not UTF-8; save the file as UTF-8 text", file=sys.stderr)
+        except NotUtf8 as error:
+            print(f"batch error: {error}", file=sys.stderr)
             return 1
         target = args.output_dir / path.relative_to(args.input_dir)
-        target = target.with_name(target.name + ".out")
+        outputs[target.with_name(target.name + ".out")] = predictions
+    for target, predictions in outputs.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(format_csv(predictions))
-        total += len(predictions)
+    total = sum(len(predictions) for predictions in outputs.values())
     print(f"predicted {total} rows from {len(files)} file(s) into {args.output_dir}")
     return 0
 

@@ -25,6 +25,25 @@ class ModelError(Exception):
     """A model artifact that cannot be loaded; the message names the file and what is wrong with it."""
 
 
+def read_feature_spec(path: Path) -> tuple[list[str], list[str], str, list[str]]:
+    """(raw columns, features, category column, categories) of a features.json as preprocess.feature_spec() writes it.
+
+    Training reads each channel's spec with this too, so a model it saves is one serving can load.
+    """
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw_columns = [str(c) for c in spec["raw_columns"]]
+        features = [str(f) for f in spec["features"]]
+        ((category_column, categories),) = spec["categories"].items()
+        raw_columns.index(category_column)
+        return raw_columns, features, category_column, [str(c) for c in categories]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ModelError(
+            f"{path} is not a feature spec ({type(error).__name__}: {error}); expected "
+            '{"raw_columns": [...], "features": [...], "categories": {"<one raw column>": [...]}}'
+        ) from None
+
+
 class Model:
     """A LightGBM booster plus the feature spec it was trained with, loaded once."""
 
@@ -47,19 +66,8 @@ class Model:
             )
 
     def _read_spec(self, path: Path) -> None:
-        """The columns written by preprocess.feature_spec(): raw columns, encoded features, one category column."""
-        try:
-            spec = json.loads(path.read_text(encoding="utf-8"))
-            self.raw_columns: list[str] = [str(c) for c in spec["raw_columns"]]
-            self.features: list[str] = [str(f) for f in spec["features"]]
-            ((self.category_column, categories),) = spec["categories"].items()
-            self.categories: list[str] = [str(c) for c in categories]
-            self._category_index = self.raw_columns.index(self.category_column)
-        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
-            raise ModelError(
-                f"{path} is not a feature spec ({type(error).__name__}: {error}); expected "
-                '{"raw_columns": [...], "features": [...], "categories": {"<one raw column>": [...]}}'
-            ) from None
+        self.raw_columns, self.features, self.category_column, self.categories = read_feature_spec(path)
+        self._category_index = self.raw_columns.index(self.category_column)
         self._numeric = [c for c in self.raw_columns if c != self.category_column]
         self._category_slot = {c: len(self._numeric) + i for i, c in enumerate(self.categories)}
 
@@ -91,6 +99,9 @@ class Model:
             matrix[row - 1, slot] = 1.0
             numeric = record[:category_index] + record[category_index + 1 :]
             for column, value in enumerate(numeric):
+                if isinstance(value, bool):
+                    # float(True) is 1.0, but a JSON true is not a measurement.
+                    raise PayloadError(f"record {row}: {self._numeric[column]} must be a number, got {value!r}")
                 try:
                     number = float(value)
                 except (TypeError, ValueError):

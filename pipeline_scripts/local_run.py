@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from raw_columns import RAW_COLUMNS
 
 SCRIPTS = Path(__file__).resolve().parent
 
@@ -29,9 +30,12 @@ class StepFailed(Exception):
 
 
 def _run(script: str, base: Path, *args: str) -> float:
+    """One step; its errors reach stderr, its stdout (evaluate's report, train's metric lines) only the summary."""
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *args], env={"SM_BASE_DIR": str(base), "PATH": "/usr/bin:/bin"}
+        [sys.executable, str(SCRIPTS / script), *args],
+        env={"SM_BASE_DIR": str(base), "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
     )
     if result.returncode != 0:
         raise StepFailed(f"{script} exited with {result.returncode}; its error is printed above")
@@ -39,7 +43,7 @@ def _run(script: str, base: Path, *args: str) -> float:
 
 
 def _strip_target(source: Path, target: Path) -> int:
-    """The raw data without `rings`: what new data for batch prediction looks like."""
+    """The raw data without `rings`: what new data for batch prediction looks like. Returns its record count."""
     target.parent.mkdir(parents=True, exist_ok=True)
     rows = 0
     with source.open() as inp, target.open("w", newline="") as out:
@@ -47,7 +51,7 @@ def _strip_target(source: Path, target: Path) -> int:
         for row in csv.reader(inp):
             if row:
                 writer.writerow(row[:-1])
-                rows += 1
+                rows += row[0].strip().lower() != RAW_COLUMNS[0]
     return rows
 
 

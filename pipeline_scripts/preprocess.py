@@ -14,6 +14,8 @@ report, and the deployed endpoint's system test checks that the endpoint gives t
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import sys
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from raw_columns import CAPTURED_COLUMNS, CATEGORIES, CATEGORY, MEASUREMENTS, RAW_COLUMNS, TARGET
+from utf8_text import NotUtf8, read_utf8
 
 FEATURES = MEASUREMENTS + tuple(f"{CATEGORY}_{c}" for c in CATEGORIES)
 SPLITS = ("train", "validation", "test")
@@ -29,6 +32,11 @@ SPLITS = ("train", "validation", "test")
 # the endpoint receives it (raw columns without the target, no header).
 HOLDOUT_ROWS = 100
 HOLDOUT_FILE = "requests.csv"
+# The fewest rows per split. Train: LightGBM splits a node only when both sides keep min_data_in_leaf rows,
+# and the tuner tries min_data_in_leaf up to 60 (register_pipelines/training_pipeline.py), so with fewer than
+# 2 x 60 rows some tuning jobs can only fit a constant. Validation and test: early stopping and the MSE gate
+# each average squared errors, which over fewer than 30 rows say more about the rows drawn than the model.
+MIN_ROWS = {"train": 120, "validation": 30, "test": 30}
 
 
 class InputError(Exception):
@@ -44,39 +52,48 @@ def feature_spec() -> dict:
     }
 
 
+def _records(path: Path) -> list[tuple[int, list[str]]]:
+    """(row number in the file, fields) of each non-blank CSV record."""
+    try:
+        text = read_utf8(path)
+    except NotUtf8 as error:
+        raise InputError(str(error)) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, row = [], 1
+    try:
+        for fields in reader:
+            if any(field.strip() for field in fields):
+                records.append((row, fields))
+            row = reader.line_num + 1
+    except csv.Error as error:
+        raise InputError(f"{path}: row {row} is not CSV ({error})") from None
+    return records
+
+
 def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
     """Read one CSV with or without a header row and check its columns, types and categories."""
-    try:
-        frame = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except pd.errors.EmptyDataError:
-        frame = pd.DataFrame()
-    except pd.errors.ParserError as error:
-        raise InputError(
-            f"{path}: rows have different numbers of fields ({error}); expected {len(columns)}: {', '.join(columns)}"
-        ) from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: byte {error.start} is not UTF-8 ({error.reason}); save the file as UTF-8 text") from None
-    if frame.empty:
+    records = _records(path)
+    if not records:
         raise InputError(f"{path}: the file is empty; expected rows of {', '.join(columns)}")
-    has_header = str(frame.iloc[0, 0]).strip().lower() == columns[0]
-    first_row = 2 if has_header else 1
-    if has_header:
-        header = [str(v).strip().lower() for v in frame.iloc[0]]
+    if records[0][1][0].strip().lower() == columns[0]:
+        header = [field.strip().lower() for field in records[0][1]]
         if header != list(columns):
             raise InputError(f"{path}: header is {','.join(header)}; expected {','.join(columns)}")
-        frame = frame.iloc[1:]
-    if frame.shape[1] != len(columns):
-        raise InputError(f"{path}: {frame.shape[1]} columns; expected {len(columns)}: {', '.join(columns)}")
-    if frame.empty:
-        raise InputError(f"{path}: the file has a header but no rows")
-    frame.columns = list(columns)
-    frame = frame.reset_index(drop=True)
+        records = records[1:]
+        if not records:
+            raise InputError(f"{path}: the file has a header but no rows")
+    for row, fields in records:
+        if len(fields) != len(columns):
+            got = f"{len(fields)} field" + ("s" if len(fields) != 1 else "")
+            raise InputError(f"{path}: row {row} has {got}; expected {len(columns)}: {', '.join(columns)}")
+    rows = [row for row, _ in records]
+    frame = pd.DataFrame([fields for _, fields in records], columns=list(columns), dtype=str)
     categories = frame[CATEGORY].str.strip().str.upper()
     unknown = ~categories.isin(CATEGORIES)
     if unknown.any():
-        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        index = int(np.flatnonzero(unknown.to_numpy())[0])
         raise InputError(
-            f"{path}: row {row + first_row} column '{CATEGORY}': {frame[CATEGORY].iloc[row]!r} "
+            f"{path}: row {rows[index]} column '{CATEGORY}': {frame[CATEGORY].iloc[index]!r} "
             f"is not one of {', '.join(CATEGORIES)}"
         )
     result = pd.DataFrame({CATEGORY: categories})
@@ -84,9 +101,9 @@ def read_raw_csv(path: Path, columns=RAW_COLUMNS) -> pd.DataFrame:
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
         bad = ~np.isfinite(values.to_numpy(dtype="float64"))
         if bad.any():
-            row = int(np.flatnonzero(bad)[0])
+            index = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"{path}: row {row + first_row} column '{column}': expected a finite number, got {frame[column].iloc[row]!r}"
+                f"{path}: row {rows[index]} column '{column}': expected a finite number, got {frame[column].iloc[index]!r}"
             )
         result[column] = values.astype("float64")
     return result
@@ -100,12 +117,24 @@ def encode(frame: pd.DataFrame) -> pd.DataFrame:
     return encoded
 
 
-def split_indices(n_rows: int, validation_fraction: float, test_fraction: float, seed: int):
-    order = np.random.default_rng(seed).permutation(n_rows)
+def split_sizes(n_rows: int, validation_fraction: float, test_fraction: float) -> dict:
     n_test = max(1, round(n_rows * test_fraction))
     n_validation = max(1, round(n_rows * validation_fraction))
-    if n_rows - n_test - n_validation < 1:
-        raise InputError(f"{n_rows} rows are too few to split into train, validation and test")
+    return {"test": n_test, "validation": n_validation, "train": n_rows - n_test - n_validation}
+
+
+def minimum_rows(validation_fraction: float, test_fraction: float) -> int:
+    """The fewest rows whose split gives every split its minimum (MIN_ROWS) at these fractions."""
+    n_rows = sum(MIN_ROWS.values())
+    while any(split_sizes(n_rows, validation_fraction, test_fraction)[s] < MIN_ROWS[s] for s in SPLITS):
+        n_rows += 1
+    return n_rows
+
+
+def split_indices(n_rows: int, validation_fraction: float, test_fraction: float, seed: int):
+    order = np.random.default_rng(seed).permutation(n_rows)
+    sizes = split_sizes(n_rows, validation_fraction, test_fraction)
+    n_test, n_validation = sizes["test"], sizes["validation"]
     return {"test": order[:n_test], "validation": order[n_test : n_test + n_validation], "train": order[n_test + n_validation :]}
 
 
@@ -115,11 +144,22 @@ def holdout_indices(test_rows: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(rows, size=min(HOLDOUT_ROWS, len(rows)), replace=False)
 
 
+def _named(files: list) -> str:
+    return ", ".join(map(str, files[:3])) + (f" and {len(files) - 3} more files" if len(files) > 3 else "")
+
+
 def run(input_dir: Path, output_dir: Path, validation_fraction: float, test_fraction: float, seed: int) -> dict:
     files = sorted(p for p in input_dir.rglob("*") if p.is_file() and p.suffix.lower() in (".csv", ".txt"))
     if not files:
         raise InputError(f"{input_dir}: no .csv files found; expected the raw abalone data there")
     raw = pd.concat([read_raw_csv(p) for p in files], ignore_index=True)
+    needed = minimum_rows(validation_fraction, test_fraction)
+    if len(raw) < needed:
+        raise InputError(
+            f"{_named(files)}: {len(raw)} rows are too few to split into train, validation and test; at least {needed} "
+            f"are needed at these fractions ({MIN_ROWS['train']} to train on, {MIN_ROWS['validation']} each to validate "
+            "and test)"
+        )
     table = pd.concat([raw[[TARGET]], encode(raw)], axis=1)
     counts = {}
     splits = split_indices(len(table), validation_fraction, test_fraction, seed)

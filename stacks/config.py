@@ -7,10 +7,13 @@ context or the process environment themselves.
 
 from __future__ import annotations
 
+import difflib
+import json
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -34,37 +37,44 @@ APPROVAL_STATUSES = ("Approved", "PendingManualApproval")
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{1,20}$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-# EventBridge Scheduler cron fields: name, range, names in order (documented in "Schedule types on EventBridge Scheduler").
+# EventBridge Scheduler cron fields: name, range, names in order and the wildcards each takes (documented in
+# "Schedule types on EventBridge Scheduler" and the EventBridge "Cron expressions reference").
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _CRON_FIELDS = (
-    ("minutes", 0, 59, ()),
-    ("hours", 0, 23, ()),
-    ("day-of-month", 1, 31, ()),
-    ("month", 1, 12, _MONTHS),
-    ("day-of-week", 1, 7, _DAYS),
-    ("year", 1970, 2199, ()),
+    ("minutes", 0, 59, (), ", - * /"),
+    ("hours", 0, 23, (), ", - * /"),
+    ("day-of-month", 1, 31, (), ", - * ? / L W"),
+    ("month", 1, 12, _MONTHS, ", - * /"),
+    ("day-of-week", 1, 7, _DAYS, ", - * ? L #"),
+    ("year", 1970, 2199, (), ", - * /"),
 )
-_CRON_SPECIAL = {"day-of-month": re.compile(r"L|LW|\d{1,2}W"), "day-of-week": re.compile(r"L|\d{1}L|\d{1}#[1-5]")}
+_CRON_SPECIAL = {
+    "day-of-month": re.compile(r"L|LW|([1-9]|[12][0-9]|3[01])W"),
+    "day-of-week": re.compile(r"L|[1-7]L|[1-7]#[1-5]"),
+}
 
 
-def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], label: str) -> bool:
+def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], label: str, wildcards: str) -> bool:
     def number(text: str) -> bool:
         if text.upper() in names:
             return True
-        return text.isdigit() and low <= int(text) <= high
+        return text.isascii() and text.isdigit() and low <= int(text) <= high
 
     if field == "?":
-        return label in ("day-of-month", "day-of-week")
+        return "?" in wildcards
     special = _CRON_SPECIAL.get(label)
+    # "3#1,6#3 is invalid because it is interpreted as two expressions" (Cron expressions reference).
+    if "#" in field and "," in field:
+        return False
     for item in field.split(","):
         if special and special.fullmatch(item):
             continue
-        base, _, step = item.partition("/")
-        if step and not (step.isdigit() and 0 < int(step) <= high):
+        base, slash, step = item.partition("/")
+        if slash and ("/" not in wildcards or not (step.isascii() and step.isdigit() and 0 < int(step) <= high)):
             return False
         start, _, end = base.partition("-")
         if base == "*" or (number(start) and (not end or number(end))):
@@ -76,7 +86,7 @@ def _cron_field_ok(field: str, low: int, high: int, names: tuple[str, ...], labe
 _PREFIX = re.compile(r"^([a-z0-9][a-z0-9._-]*/)+$")
 # The only schedules Model Monitor accepts: hourly, daily at an hour, or every N hours from an hour (UTC), per
 # "The cron expression for monitoring schedule" (SageMaker Developer Guide) and the ScheduleConfig API reference.
-_MONITOR_CRON = re.compile(r"cron\(0 (?:\*|(?P<hour>\d{1,2})(?:/(?P<every>\d{1,2}))?) \? \* \* \*\)")
+_MONITOR_CRON = re.compile(r"cron\(0 (?:\*|(?P<hour>[0-9]{1,2})(?:/(?P<every>[0-9]{1,2}))?) \? \* \* \*\)")
 
 
 @cache
@@ -97,6 +107,11 @@ def supports_volume_kms(instance_type: str) -> bool:
     """
     family = instance_type.split(".")[1]
     return "d" not in family and not family.startswith(("g5", "g6", "p5", "trn1"))
+
+
+def _not_finite(value: Any) -> str:
+    """The start of a message for NaN and infinities, which a Python caller can pass where cdk.json cannot."""
+    return "not a finite number; " if isinstance(value, float) and not math.isfinite(value) else ""
 
 
 class ConfigError(ValueError):
@@ -171,11 +186,12 @@ class ProjectConfig:
 class _Reader:
     """Reads one mapping of raw context values, knowing its dotted path for error messages."""
 
-    def __init__(self, raw: Any, path: str) -> None:
+    def __init__(self, raw: Any, path: str, keys: tuple[str, ...] = ()) -> None:
         if not isinstance(raw, Mapping):
             raise ConfigError(path, raw, "must be an object")
         self._raw = raw
         self._path = path
+        self._keys = keys
         self._used: set[str] = set()
 
     def key(self, name: str) -> str:
@@ -188,15 +204,18 @@ class _Reader:
     def _get(self, name: str) -> Any:
         self._used.add(name)
         if name not in self._raw:
-            raise ConfigError(self.key(name), None, "is required")
+            strangers = [k for k in self._raw if isinstance(k, str) and k not in self._keys]
+            typo = difflib.get_close_matches(name, strangers, n=1)
+            raise ConfigError(self.key(name), None, "is required" + (f"; is {typo[0]!r} a misspelling of it?" if typo else ""))
         return self._raw[name]
 
     def optional(self, name: str) -> Any:
         self._used.add(name)
         return self._raw.get(name)
 
-    def section(self, name: str) -> _Reader:
-        return _Reader(self._get(name), self.key(name))
+    def section(self, name: str, config: type | None = None) -> _Reader:
+        """The reader of an object whose keys are the fields of `config` (any keys without one)."""
+        return _Reader(self._get(name), self.key(name), _keys(config) if config else ())
 
     def boolean(self, name: str) -> bool:
         value = self._get(name)
@@ -209,19 +228,20 @@ class _Reader:
         in_range = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
         if not in_range or (maximum is not None and value > maximum):
             upper = f" and at most {maximum}" if maximum is not None else ""
-            raise ConfigError(self.key(name), value, f"must be an integer of at least {minimum}{upper}")
+            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be an integer of at least {minimum}{upper}")
         return value
 
     def positive_number(self, name: str) -> float:
         value = self._get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ConfigError(self.key(name), value, "must be a number greater than 0")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be a number greater than 0")
         return float(value)
 
     def choice(self, name: str, allowed: tuple[Any, ...]) -> Any:
         value = self._get(name)
-        if value not in allowed:
-            raise ConfigError(self.key(name), value, f"must be one of {', '.join(map(str, allowed))}")
+        # Python counts True as 1 and 14.0 as 14; JSON does not.
+        if not any(type(value) is type(option) and value == option for option in allowed):
+            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be one of {', '.join(map(str, allowed))}")
         return value
 
     def matching(self, name: str, pattern: re.Pattern[str], allowed: str, optional: bool = False) -> Any:
@@ -246,7 +266,7 @@ class _Reader:
         return value
 
     def cron(self, name: str) -> str:
-        """An EventBridge Scheduler cron: six fields in range, one of day-of-month and day-of-week is '?'."""
+        """An EventBridge Scheduler cron: six fields in range, exactly one of day-of-month and day-of-week is '?'."""
         value = self._get(name)
         fields = value[5:-1].split(" ") if isinstance(value, str) and value.startswith("cron(") and value.endswith(")") else []
         if len(fields) != 6 or "?" not in (fields[2], fields[4]):
@@ -256,14 +276,16 @@ class _Reader:
                 "must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in day-of-month "
                 "or day-of-week, e.g. 'cron(0 2 * * ? *)'",
             )
-        for field, (label, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
-            if not _cron_field_ok(field, low, high, names, label):
+        if fields[2] == fields[4] == "?":
+            raise ConfigError(self.key(name), value, "day-of-month and day-of-week are both '?'; give one of them a value or '*'")
+        for field, (label, low, high, names, wildcards) in zip(fields, _CRON_FIELDS, strict=True):
+            if not _cron_field_ok(field, low, high, names, label, wildcards):
                 raise ConfigError(
                     self.key(name),
                     value,
                     f"{label} field {field!r} is out of range; allowed {low}-{high}"
                     + (f" or {names[0]}-{names[-1]}" if names else "")
-                    + ", with , - * / and ?",
+                    + f", with {wildcards}",
                 )
         return value
 
@@ -291,7 +313,14 @@ class _Reader:
     def done(self) -> None:
         unknown = sorted(set(self._raw) - self._used)
         if unknown:
-            raise ConfigError(self.key(unknown[0]), self._raw[unknown[0]], "unknown key; check its spelling")
+            meant = difflib.get_close_matches(unknown[0], self._keys, n=1)
+            hint = f"did you mean {meant[0]!r}?" if meant else f"expected {', '.join(self._keys)}"
+            raise ConfigError(self.key(unknown[0]), self._raw[unknown[0]], f"unknown key; {hint}")
+
+
+def _keys(config: type, *derived: str) -> tuple[str, ...]:
+    """The cdk.json keys of a configuration object: its dataclass fields, less those not read from cdk.json."""
+    return tuple(f.name for f in fields(config) if f.name not in derived)
 
 
 def _storage(r: _Reader) -> StorageConfig:
@@ -418,13 +447,13 @@ def _monitoring(r: _Reader, endpoint: EndpointConfig) -> MonitoringConfig:
 
 
 def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
-    r = _Reader(raw, f"environments.{name}")
+    r = _Reader(raw, f"environments.{name}", _keys(EnvironmentConfig, "name"))
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(
             "environments", name, "environment names are 2-21 lower-case letters, digits or '-', starting with a letter"
         )
     production = r.boolean("production")
-    endpoint = _endpoint(r.section("endpoint"))
+    endpoint = _endpoint(r.section("endpoint", EndpointConfig))
     config = EnvironmentConfig(
         name=name,
         account=r.matching(
@@ -440,12 +469,12 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
         alert_email=r.matching(
             "alert_email", _EMAIL, "must be an e-mail address, or left out for no e-mail subscription", optional=True
         ),
-        storage=_storage(r.section("storage")),
-        training=_training(r.section("training"), production),
-        batch_prediction=_batch(r.section("batch_prediction")),
+        storage=_storage(r.section("storage", StorageConfig)),
+        training=_training(r.section("training", TrainingConfig), production),
+        batch_prediction=_batch(r.section("batch_prediction", BatchPredictionConfig)),
         endpoint=endpoint,
-        schedules=_schedules(r.section("schedules")),
-        monitoring=_monitoring(r.section("monitoring"), endpoint),
+        schedules=_schedules(r.section("schedules", ScheduleConfig)),
+        monitoring=_monitoring(r.section("monitoring", MonitoringConfig), endpoint),
     )
     if len(f"{project_name}-{name}") > MAX_ENDPOINT_NAME:
         raise ConfigError(
@@ -465,7 +494,7 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
 # A CodeStar connection (GitHub, GitLab, Bitbucket); its ARN kept the old service name when the service was
 # renamed to CodeConnections, so both are accepted.
 _CONNECTION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]{36}$"
 )
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 _BRANCH = re.compile(r"^(?![/.-])[A-Za-z0-9._/-]{1,255}(?<![/.])$")
@@ -511,11 +540,48 @@ def _delivery(r: _Reader, environments: tuple[EnvironmentConfig, ...]) -> Delive
     return config
 
 
+class _Unrepresentable(str):
+    """A number of cdk.json beyond a double's range, kept as written for the message."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _float(text: str) -> float | _Unrepresentable:
+    value = float(text)
+    return value if math.isfinite(value) else _Unrepresentable(text)
+
+
+def _int(text: str) -> int | _Unrepresentable:
+    value = int(text)
+    try:
+        float(value)
+    except OverflowError:
+        return _Unrepresentable(text)
+    return value
+
+
+def refuse_unrepresentable_numbers(cdk_json: str) -> None:
+    """Name a number of cdk.json's `mlops` block that the CDK CLI cannot hand to the app.
+
+    The CLI reads 1e999 as Infinity, writes it into the app's context as null (JSON has no Infinity), and the
+    app's context drops null values, so load_config would only see the key missing.
+    """
+    document = json.loads(cdk_json, parse_float=_float, parse_int=_int, parse_constant=_Unrepresentable)
+    pending: list[tuple[str, Any]] = [("", (document.get("context") or {}).get("mlops"))]
+    while pending:
+        key, value = pending.pop(0)
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        pending += [(f"{key}.{name}" if key else str(name), child) for name, child in children]
+        if isinstance(value, _Unrepresentable):
+            raise ConfigError(key, value, "not a finite number; write a number a double can hold (at most about 1.8e308)")
+
+
 def load_config(context: Any) -> ProjectConfig:
     """Validate the raw `mlops` context block and return the typed project configuration."""
     if context is None:
         raise ConfigError("", None, "the 'mlops' block is missing from cdk.json context")
-    r = _Reader(context, "")
+    r = _Reader(context, "", _keys(ProjectConfig))
     project_name = r.matching("project_name", _NAME, "must be 2-21 lower-case letters, digits or '-', starting with a letter")
     raw_envs = r.section("environments").entries()
     if not raw_envs:
@@ -525,7 +591,7 @@ def load_config(context: Any) -> ProjectConfig:
     config = ProjectConfig(
         project_name=project_name,
         environments=environments,
-        delivery=None if delivery is None else _delivery(_Reader(delivery, "delivery"), environments),
+        delivery=None if delivery is None else _delivery(_Reader(delivery, "delivery", _keys(DeliveryConfig)), environments),
     )
     r.done()
     return config

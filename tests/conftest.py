@@ -30,6 +30,20 @@ from common.contracts import SETTINGS_VARIABLE, DeployerSettings, PipelineSettin
 
 # The environments cdk.json defines: adding one there adds it to every per-environment test.
 ENVIRONMENTS = tuple(json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"]["environments"])
+# A valid environment name that cdk.json does not define, whichever environments a user adds.
+UNKNOWN_ENVIRONMENT = next(name for name in (f"undefined{n}" for n in range(len(ENVIRONMENTS) + 1)) if name not in ENVIRONMENTS)
+
+
+def make_dry_run(*args: str) -> list[str]:
+    """The commands `make -n` would run, without the MAKEFLAGS of a `make test` this suite may run under."""
+    import subprocess
+
+    environment = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", *args], cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
 
 
 def cdk_context() -> dict:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT, cdk_context
+from conftest import ENVIRONMENTS, REPO_ROOT, UNKNOWN_ENVIRONMENT, cdk_context
 
-from stacks.config import ConfigError, load_config
+from stacks.config import ConfigError, load_config, refuse_unrepresentable_numbers
 
 
 def test_cdk_json_loads_dev_and_prod():
@@ -23,10 +24,10 @@ def test_cdk_json_loads_dev_and_prod():
 
 def test_unknown_environment_names_the_known_ones():
     with pytest.raises(ConfigError) as error:
-        load_config(cdk_context()["mlops"]).environment("staging")
-    assert (
-        str(error.value)
-        == "cdk.json context 'mlops.environments' = 'staging' is invalid: unknown environment; defined: dev, prod"
+        load_config(cdk_context()["mlops"]).environment(UNKNOWN_ENVIRONMENT)
+    assert str(error.value) == (
+        f"cdk.json context 'mlops.environments' = {UNKNOWN_ENVIRONMENT!r} is invalid: unknown environment; "
+        f"defined: {', '.join(ENVIRONMENTS)}"
     )
 
 
@@ -46,6 +47,12 @@ BAD_VALUES = [
         "12345",
         "cdk.json context 'mlops.environments.dev.account' = '12345' is invalid: "
         "must be a 12-digit AWS account id, or left out for an environment-agnostic synth",
+    ),
+    (
+        "account",
+        "\uff11" * 12,
+        f"cdk.json context 'mlops.environments.dev.account' = {chr(0xFF11) * 12!r} "
+        "is invalid: must be a 12-digit AWS account id, or left out for an environment-agnostic synth",
     ),
     (
         "schedules.retraining_cron",
@@ -98,14 +105,62 @@ BAD_VALUES = [
         "schedules.retraining_cron",
         "cron(0 25 * * ? *)",
         "cdk.json context 'mlops.environments.dev.schedules."
-        "retraining_cron' = 'cron(0 25 * * ? *)' is invalid: hours field '25' is out of range; allowed 0-23, with , - * / and ?",
+        "retraining_cron' = 'cron(0 25 * * ? *)' is invalid: hours field '25' is out of range; allowed 0-23, with , - * /",
     ),
     (
         "schedules.retraining_cron",
         "cron(0 2 * 13 ? *)",
         "cdk.json context 'mlops.environments.dev.schedules."
         "retraining_cron' = 'cron(0 2 * 13 ? *)' is invalid: month field '13' is out of range; allowed 1-12 or JAN-DEC, "
-        "with , - * / and ?",
+        "with , - * /",
+    ),
+    # Each field's message lists the wildcards EventBridge documents for it: '?' only in the two day fields.
+    (
+        "schedules.retraining_cron",
+        "cron(? 2 * * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "retraining_cron' = 'cron(? 2 * * ? *)' is invalid: minutes field '?' is out of range; allowed 0-59, with , - * /",
+    ),
+    (
+        "schedules.retraining_cron",
+        "cron(0 2 40W * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "retraining_cron' = 'cron(0 2 40W * ? *)' is invalid: day-of-month field '40W' is out of range; allowed 1-31, "
+        "with , - * ? / L W",
+    ),
+    (
+        "schedules.batch_prediction_cron",
+        "cron(0 6 ? * 9L *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "batch_prediction_cron' = 'cron(0 6 ? * 9L *)' is invalid: day-of-week field '9L' is out of range; allowed 1-7 or "
+        "SUN-SAT, with , - * ? L #",
+    ),
+    (
+        "schedules.batch_prediction_cron",
+        "cron(0 6 ? * 2/2 *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "batch_prediction_cron' = 'cron(0 6 ? * 2/2 *)' is invalid: day-of-week field '2/2' is out of range; allowed 1-7 or "
+        "SUN-SAT, with , - * ? L #",
+    ),
+    (
+        "schedules.batch_prediction_cron",
+        "cron(0 6 ? * 3#1,6#3 *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        "batch_prediction_cron' = 'cron(0 6 ? * 3#1,6#3 *)' is invalid: day-of-week field '3#1,6#3' is out of range; allowed "
+        "1-7 or SUN-SAT, with , - * ? L #",
+    ),
+    (
+        "schedules.retraining_cron",
+        f"cron(0 {chr(0xFF12)} * * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules."
+        f"retraining_cron' = 'cron(0 {chr(0xFF12)} * * ? *)' is invalid: hours field '{chr(0xFF12)}' is out of range; "
+        "allowed 0-23, with , - * /",
+    ),
+    (
+        "schedules.retraining_cron",
+        "cron(0 2 ? * ? *)",
+        "cdk.json context 'mlops.environments.dev.schedules.retraining_cron' = 'cron(0 2 ? * ? *)' is invalid: "
+        "day-of-month and day-of-week are both '?'; give one of them a value or '*'",
     ),
     (
         "storage.access_log_expiration_days",
@@ -162,7 +217,8 @@ BAD_VALUES = [
     (
         "storage.retian_data",
         True,
-        "cdk.json context 'mlops.environments.dev.storage.retian_data' = True is invalid: unknown key; check its spelling",
+        "cdk.json context 'mlops.environments.dev.storage.retian_data' = True is invalid: "
+        "unknown key; did you mean 'retain_data'?",
     ),
     (
         "endpoint.min_capacity",
@@ -233,6 +289,37 @@ BAD_VALUES = [
         "cdk.json context 'mlops.environments.dev.monitoring.enabled' = True is invalid: monitoring reads the endpoint's "
         "captured data; set endpoint.data_capture_percentage above 0 or disable monitoring",
     ),
+    # What a Python caller of load_config can pass and cdk.json cannot: NaN, infinities, True for 1, 14.0 for 14.
+    (
+        "training.mse_threshold",
+        float("nan"),
+        "cdk.json context 'mlops.environments.dev.training.mse_threshold' = nan is invalid: "
+        "not a finite number; must be a number greater than 0",
+    ),
+    (
+        "monitoring.drift_threshold",
+        float("inf"),
+        "cdk.json context 'mlops.environments.dev.monitoring.drift_threshold' = inf is invalid: "
+        "not a finite number; must be a number greater than 0",
+    ),
+    (
+        "endpoint.max_latency_ms",
+        float("-inf"),
+        "cdk.json context 'mlops.environments.dev.endpoint.max_latency_ms' = -inf is invalid: "
+        "not a finite number; must be an integer of at least 1 and at most 60000",
+    ),
+    (
+        "storage.log_retention_days",
+        True,
+        "cdk.json context 'mlops.environments.dev.storage.log_retention_days' = True is invalid: must be one of 1, 3, 5, 7, "
+        "14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+    ),
+    (
+        "storage.log_retention_days",
+        14.0,
+        "cdk.json context 'mlops.environments.dev.storage.log_retention_days' = 14.0 is invalid: must be one of 1, 3, 5, 7, "
+        "14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+    ),
 ]
 
 
@@ -241,6 +328,16 @@ def test_every_model_monitor_schedule_form_is_accepted(cron):
     mlops = cdk_context()["mlops"]
     mlops["environments"]["dev"]["monitoring"]["schedule_cron"] = cron
     assert load_config(mlops).environment("dev").monitoring.schedule_cron == cron
+
+
+@pytest.mark.parametrize(
+    "cron",
+    ["cron(0 2 L * ? *)", "cron(0 2 15W * ? *)", "cron(0 18 ? * MON-FRI *)", "cron(0 2 ? * 6L *)", "cron(0 2 ? * 3#2 *)"],
+)
+def test_documented_eventbridge_cron_forms_are_accepted(cron):
+    mlops = cdk_context()["mlops"]
+    mlops["environments"]["dev"]["schedules"]["retraining_cron"] = cron
+    assert load_config(mlops).environment("dev").schedules.retraining_cron == cron
 
 
 def test_monitoring_can_be_disabled_without_data_capture():
@@ -289,12 +386,106 @@ def test_account_without_region_is_rejected():
     )
 
 
+def _renamed(tree: dict, dotted: str, new_name: str) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree[part]
+    tree[new_name] = tree.pop(leaf)
+
+
+MISSPELLED_KEYS = [
+    (
+        "training.training_instance_type",
+        "trainng_instance_type",
+        "'mlops.environments.dev.training.training_instance_type' = None is invalid: "
+        "is required; is 'trainng_instance_type' a misspelling of it?",
+    ),
+    (
+        "endpoint.max_capacity",
+        "max_capactiy",
+        "'mlops.environments.dev.endpoint.max_capacity' = None is invalid: is required; is 'max_capactiy' a misspelling of it?",
+    ),
+    (
+        "monitoring.enabled",
+        "enable",
+        "'mlops.environments.dev.monitoring.enabled' = None is invalid: is required; is 'enable' a misspelling of it?",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "typo", "message"), MISSPELLED_KEYS, ids=[t for _, t, _ in MISSPELLED_KEYS])
+def test_a_missing_key_whose_misspelling_is_present_says_so(key, typo, message):
+    mlops = cdk_context()["mlops"]
+    _renamed(mlops["environments"]["dev"], key, typo)
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == "cdk.json context " + message
+
+
+@pytest.mark.parametrize(
+    ("where", "typo", "message"),
+    [
+        (
+            "environments.dev",
+            "alert_emial",
+            "'mlops.environments.dev.alert_emial' = 'x' is invalid: unknown key; did you mean 'alert_email'?",
+        ),
+        (
+            "environments.dev.training",
+            "training_image_tga",
+            "'mlops.environments.dev.training.training_image_tga' = 'x' is invalid: "
+            "unknown key; did you mean 'training_image_tag'?",
+        ),
+        ("", "delivry", "'mlops.delivry' = 'x' is invalid: unknown key; did you mean 'delivery'?"),
+    ],
+)
+def test_a_misspelled_optional_key_is_named_next_to_the_key_it_probably_meant(where, typo, message):
+    mlops = cdk_context()["mlops"]
+    _set(mlops, f"{where}.{typo}" if where else typo, "x")
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == "cdk.json context " + message
+
+
+def test_an_unknown_key_like_no_known_one_lists_the_keys_of_its_section():
+    mlops = cdk_context()["mlops"]
+    mlops["environments"]["dev"]["batch_prediction"]["schedule"] = "daily"
+    with pytest.raises(ConfigError) as error:
+        load_config(mlops)
+    assert str(error.value) == (
+        "cdk.json context 'mlops.environments.dev.batch_prediction.schedule' = 'daily' is invalid: unknown key; "
+        "expected instance_type, instance_count, input_prefix, output_prefix"
+    )
+
+
 def test_missing_setting_is_named():
     mlops = cdk_context()["mlops"]
     del mlops["environments"]["prod"]["endpoint"]["max_latency_ms"]
     with pytest.raises(ConfigError) as error:
         load_config(mlops)
     assert str(error.value) == "cdk.json context 'mlops.environments.prod.endpoint.max_latency_ms' = None is invalid: is required"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "written"),
+    [
+        ("training", "mse_threshold", "1e999"),
+        ("endpoint", "max_latency_ms", "-" + "9" * 400),
+        ("monitoring", "drift_threshold", "NaN"),
+    ],
+)
+def test_a_number_cdk_json_cannot_carry_is_named_instead_of_reported_missing(section, key, written):
+    """The CLI turns 1e999 into null and the app's context drops it: app.py reads cdk.json itself to name it."""
+    context = cdk_context()
+    name = next(iter(context["mlops"]["environments"]))
+    context["mlops"]["environments"][name][section][key] = "<number>"
+    with pytest.raises(ConfigError) as error:
+        refuse_unrepresentable_numbers(json.dumps({"context": context}).replace('"<number>"', written))
+    assert str(error.value) == (
+        f"cdk.json context 'mlops.environments.{name}.{section}.{key}' = {written} is invalid: "
+        "not a finite number; write a number a double can hold (at most about 1.8e308)"
+    )
+    refuse_unrepresentable_numbers((REPO_ROOT / "cdk.json").read_text())
 
 
 def test_app_exits_with_the_message_and_no_traceback():

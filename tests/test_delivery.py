@@ -8,7 +8,7 @@ import re
 
 import pytest
 from aws_strict import REGION, Assembly, allowed
-from conftest import REPO_ROOT, cdk_context, synthesize
+from conftest import REPO_ROOT, UNKNOWN_ENVIRONMENT, cdk_context, synthesize
 
 from stacks.config import ConfigError, load_config
 from stacks.delivery import SYNTH_COMMANDS
@@ -103,7 +103,10 @@ def test_without_a_delivery_block_there_is_no_pipeline_and_no_invoker(synthesize
 
 
 BAD_BLOCKS = [
-    ({"environments": ["dev", "staging"]}, "'mlops.delivery.environments' = 'staging' is invalid: is not an environment"),
+    (
+        {"environments": ["dev", UNKNOWN_ENVIRONMENT]},
+        f"'mlops.delivery.environments' = {UNKNOWN_ENVIRONMENT!r} is invalid: is not an environment",
+    ),
     ({"environments": ["dev", "dev"]}, "'mlops.delivery.environments' = 'dev' is invalid: is listed twice"),
     ({"environments": []}, "'mlops.delivery.environments' = [] is invalid: must be a list of environment names"),
     (

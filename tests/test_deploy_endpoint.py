@@ -315,6 +315,7 @@ def test_traffic_routing_is_valid_for_every_fleet_size(count):
         assert (routing["Type"], count) == ("ALL_AT_ONCE", 1)
 
 
+FULLWIDTH_ACCOUNT = chr(0xFF11) * 12
 BAD_INPUTS = [
     ("not json object", "event must be a JSON object, got str"),
     (
@@ -337,6 +338,36 @@ BAD_INPUTS = [
             "endpoint_name": "bad name!",
         },
         "endpoint_name 'bad name!' must be 1-40 letters, digits or hyphens",
+    ),
+    # re.match with `$` accepted a trailing newline; `\d` accepted non-ASCII digits.
+    (
+        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3\n"},
+        "'arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3\\n' is not a versioned model package ARN "
+        "(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)",
+    ),
+    (
+        {"model_package_arn": f"arn:aws:sagemaker:eu-west-1:{FULLWIDTH_ACCOUNT}:model-package/abalone-mlops-dev/3"},
+        f"'arn:aws:sagemaker:eu-west-1:{FULLWIDTH_ACCOUNT}:model-package/abalone-mlops-dev/3' "
+        "is not a versioned model package ARN (arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)",
+    ),
+    (
+        {
+            "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3",
+            "endpoint_name": "abalone-mlops-dev\n",
+        },
+        "endpoint_name 'abalone-mlops-dev\\n' must be 1-40 letters, digits or hyphens",
+    ),
+    # Only a missing or null endpoint_name means the deployer's own endpoint.
+    (
+        {
+            "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3",
+            "endpoint_name": False,
+        },
+        "endpoint_name False must be 1-40 letters, digits or hyphens",
+    ),
+    (
+        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3", "endpoint_name": ""},
+        "endpoint_name '' must be 1-40 letters, digits or hyphens",
     ),
     (
         {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3", "force": True},

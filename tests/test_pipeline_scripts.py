@@ -13,7 +13,7 @@ import tarfile
 import numpy as np
 import pytest
 from abalone_data import HEADER, abalone_rows, write_csv
-from conftest import REPO_ROOT, load_lambda
+from conftest import REPO_ROOT, load_lambda, make_dry_run
 
 SCRIPTS = REPO_ROOT / "pipeline_scripts"
 
@@ -206,12 +206,28 @@ BAD_INPUTS = {
     "missing column": (
         lambda rows: [r.pop() for r in rows],
         False,
-        "abalone.csv: 8 columns; expected 9: " + ", ".join(HEADER),
+        "abalone.csv: row 1 has 8 fields; expected 9: " + ", ".join(HEADER),
     ),
     "extra column": (
         lambda rows: [r.append(1) for r in rows],
         False,
-        "abalone.csv: 10 columns; expected 9: " + ", ".join(HEADER),
+        "abalone.csv: row 1 has 10 fields; expected 9: " + ", ".join(HEADER),
+    ),
+    # pandas padded a short row with empty fields and put its parser's multi-line error into the message.
+    "one short row": (
+        lambda rows: rows.__setitem__(10, rows[10][:3]),
+        True,
+        "abalone.csv: row 12 has 3 fields; expected 9: " + ", ".join(HEADER),
+    ),
+    "one long row": (
+        lambda rows: rows[3].append(1),
+        True,
+        "abalone.csv: row 5 has 10 fields; expected 9: " + ", ".join(HEADER),
+    ),
+    "one field": (
+        lambda rows: rows.__setitem__(0, ["M"]),
+        False,
+        "abalone.csv: row 1 has 1 field; expected 9: " + ", ".join(HEADER),
     ),
     "non-numeric": (
         lambda rows: rows[4].__setitem__(3, "tall"),
@@ -246,20 +262,47 @@ def test_preprocess_rejects_empty_file_and_missing_input(tmp_path, in_process):
     assert result.returncode == 1 and "no .csv files found" in result.stderr
 
 
+def test_preprocess_refuses_fewer_rows_than_every_split_needs(tmp_path, in_process):
+    """MIN_ROWS: enough train rows for LightGBM to split at the tuner's largest min_data_in_leaf, a non-trivial test set."""
+    module = _script_module("preprocess")
+    needed = module.minimum_rows(0.15, 0.15)
+    sizes = module.split_sizes(needed, 0.15, 0.15)
+    assert all(sizes[s] >= module.MIN_ROWS[s] for s in module.SPLITS)
+    assert any(module.split_sizes(needed - 1, 0.15, 0.15)[s] < module.MIN_ROWS[s] for s in module.SPLITS)
+    for rows, base in ((3, tmp_path / "three"), (needed - 1, tmp_path / "one-short")):
+        result = preprocess(base, abalone_rows(rows), run=in_process)
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"preprocess error: {base / 'processing' / 'input' / 'abalone.csv'}: {rows} rows are too few to split into "
+            f"train, validation and test; at least {needed} are needed at these fractions (120 to train on, 30 each to "
+            "validate and test)\n"
+        )
+        assert not (base / "processing" / "train").exists()
+    assert preprocess(tmp_path / "enough", abalone_rows(needed), run=in_process).returncode == 0
+
+
 def _script_module(name: str):
     if str(SCRIPTS) not in sys.path:
         sys.path.insert(0, str(SCRIPTS))
     return __import__(name)
 
 
-def test_preprocess_names_non_utf8_bytes_and_infinite_values(tmp_path):
+LATIN1 = (
+    "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9\n"
+    "I,0.3,0.2,0.1,0.2,0.1,0.05,0.06,7 \xe9\n"
+)
+
+
+def test_preprocess_names_the_row_and_byte_of_non_utf8_and_infinite_values(tmp_path):
     read_raw_csv, InputError = _script_module("preprocess").read_raw_csv, _script_module("preprocess").InputError
     latin1 = tmp_path / "latin1.csv"
-    latin1.write_bytes(
-        "M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15,15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21,9 \xe9\n".encode("latin-1")
-    )
-    with pytest.raises(InputError, match=r"latin1\.csv: byte \d+ is not UTF-8 .*; save the file as UTF-8 text"):
+    latin1.write_bytes(LATIN1.encode("latin-1"))
+    with pytest.raises(InputError) as error:
         read_raw_csv(latin1)
+    offset = LATIN1.encode("latin-1").index(b"\xe9")
+    assert str(error.value) == (
+        f"{latin1}: row 3 (byte offset {offset}) is not UTF-8 (invalid continuation byte); save the file as UTF-8 text"
+    )
     rows = abalone_rows(5)
     rows[2][4] = "inf"
     with pytest.raises(InputError, match=r"row 3 column 'whole_weight': expected a finite number, got 'inf'"):
@@ -358,6 +401,138 @@ def test_train_missing_channel_fails_clearly_and_records_the_reason(tmp_path, in
     assert (tmp_path / "output" / "failure").read_text().startswith(expected)
 
 
+def _channels(base, target):
+    """The trained fixture's train and validation channels in a fresh SageMaker-shaped tree with an output folder."""
+    for channel in ("train", "validation"):
+        shutil.copytree(base / "processing" / channel, target / "input" / "data" / channel)
+    (target / "output").mkdir()
+    return target / "input" / "data"
+
+
+def _renamed_feature(spec_file):
+    spec = json.loads(spec_file.read_text())
+    spec["features"][0] = "girth"
+    spec_file.write_text(json.dumps(spec))
+
+
+FEATURE_SPEC_PROBLEMS = {
+    "train without spec": (
+        lambda data: (data / "train" / "features.json").unlink(),
+        "channel 'train' has no features.json ({data}/train/features.json is missing); preprocessing writes it next to "
+        "the CSVs, and serving cannot load a model without it",
+    ),
+    "validation without spec": (
+        lambda data: (data / "validation" / "features.json").unlink(),
+        "channel 'validation' has no features.json ({data}/validation/features.json is missing); preprocessing writes it "
+        "next to the CSVs, and serving cannot load a model without it",
+    ),
+    "specs differ": (
+        lambda data: _renamed_feature(data / "validation" / "features.json"),
+        "{data}/validation/features.json lists other features than {data}/train/features.json; give both channels the "
+        "output of one preprocessing run",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FEATURE_SPEC_PROBLEMS))
+def test_train_refuses_a_channel_whose_feature_spec_serving_could_not_use(tmp_path, trained, in_process, case):
+    change, message = FEATURE_SPEC_PROBLEMS[case]
+    data = _channels(trained[0], tmp_path)
+    change(data)
+    result = in_process("train.py", tmp_path, "train")
+    expected = "training error: " + message.format(data=data)
+    assert (result.returncode, result.stderr) == (1, expected + "\n")
+    assert (tmp_path / "output" / "failure").read_text() == expected
+    assert not (tmp_path / "model").exists()
+
+
+def _edit_lines(path, change):
+    lines = path.read_text().splitlines()
+    change(lines)
+    path.write_text("\n".join(lines) + "\n")
+
+
+CHANNEL_PROBLEMS = {
+    "nan target": (
+        lambda data: _edit_lines(data / "train" / "train.csv", lambda lines: lines.__setitem__(6, "nan" + lines[6][4:])),
+        "{data}/train/train.csv: row 7 column 1: 'nan' is not a finite number; expected numbers only, the target first and "
+        "no header",
+    ),
+    "text": (
+        lambda data: _edit_lines(data / "validation" / "validation.csv", lambda lines: lines.__setitem__(0, "x" + lines[0])),
+        "{data}/validation/validation.csv: row 1 column 1: 'x{first}' is not a finite number; expected numbers only, "
+        "the target first and no header",
+    ),
+    "short row": (
+        lambda data: _edit_lines(data / "train" / "train.csv", lambda lines: lines.__setitem__(3, "1,2,3")),
+        "{data}/train/train.csv: row 4 has 3 fields, the rows before it 11",
+    ),
+    "empty file": (
+        lambda data: (data / "validation" / "validation.csv").write_text("\n"),
+        "{data}/validation/validation.csv: the file is empty",
+    ),
+    "too few train rows": (
+        lambda data: _edit_lines(data / "train" / "train.csv", lambda lines: lines.__delitem__(slice(39, None))),
+        "channel 'train' has 39 rows; LightGBM needs at least 2 x min_data_in_leaf = 40 to split, so give it more rows or "
+        "a smaller --min_data_in_leaf",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHANNEL_PROBLEMS))
+def test_train_names_the_row_and_column_of_a_bad_channel_value(tmp_path, trained, in_process, case):
+    """NaN trained silently (an MSE of nan), and numpy counted rows from 0."""
+    change, message = CHANNEL_PROBLEMS[case]
+    data = _channels(trained[0], tmp_path)
+    first = (data / "validation" / "validation.csv").read_text().splitlines()[0].split(",")[0]
+    change(data)
+    result = in_process("train.py", tmp_path, "train")
+    expected = "training error: " + message.format(data=data, first=first)
+    assert (result.returncode, result.stderr) == (1, expected + "\n")
+    assert (tmp_path / "output" / "failure").read_text() == expected
+
+
+BAD_HYPERPARAMETERS = [
+    (("--num_leaves", "1"), "hyperparameter num_leaves = 1 is invalid: LightGBM requires num_leaves > 1"),
+    (("--bagging_fraction", "2"), "hyperparameter bagging_fraction = 2.0 is invalid: LightGBM requires bagging_fraction <= 1.0"),
+    (("--min_data_in_leaf", "-1"), "hyperparameter min_data_in_leaf = -1 is invalid: LightGBM requires min_data_in_leaf >= 0"),
+    (("--num_leaves", "many"), "hyperparameters: argument --num_leaves: invalid int value: 'many'"),
+    (("--learning_rate", "nan"), "hyperparameters: argument --learning_rate: 'nan' is not a finite number"),
+    (("--num_boost_round", "0"), "hyperparameters: argument --num_boost_round: '0' is not an integer of at least 1"),
+    (("--max_depth", "3"), "hyperparameters: unrecognized arguments: --max_depth 3"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_HYPERPARAMETERS, ids=[" ".join(a) for a, _ in BAD_HYPERPARAMETERS])
+def test_a_hyperparameter_lightgbm_or_the_parser_refuses_is_one_line_and_the_failure_reason(
+    tmp_path, trained, monkeypatch, capfd, args, message
+):
+    """LightGBM's C++ code prints its own '[LightGBM] [Fatal]' line first; stderr (file descriptor 2) keeps only ours."""
+    _channels(trained[0], tmp_path)
+    monkeypatch.setenv("SM_BASE_DIR", str(tmp_path))
+    capfd.readouterr()
+    assert _script_module("train").main(["train", *args]) == 1
+    assert capfd.readouterr().err == f"training error: {message}\n"
+    assert (tmp_path / "output" / "failure").read_text() == f"training error: {message}"
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{num_leaves", "is not JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); SageMaker"),
+        ('["num_leaves"]', "must hold a JSON object of hyperparameters, got list"),
+    ],
+)
+def test_a_hyperparameters_file_that_is_not_a_json_object_is_named(tmp_path, trained, in_process, content, message):
+    _channels(trained[0], tmp_path)
+    (tmp_path / "input" / "config").mkdir()
+    (tmp_path / "input" / "config" / "hyperparameters.json").write_text(content)
+    result = in_process("train.py", tmp_path, "train")
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"training error: {tmp_path / 'input' / 'config' / 'hyperparameters.json'} {message}")
+
+
 def test_evaluation_report_has_registry_shape_and_beats_the_mean(trained):
     base, _ = trained
     report = json.loads((base / "processing" / "evaluation" / "evaluation.json").read_text())
@@ -403,18 +578,51 @@ def test_batch_predict_writes_one_prediction_per_row(tmp_path, trained):
     assert predictions.shape == (25,) and np.all((predictions > 0) & (predictions < 30))
 
 
-def test_local_runner_chains_every_step_and_beats_the_baseline(tmp_path):
-    data = write_csv(tmp_path / "abalone.csv", abalone_rows(800, seed=11))
-    result = subprocess.run(
-        [sys.executable, str(SCRIPTS / "local_run.py"), "--data", str(data)], capture_output=True, text=True, timeout=300
+def test_batch_predict_and_training_name_the_row_and_byte_of_non_utf8(tmp_path, trained, in_process):
+    base, _ = trained
+    day = tmp_path / "in" / "day.csv"
+    day.parent.mkdir()
+    write_csv(tmp_path / "in" / "a-good-one.csv", [r[:-1] for r in abalone_rows(5)], header=False)
+    records = b"M,0.455,0.365,0.095,0.514,0.2245,0.101,0.15\nF,0.53,0.42,0.135,0.677,0.2565,0.1415,0.21\n"
+    day.write_bytes(records + b"I,0.3,0.2,0.1,0.2,0.1,0.05,0.06 \xe9\n")
+    args = ("--model-dir", str(base / "model"), "--input-dir", str(day.parent), "--output-dir", str(tmp_path / "out"))
+    result = in_process("batch_predict.py", base, *args)
+    offset = day.read_bytes().index(b"\xe9")
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"batch error: {day}: row 3 (byte offset {offset}) is not UTF-8 (invalid continuation byte); "
+        "save the file as UTF-8 text\n",
     )
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout[result.stdout.index("{\n") :])
+    assert not (tmp_path / "out").exists(), "nothing is written when a file cannot be scored"
+    channels = tmp_path / "opt_ml"
+    for channel in ("train", "validation"):
+        shutil.copytree(base / "processing" / channel, channels / "input" / "data" / channel)
+    train_csv = channels / "input" / "data" / "train" / "train.csv"
+    lines = train_csv.read_bytes().splitlines(keepends=True)
+    train_csv.write_bytes(b"".join(lines[:4]) + b"\xff" + b"".join(lines[4:]))
+    result = in_process("train.py", channels, "train")
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"training error: {train_csv}: row 5 (byte offset {len(b''.join(lines[:4]))}) is not UTF-8 (invalid start byte); "
+        "save the file as UTF-8 text\n",
+    )
+
+
+def test_local_runner_chains_every_step_prints_one_report_and_keeps_its_workdir(tmp_path, capfd):
+    """stdout is the summary alone (evaluate printed its report first), and the header is not an input row."""
+    data = write_csv(tmp_path / "abalone.csv", abalone_rows(800, seed=11))
+    workdir = tmp_path / "run"
+    capfd.readouterr()
+    assert _script_module("local_run").main(["--data", str(data), "--workdir", str(workdir)]) == 0
+    summary = json.loads(capfd.readouterr().out)
     assert summary["regression_metrics"]["mse"]["value"] < summary["baseline_mse"]
-    assert summary["batch_predictions"] == 800 and set(summary["seconds"]) == {
-        "preprocess",
-        "train",
-        "evaluate",
-        "batch_inference",
-    }
-    assert HEADER[0] == "sex"
+    assert summary["batch_predictions"] == summary["batch_input_rows"] == 800
+    assert set(summary["seconds"]) == {"preprocess", "train", "evaluate", "batch_inference"}
+    assert sorted(p.name for p in (workdir / "model").iterdir()) == ["features.json", "model.txt"]
+    assert (workdir / "processing" / "evaluation" / "evaluation.json").is_file()
+
+
+def test_make_local_run_passes_workdir_to_the_runner():
+    assert make_dry_run("local-run", "DATA=data.csv", "WORKDIR=run 1")[-1].endswith(
+        "pipeline_scripts/local_run.py --data 'data.csv' --workdir 'run 1'"
+    )

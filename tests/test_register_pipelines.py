@@ -19,6 +19,7 @@ register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
 training_module = sys.modules["training_pipeline"]
 sys.path.insert(0, str(REPO_ROOT / "pipeline_scripts"))
+import preprocess
 import train
 
 
@@ -190,6 +191,11 @@ def test_objective_regex_parses_the_training_scripts_metric_line():
     line = train.METRIC_LINE.format(channel="validation", metric="rmse", value=2.13)
     regex = next(d["Regex"] for d in training_module.METRIC_DEFINITIONS if d["Name"] == training_module.OBJECTIVE)
     assert float(re.search(regex, f"[0]\ttrain\n{line}\n").group(1)) == pytest.approx(2.13)
+
+
+def test_preprocessing_keeps_enough_train_rows_for_every_min_data_in_leaf_the_tuner_tries():
+    """LightGBM splits a node only when both sides keep min_data_in_leaf rows: fewer than twice it fit a constant."""
+    assert preprocess.MIN_ROWS["train"] == 2 * int(training_module.HYPERPARAMETER_RANGES["min_data_in_leaf"].max_value)
 
 
 def test_condition_compares_the_reported_mse_with_the_threshold(definitions):
@@ -445,8 +451,28 @@ def test_a_nested_setting_of_the_wrong_type_is_named_with_its_path(S):
     with pytest.raises(SettingsError, match=r"^Settings lacks kms_key_arn; the stack writes them"):
         PipelineSettings.from_mapping(values, "Settings")
     values = {**S.to_dict(), "training": {**S.training.to_dict(), "mse_threshold": True}}
-    with pytest.raises(SettingsError, match=r"^Settings.training.mse_threshold = True must be a number; the stack writes it"):
+    with pytest.raises(SettingsError, match=r"^Settings.training.mse_threshold = True must be a finite number; the stack writes"):
         PipelineSettings.from_mapping(values, "Settings")
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "message"),
+    [
+        ("mse_threshold", "NaN", "= nan must be a finite number"),
+        ("mse_threshold", "Infinity", "= inf must be a finite number"),
+        ("mse_threshold", "-1e999", "= -inf must be a finite number"),
+        ("mse_threshold", "false", "= False must be a finite number"),
+        ("tuning_max_jobs", "true", "= True must be an integer"),
+        ("tuning_max_jobs", "NaN", "= nan must be an integer"),
+    ],
+)
+def test_a_numeric_setting_takes_neither_a_boolean_nor_nan_nor_infinity(S, key, written, message):
+    """Python's json reads NaN and Infinity, which JSON itself has not; a threshold of NaN would pass every model."""
+    values = {**S.to_dict(), "training": {**S.training.to_dict(), key: "<number>"}}
+    text = json.dumps(values).replace('"<number>"', written)
+    with pytest.raises(SettingsError) as error:
+        PipelineSettings.from_json(text)
+    assert str(error.value) == f"SETTINGS.training.{key} {message}; the stack writes it, so redeploy the stack"
 
 
 def _cfn_event(request_type: str, settings: PipelineSettings, **extra) -> dict:

@@ -158,6 +158,37 @@ def test_other_states_are_ignored_and_bad_events_are_named(stubbed):
         retrain_module.retrain(bad_time, settings, client, NOW)
 
 
+def _alarm_event(**changes) -> dict:
+    event = aws_events.cloudwatch_alarm_state_change(ALARM, "ALARM")
+    for key, value in changes.items():
+        if key == "state":
+            event["detail"]["state"] = value
+        elif value is None:
+            del event[key]
+        else:
+            event[key] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (_alarm_event(state="ALARM"), "event detail.state must be an object with the alarm's value, e.g. 'ALARM', got 'ALARM'"),
+        (_alarm_event(state=None), "event detail.state must be an object with the alarm's value, e.g. 'ALARM', got None"),
+        (_alarm_event(state={"value": ["ALARM"]}), "event detail.state must be an object with the alarm's value"),
+        (_alarm_event(id=None), "event id None must be a non-empty string; it makes a redelivered event start nothing"),
+        (_alarm_event(id=7), "event id 7 must be a non-empty string"),
+        (_alarm_event(source=None), "unsupported event None / 'CloudWatch Alarm State Change'; expected"),
+    ],
+)
+def test_a_malformed_alarm_event_is_named_before_any_call(stubbed, event, message):
+    """Each raised AttributeError or KeyError, passed silently, or failed later when hashing the id."""
+    settings, client, _ = stubbed
+    with pytest.raises(retrain_module.EventError) as error:
+        retrain_module.retrain(event, settings, client, NOW)
+    assert str(error.value).startswith(message)
+
+
 def test_the_handler_reads_its_settings_and_names_a_bad_one(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     retrain_module.settings.cache_clear()

@@ -139,6 +139,15 @@ BAD_REQUESTS = [
     ("GET", "/metrics", "", "text/csv", 404, "no such path /metrics"),
     ("POST", "/invocations", "[" * 50000 + "]" * 50000, "application/json", 400, "nested too deeply"),
     ("POST", "/invocations", "true", "application/json", 400, 'expected {"instances"'),
+    (
+        "POST",
+        "/invocations",
+        '[["M", true, 0.3, 0.1, 0.5, 0.2, 0.1, 0.1]]',
+        "application/json",
+        400,
+        "length must be a number, got True",
+    ),
+    ("POST", "/invocations", '[["M", 0.4, NaN, 0.1, 0.5, 0.2, 0.1, 0.1]]', "application/json", 400, "diameter must be finite"),
 ]
 
 

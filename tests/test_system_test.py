@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ import pytest
 from aws_strict import Call, permissions_for
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from conftest import ACCOUNT, ENVIRONMENTS, REGION, function_properties, load_lambda
+from conftest import ACCOUNT, ENVIRONMENTS, REGION, UNKNOWN_ENVIRONMENT, function_properties, load_lambda
 
 from common.contracts import SystemTestSettings
 
@@ -514,9 +515,29 @@ def test_the_handler_names_an_unknown_check(monkeypatch):
     system_test.settings.cache_clear()
     with pytest.raises(system_test.EventError, match="unknown check 'everything'; send"):
         system_test.handler({"check": "everything"}, None)
+    with pytest.raises(system_test.EventError, match=r"unknown check \['buckets_encrypted'\]; send"):
+        system_test.handler({"check": ["buckets_encrypted"]}, None)
     with pytest.raises(system_test.EventError, match="event must be a JSON object"):
         system_test.handler(["check"], None)
     system_test.settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("results", "message"),
+    [
+        (
+            [{"check": "buckets_encrypted", "status": None, "finding": "x"}],
+            "is not a check result with check, status and finding",
+        ),
+        ([{"check": 1, "status": "pass", "finding": 3}], "is not a check result with check, status and finding"),
+        ([], "results hold no check result; the report needs the parallel branches' outputs"),
+        ([{"results": None}], "results hold no check result"),
+    ],
+)
+def test_the_report_refuses_results_it_cannot_read_or_an_empty_one(results, message):
+    """These raised TypeError or AttributeError, or reported an empty run as passed."""
+    with pytest.raises(system_test.EventError, match=re.escape(message)):
+        system_test.report(results, SETTINGS, None)
 
 
 # --- make validate ---------------------------------------------------------------------------------------------
@@ -563,12 +584,26 @@ def test_make_validate_names_an_environment_it_cannot_read(aws, capsys, output, 
 
 
 def test_make_validate_names_a_missing_stack(aws, capsys):
-    assert validate.main(["--environment", "staging"], session=boto3.Session(region_name=REGION)) == 2
+    assert validate.main(["--environment", UNKNOWN_ENVIRONMENT], session=boto3.Session(region_name=REGION)) == 2
     assert (
         capsys.readouterr()
         .err.strip()
-        .startswith(f"validate: stack staging-Orchestration does not exist in {REGION}; deploy it (make deploy ENV=...)")
+        .startswith(
+            f"validate: stack {UNKNOWN_ENVIRONMENT}-Orchestration does not exist in {REGION}; deploy it (make deploy ENV=...)"
+        )
     )
+
+
+@pytest.mark.parametrize("default_region", [None, "us-east-1"])
+def test_make_validate_reads_aws_region_before_aws_default_region(aws, monkeypatch, capsys, default_region):
+    """botocore alone reads only AWS_DEFAULT_REGION: AWS_REGION alone ended in 'You must specify a region'."""
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")
+    if default_region:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", default_region)
+    else:
+        monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert validate.main(["--environment", UNKNOWN_ENVIRONMENT]) == 2
+    assert f"{UNKNOWN_ENVIRONMENT}-Orchestration does not exist in eu-central-1;" in capsys.readouterr().err
 
 
 # --- IAM ---------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ named and typed in exactly one place.
 from __future__ import annotations
 
 import json
+import math
 import os
 import types
 import typing
@@ -37,10 +38,10 @@ def _check(cls: type[Settings], name: str, value: Any, hint: Any, source: str) -
             return tuple(value)
         expected = "a non-empty list of non-empty strings"
     elif hint is float:
-        # JSON and CloudFormation write 6.0 as 6: a float setting takes either.
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # JSON and CloudFormation write 6.0 as 6: a float setting takes either. Python's json reads NaN and Infinity.
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
-        expected = "a number"
+        expected = "a finite number"
     elif hint is bool:
         if isinstance(value, bool):
             return value
@@ -73,9 +74,11 @@ class Settings:
     @classmethod
     def from_json(cls, text: Any, source: str = SETTINGS_VARIABLE) -> Self:
         try:
-            values = json.loads(text) if isinstance(text, str) else None
+            values = json.loads(text) if isinstance(text, str) else text
         except json.JSONDecodeError as error:
             raise SettingsError(f"{source} is not valid JSON ({error}); {cls.WRITER} writes it{cls.FIX}") from None
+        if not isinstance(text, str):
+            raise SettingsError(f"{source} must be a JSON object, got {type(text).__name__}; {cls.WRITER} writes it{cls.FIX}")
         return cls.from_mapping(values, source)
 
     @classmethod
@@ -83,7 +86,7 @@ class Settings:
         if not isinstance(values, dict):
             raise SettingsError(f"{source} must be a JSON object, got {type(values).__name__}; {cls.WRITER} writes it{cls.FIX}")
         known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
+        unknown = sorted(map(str, set(values) - set(known)))
         if unknown:
             raise SettingsError(
                 f"{source} has unknown key(s) {', '.join(unknown)}; expected {', '.join(known)} from {cls.WRITER}{cls.FIX}"

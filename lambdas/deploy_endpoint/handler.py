@@ -43,14 +43,15 @@ KEEP_VERSIONS = 3
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting", "UpdateRollbackFailed")
 PACKAGE_EVENT = "SageMaker Model Package State Change"
 ENDPOINT_EVENT = "SageMaker Endpoint State Change"
+# Used with fullmatch: `$` in a match also accepts a trailing newline, and `\d` accepts non-ASCII digits.
 PACKAGE_ARN = re.compile(
-    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>\d+)$"
+    r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>[0-9]+)"
 )
 # SageMaker's ValidationException messages for names that exist and endpoints that are changing, e.g.
 # 'Cannot create already existing model "arn:aws:sagemaker:...:model/name".'
 ALREADY_EXISTS = "Cannot create already existing"
 IN_PROGRESS = "Cannot update in-progress"
-ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ENDPOINT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 class DeployError(Exception):
@@ -82,8 +83,8 @@ def parse_event(event: Any, config: DeployerSettings) -> Deployment | str | None
         unknown = set(event) - {"model_package_arn", "endpoint_name"}
         if unknown:
             raise DeployError(f"unknown key(s) {', '.join(sorted(unknown))}; send model_package_arn and optionally endpoint_name")
-        endpoint = event.get("endpoint_name") or config.endpoint_name
-        if not isinstance(endpoint, str) or not ENDPOINT_NAME.match(endpoint) or len(endpoint) > 40:
+        endpoint = config.endpoint_name if event.get("endpoint_name") is None else event["endpoint_name"]
+        if not isinstance(endpoint, str) or not ENDPOINT_NAME.fullmatch(endpoint) or len(endpoint) > 40:
             raise DeployError(f"endpoint_name {endpoint!r} must be 1-40 letters, digits or hyphens")
         return Deployment(_checked_arn(event["model_package_arn"], config), endpoint)
     raise DeployError(
@@ -120,7 +121,7 @@ def _parse_eventbridge(event: EventBridgeEvent, config: DeployerSettings) -> Dep
 
 
 def _checked_arn(arn, config: DeployerSettings) -> str:
-    match = PACKAGE_ARN.match(arn) if isinstance(arn, str) else None
+    match = PACKAGE_ARN.fullmatch(arn) if isinstance(arn, str) else None
     if not match:
         raise DeployError(
             f"{arn!r} is not a versioned model package ARN (arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)"
@@ -133,7 +134,7 @@ def _checked_arn(arn, config: DeployerSettings) -> str:
 
 
 def package_version(arn: str) -> int:
-    match = PACKAGE_ARN.match(arn)
+    match = PACKAGE_ARN.fullmatch(arn)
     if not match:
         raise DeployError(f"{arn!r} is not a versioned model package ARN")
     return int(match["version"])

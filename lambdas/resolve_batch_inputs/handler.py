@@ -35,7 +35,7 @@ EMPTY = {
     "baseline_statistics_uri": "",
     "baseline_constraints_uri": "",
 }
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:

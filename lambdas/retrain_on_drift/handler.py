@@ -42,13 +42,17 @@ def parse_event(event: Any, config: RetrainingSettings) -> tuple[str, datetime] 
     if not isinstance(event, dict) or "detail-type" not in event or not isinstance(event.get("detail"), dict):
         raise EventError(f"expected a '{ALARM_EVENT}' event from EventBridge, got {str(event)[:200]}")
     parsed = EventBridgeEvent(event)
-    if parsed.source != "aws.cloudwatch" or parsed.detail_type != ALARM_EVENT:
-        raise EventError(f"unsupported event {parsed.source!r} / {parsed.detail_type!r}; expected '{ALARM_EVENT}'")
+    if event.get("source") != "aws.cloudwatch" or parsed.detail_type != ALARM_EVENT:
+        raise EventError(f"unsupported event {event.get('source')!r} / {parsed.detail_type!r}; expected '{ALARM_EVENT}'")
     name = parsed.detail.get("alarmName")
     if name != config.drift_alarm_name:
         raise EventError(f"alarm {name!r} is not this environment's drift alarm {config.drift_alarm_name!r}")
-    state = parsed.detail.get("state") or {}
-    if state.get("value") != "ALARM":
+    state = parsed.detail.get("state")
+    if not isinstance(state, dict) or not isinstance(state.get("value"), str):
+        raise EventError(f"event detail.state must be an object with the alarm's value, e.g. 'ALARM', got {state!r}")
+    if not isinstance(event.get("id"), str) or not event["id"]:
+        raise EventError(f"event id {event.get('id')!r} must be a non-empty string; it makes a redelivered event start nothing")
+    if state["value"] != "ALARM":
         return None
     time = event.get("time")
     try:

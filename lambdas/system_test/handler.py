@@ -38,6 +38,9 @@ def clients() -> checks.Clients:
 
 def run_check(event: dict, config: SystemTestSettings, using: checks.Clients) -> dict:
     name = event.get("check")
+    known = (*checks.RESOURCE_CHECKS, *MODEL_CHECKS)
+    if not isinstance(name, str) or name not in known:
+        raise EventError(f"unknown check {name!r}; send {{'check': one of {', '.join(known)}}} or {{'results': [...]}}")
     try:
         if name in checks.RESOURCE_CHECKS:
             return checks.RESOURCE_CHECKS[name](config, using)
@@ -45,12 +48,9 @@ def run_check(event: dict, config: SystemTestSettings, using: checks.Clients) ->
             return checks.endpoint_serves_latest(config, using)
         if name == "endpoint_reproduces_offline_predictions":
             return checks.endpoint_reproduces_offline_predictions(config, using)
-        if name == "data_capture_lands":
-            return checks.data_capture_lands(config, using, event.get("since", ""))
+        return checks.data_capture_lands(config, using, event.get("since", ""))
     except ClientError as error:
-        return checks.result(str(name), checks.ERROR, f"{error.response['Error']['Code']}: {error.response['Error']['Message']}")
-    known = ", ".join([*checks.RESOURCE_CHECKS, *MODEL_CHECKS])
-    raise EventError(f"unknown check {name!r}; send {{'check': one of {known}}} or {{'results': [...]}}")
+        return checks.result(name, checks.ERROR, f"{error.response['Error']['Code']}: {error.response['Error']['Message']}")
 
 
 def flatten(results: Any) -> list[dict]:
@@ -61,9 +61,12 @@ def flatten(results: Any) -> list[dict]:
     for item in results:
         items = item.get("results") if isinstance(item, dict) and "results" in item else [item]
         for entry in items or []:
-            if not isinstance(entry, dict) or not {"check", "status", "finding"} <= set(entry):
-                raise EventError(f"{entry!r} is not a check result with check, status and finding")
-            flat.append({key: entry[key] for key in ("check", "status", "finding")})
+            fields = ("check", "status", "finding")
+            if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) for key in fields):
+                raise EventError(f"{entry!r} is not a check result with check, status and finding (strings)")
+            flat.append({key: entry[key] for key in fields})
+    if not flat:
+        raise EventError("results hold no check result; the report needs the parallel branches' outputs")
     return flat
 
 

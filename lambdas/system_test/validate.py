@@ -9,6 +9,7 @@ environment cannot be read.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -54,12 +55,18 @@ def render(environment: str, results: list[dict]) -> str:
     return "\n".join([*lines, "", verdict])
 
 
+def default_session() -> Any:
+    """Your credentials, with AWS_REGION first as the AWS SDKs and CLI v2 read it; botocore itself reads only
+    AWS_DEFAULT_REGION and the profile's region."""
+    return boto3.Session(region_name=os.environ.get("AWS_REGION") or None)
+
+
 def main(argv: list[str] | None = None, session: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--environment", required=True, help="an environment of cdk.json, e.g. dev")
     parser.add_argument("--stack", help="the Orchestration stack's name (default: <environment>-Orchestration)")
     args = parser.parse_args(argv)
-    session = session or boto3.Session()
+    session = session or default_session()
     stack_name = args.stack or f"{args.environment}-Orchestration"
     try:
         settings = read_settings(session.client("cloudformation"), stack_name)
