@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import App, Validations
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
 
 from stacks.config import ProjectConfig
 from stacks.delivery import DeliveryProps, DeliveryStack
@@ -11,7 +11,7 @@ from stacks.stage import MlopsStage
 
 
 def build_app(app: App, config: ProjectConfig) -> dict[str, MlopsStage]:
-    """Add one stage per environment, the delivery pipeline when configured, and the cdk-nag AwsSolutions checks."""
+    """Add one stage per environment, the delivery pipeline when configured, and the cdk-nag checks."""
     delivery = config.delivery
     stages = {
         environment.name: MlopsStage(
@@ -30,5 +30,6 @@ def build_app(app: App, config: ProjectConfig) -> dict[str, MlopsStage]:
                 project_name=config.project_name, delivery=delivery, environments=config.environments, stages=stages
             ),
         )
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # AwsSolutions, and the packs a security reviewer runs: NIST 800-53 rev. 5 and HIPAA Security.
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app), HIPAASecurityChecks(app))
     return stages

@@ -62,4 +62,5 @@ class BatchInputsResolver(Construct):
             timeout=Duration.seconds(30),
             name="resolve-batch-inputs",
             log_groups=props.log_groups,
+            synchronous_caller="the batch pipeline's Lambda step",
         ).function

@@ -20,7 +20,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import DeliveryConfig, EnvironmentConfig
-from stacks.nag import acknowledge_iam5, arn_finding, resource_finding
+from stacks.nag import STAGE_WIDE, acknowledge_compliance, acknowledge_iam5, arn_finding, resource_finding
 from stacks.stage import MlopsStage
 from stacks.system_test import invoker_role_name, state_machine_name
 
@@ -187,6 +187,21 @@ class DeliveryStack(Stack):
             "and BatchGetBuilds. Keep the pipeline in an account of its own, as the README's bootstrap does."
         )
         acknowledge_iam5(pipeline, findings)
+        acknowledge_compliance(self, "IAMNoInlinePolicy", STAGE_WIDE["IAMNoInlinePolicy"])
+        acknowledge_compliance(
+            pipeline,
+            "CodeBuildProjectSourceRepoUrl",
+            "CDK Pipelines' projects take their source from the pipeline's own artifacts, not from a repository URL; the "
+            "connection, not the projects, holds the access to the repository.",
+        )
+        artifacts = pipeline.pipeline.artifact_bucket
+        for rule in ("S3BucketLoggingEnabled", "S3BucketReplicationEnabled", "S3BucketVersioningEnabled"):
+            acknowledge_compliance(
+                artifacts,
+                rule,
+                "CDK Pipelines' artifact bucket holds only what each pipeline execution builds anew from the branch, "
+                "encrypted with a rotated KMS key and written only by the pipeline's roles; the branch is the record.",
+            )
         Validations.of(pipeline).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-S1",

@@ -76,7 +76,12 @@ class ImageBuilds(Construct):
             Acknowledgment(
                 id="AwsSolutions-CB3",
                 reason="docker build needs privileged mode; the project builds only this repository's Dockerfiles.",
-            )
+            ),
+            Acknowledgment(
+                id="HIPAA.Security-CodeBuildProjectSourceRepoUrl",
+                reason="The source is an S3 asset of the CDK assets bucket, not a repository URL: no credentials are "
+                "in the project.",
+            ),
         )
         for repository in (props.training_repository, props.inference_repository):
             repository.grant_pull_push(self.project)
@@ -130,6 +135,7 @@ class ImageBuilds(Construct):
                 timeout=Duration.minutes(1),
                 name=f"image-builds-{phase.replace('_', '-')}",
                 log_groups=props.log_groups,
+                synchronous_caller="the CDK Provider framework for CloudFormation",
             ).function
             for phase, name in (("on_event", "OnEvent"), ("is_complete", "IsComplete"))
         }

@@ -53,6 +53,7 @@ class PipelineRegistration(Construct):
             environment={"SAGEMAKER_SUPPRESS_V2_WARNING": "1"},
             name="register-pipelines",
             log_groups=props.log_groups,
+            synchronous_caller="the CDK Provider framework for CloudFormation",
         )
         keep_logical_id(register.log_group, "RegisterPipelinesLogsD64AABE1")
         self.function = register.function

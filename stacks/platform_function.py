@@ -14,6 +14,7 @@ from constructs import Construct
 from lambdas.common.contracts import SETTINGS_VARIABLE, Settings
 from layers.build_layer import LAMBDA_TARGET
 from stacks.log_groups import LogGroups
+from stacks.nag import acknowledge_compliance
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -27,6 +28,8 @@ class PlatformFunction(Construct):
     Lambda's advanced logging controls set the application log level; Powertools' Logger follows it
     (AWS_LAMBDA_LOG_LEVEL), so every handler logs one structured style at the level the stack chose.
     `settings` travels as the SETTINGS variable (`settings_json`), which the handler reads back typed.
+    A function is either invoked by a `synchronous_caller` (named for its compliance acknowledgment) or has a
+    `dead_letter_queue`.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class PlatformFunction(Construct):
         name: str,
         log_groups: LogGroups,
         settings: Settings | None = None,
+        synchronous_caller: str | None = None,
         environment: dict[str, str] | None = None,
         layers: list[lambda_.ILayerVersion] | None = None,
         timeout: Duration | None = None,
@@ -72,3 +76,14 @@ class PlatformFunction(Construct):
             **function_options,
         )
         self.log_group.grant_write(role)
+        # An asynchronous event that fails every retry is kept only in a dead-letter queue; a synchronous caller
+        # gets the error itself.
+        if synchronous_caller is not None:
+            acknowledge_compliance(
+                self.function,
+                "LambdaDLQ",
+                f"Invoked synchronously by {synchronous_caller}, which gets and reports the error; a dead-letter "
+                "queue holds only failed asynchronous invocations.",
+            )
+        elif "dead_letter_queue" not in function_options:
+            raise ValueError(f"{self.node.path}: an asynchronously invoked function needs a dead_letter_queue")

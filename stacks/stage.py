@@ -6,6 +6,7 @@ from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
+from stacks.nag import acknowledge_stage_wide
 from stacks.orchestration import OrchestrationStack
 from stacks.pipelines import PipelinesStack
 from stacks.storage import StorageStack
@@ -40,3 +41,4 @@ class MlopsStage(Stage):
             # Only a delivered non-production environment's test gates a pipeline.
             system_test_invoker_account=None if environment.production else delivery_account,
         )
+        acknowledge_stage_wide([self.storage, self.pipelines, self.orchestration])

@@ -13,7 +13,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig, StorageConfig
 from stacks.log_groups import LogGroups, grant_logs
-from stacks.nag import acknowledge_iam5, resource_finding
+from stacks.nag import acknowledge_compliance, acknowledge_iam5, resource_finding
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,14 @@ class StorageStack(Stack):
                 "S3 requires SSE-S3 on log destinations, so it cannot use the KMS key.",
             )
         )
+        acknowledge_compliance(
+            self.access_logs_bucket,
+            "S3DefaultEncryptionKMS",
+            "S3 delivers server access logs only to a bucket encrypted with SSE-S3 (Amazon S3 User Guide, "
+            '"Enabling Amazon S3 server access logging"), so this one bucket cannot use the KMS key.',
+        )
 
+        self._acknowledge_replication(self.access_logs_bucket)
         self.raw_data_bucket = self._data_bucket("RawDataBucket", "raw-data", storage, removal)
         # Native CloudFormation property instead of `event_bridge_enabled`, which adds a custom-resource Lambda.
         raw_bucket_resource = self.raw_data_bucket.node.default_child
@@ -298,8 +305,17 @@ class StorageStack(Stack):
         acknowledge_iam5(policy, findings)
         return policy
 
+    @staticmethod
+    def _acknowledge_replication(bucket: s3.IBucket) -> None:
+        acknowledge_compliance(
+            bucket,
+            "S3BucketReplicationEnabled",
+            "An environment lives in one region: versioning, noncurrent-version expiration and production's retention "
+            "guard its data; copying it to a second region is a disaster-recovery decision each organization makes.",
+        )
+
     def _data_bucket(self, construct_id: str, log_prefix: str, storage: StorageConfig, removal: RemovalPolicy) -> s3.Bucket:
-        return s3.Bucket(
+        bucket = s3.Bucket(
             self,
             construct_id,
             encryption=s3.BucketEncryption.KMS,
@@ -321,6 +337,8 @@ class StorageStack(Stack):
             removal_policy=removal,
             auto_delete_objects=removal == RemovalPolicy.DESTROY,
         )
+        self._acknowledge_replication(bucket)
+        return bucket
 
     def _repository(self, construct_id: str, name: str, retain: bool) -> ecr.Repository:
         return ecr.Repository(

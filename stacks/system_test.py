@@ -71,6 +71,7 @@ class SystemTest(Construct):
             timeout=Duration.minutes(5),
             name="system-test",
             log_groups=props.log_groups,
+            synchronous_caller="the system test's state machine",
             settings=props.settings,
         ).function
         log_group = props.log_groups.create(self, "Logs", "system-test", state_machine=True)

@@ -42,4 +42,5 @@ class TrainingDataCheck(Construct):
             timeout=Duration.seconds(30),
             name="check-training-data",
             log_groups=props.log_groups,
+            synchronous_caller="the training pipeline's Lambda step",
         ).function

@@ -365,3 +365,61 @@ def test_every_wire_is_followed(stage):
     unreached = sorted(f.logical_id for f in stage.functions.values() if f.is_python and f.arn not in reached)
     assert unreached == [], f"functions no wire reaches: {unreached}"
     assert all(re.match(r"^(custom resource|rule|pipeline step|state machine) ", w) for w in stage.followed)
+
+
+# Every resource type of the stages, with where its wires are followed. A type missing here fails the test below:
+# a new kind of resource is rehearsed (or its absence of wires stated) in the change that adds it.
+RESOURCE_TYPES = {
+    "AWS::CDK::Metadata": "no wire",
+    "AWS::CloudWatch::Alarm": "alarm actions: tests/test_deliveries.py",
+    "AWS::CodeBuild::Project": "started by the image build custom resource here; its role: tests/test_strict_aws.py",
+    "AWS::ECR::Repository": "read by the functions here; pulled by the jobs: tests/test_strict_aws.py",
+    "AWS::Events::Rule": "Lambda targets here; every target: tests/test_deliveries.py",
+    "AWS::IAM::ManagedPolicy": "evaluated with the roles that attach it",
+    "AWS::IAM::Policy": "evaluated with its roles",
+    "AWS::IAM::Role": "every call here; the rest: tests/test_strict_aws.py",
+    "AWS::KMS::Alias": "no wire",
+    "AWS::KMS::Key": "key policies: tests/test_deliveries.py",
+    "AWS::Lambda::EventInvokeConfig": "asynchronous retries of the rule targets",
+    "AWS::Lambda::Function": "every Python function here",
+    "AWS::Lambda::LayerVersion": "loaded by its functions here",
+    "AWS::Lambda::Permission": "the rule targets here and in tests/test_deliveries.py",
+    "AWS::Logs::LogGroup": "tests/test_deliveries.py",
+    "AWS::S3::Bucket": "deployed to moto here; EventBridge notifications: tests/test_deliveries.py",
+    "AWS::S3::BucketPolicy": "aws-cdk-lib's TLS-only and auto-delete statements",
+    "AWS::SNS::Topic": "published to by the system test here; deliveries: tests/test_deliveries.py",
+    "AWS::SNS::TopicPolicy": "tests/test_deliveries.py",
+    "AWS::SQS::Queue": "dead letters: tests/test_deliveries.py",
+    "AWS::SQS::QueuePolicy": "tests/test_deliveries.py",
+    "AWS::SageMaker::ModelPackageGroup": "deployed to moto here",
+    "AWS::Scheduler::Schedule": "pipeline targets here; dead letters: tests/test_deliveries.py",
+    "AWS::StepFunctions::StateMachine": "the system test here; the Provider framework's waiter is aws-cdk-lib's",
+    "Custom::ContainerImages": "the first deploy here",
+    "Custom::S3AutoDeleteObjects": "aws-cdk-lib's (non-production buckets)",
+    "Custom::SageMakerPipelines": "the first deploy, updates, rollback and deletion here",
+}
+
+
+def test_every_resource_type_has_its_wires_followed(stage):
+    types = {r["Type"] for template in stage.assembly.templates.values() for r in template["Resources"].values()}
+    assert sorted(types - set(RESOURCE_TYPES)) == [], "resource types the rehearsal does not know; add them to RESOURCE_TYPES"
+
+
+def test_schedules_and_rules_start_pipelines_with_parameters_they_declare(stage, pipeline_definitions):
+    """EventBridge and Scheduler pass their parameters to StartPipelineExecution; SageMaker refuses unknown ones."""
+    _, built = pipeline_definitions[stage.name]
+    settings = template_pipeline_settings(stage.assembly)
+    names = {settings.training_pipeline_name: "training", settings.batch_pipeline_name: "batch-prediction"}
+    targets = [
+        stage.assembly.resolve(s, r["Properties"])["Target"] for s, _, r in stage.assembly.resources("AWS::Scheduler::Schedule")
+    ]
+    for stack, _, rule in stage.assembly.resources("AWS::Events::Rule"):
+        targets += [t for t in stage.assembly.resolve(stack, rule["Properties"])["Targets"] if ":pipeline/" in t["Arn"]]
+    started = 0
+    for target in targets:
+        pipeline = names[target["Arn"].rsplit("/", 1)[1]]
+        parameters = (target.get("SageMakerPipelineParameters") or {}).get("PipelineParameterList", [])
+        unknown = {p["Name"] for p in parameters} - {p["Name"] for p in built[pipeline]["Parameters"]}
+        assert unknown == set(), f"{target['Arn']} is started with parameters it does not declare: {unknown}"
+        started += 1
+    assert started == 4

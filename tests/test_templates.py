@@ -17,7 +17,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 from stacks.app import build_app
 from stacks.config import load_config
-from stacks.nag import unacknowledged_findings
+from stacks.nag import STAGE_WIDE, unacknowledged_findings
 
 
 def _templates(outdir) -> dict[str, dict]:
@@ -200,10 +200,13 @@ def test_the_app_fails_synth_on_any_unacknowledged_finding(tmp_path, fail_synth)
             app.synth()
     else:
         app.synth()
-    assert [f.split(":")[0] for f in unacknowledged_findings(tmp_path)] == [
+    findings = [f.split(":")[0] for f in unacknowledged_findings(tmp_path)]
+    assert {f for f in findings if f.startswith("AwsSolutions")} == {
         f"AwsSolutions-S1 {first}/Storage/Careless",
         f"AwsSolutions-S10 {first}/Storage/Careless",
-    ]
+    }
+    assert f"NIST.800.53.R5-S3BucketSSLRequestsOnly {first}/Storage/Careless" in findings
+    assert all(f.endswith(f" {first}/Storage/Careless") for f in findings)
 
 
 def _acknowledgments(outdir) -> list[tuple[str, str, str]]:
@@ -220,14 +223,21 @@ def test_every_acknowledgment_is_narrow_and_explained(synthesized):
     """One finding per acknowledgment, with a reason; only the reviewed rule families are acknowledged at all.
 
     IAM5 Action findings are the wildcard actions of aws-cdk-lib's own grant methods; IAM4 and L1 are the
-    Provider framework's function, whose policy and runtime aws-cdk-lib chooses.
+    Provider framework's function, whose policy and runtime aws-cdk-lib chooses. Of the NIST 800-53 and HIPAA
+    packs, the stage-wide rules are acknowledged once per stack and the others on the construct they concern.
     """
     acknowledgments = _acknowledgments(synthesized.outdir)
     assert acknowledgments
+    stage_wide = "|".join(STAGE_WIDE)
     for construct, rule, reason in acknowledgments:
         assert re.fullmatch(
-            r"Annotation::AwsSolutions-(S1|SQS3|L1|CB3|SF2|IAM4\[Policy::[^\]\s]+\]|IAM5\[(Resource|Action)::\S+\])", rule
+            r"Annotation::(AwsSolutions-(S1|SQS3|L1|CB3|SF2|IAM4\[Policy::[^\]\s]+\]|IAM5\[(Resource|Action)::\S+\])"
+            rf"|(NIST\.800\.53\.R5|HIPAA\.Security)-({stage_wide}|LambdaDLQ|S3BucketReplicationEnabled|S3DefaultEncryptionKMS"
+            r"|CodeBuildProjectSourceRepoUrl))",
+            rule,
         ), (construct, rule)
+        if re.search(rf"-({stage_wide})$", rule):
+            assert re.fullmatch(r"/\w+/(Storage|Pipelines|Orchestration)", construct), (construct, rule)
         if rule.startswith(("Annotation::AwsSolutions-L1", "Annotation::AwsSolutions-IAM4")):
             assert re.search(r"/(PipelineRegistration|Images)/Provider/framework-\w+$", construct), (construct, rule)
         assert len(reason) >= 40 and reason.endswith("."), (construct, rule, reason)
