@@ -6,9 +6,9 @@ from pathlib import Path
 
 from aws_cdk import App
 
-from stacks.app import build_app
-from stacks.config import ConfigError, load_config, refuse_unrepresentable_numbers
-from stacks.nag import unacknowledged_findings
+from stacks.synth.application import build_app
+from stacks.synth.config import ConfigError, load_config, refuse_unrepresentable_numbers
+from stacks.synth.nag import unacknowledged_findings
 
 CDK_JSON = Path(__file__).resolve().with_name("cdk.json")
 
@@ -30,5 +30,5 @@ findings = unacknowledged_findings(Path(app.outdir))
 if findings:
     sys.exit(
         f"cdk-nag: {len(findings)} unacknowledged finding(s); fix each, or acknowledge it with a reason "
-        "(stacks/nag.py):\n  " + "\n  ".join(findings)
+        "(stacks/synth/nag.py):\n  " + "\n  ".join(findings)
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from stacks.bundling import bundle_function
+from stacks.synth.bundling import bundle_function
 
 # What a function bundles beyond its folder, common/ and Powertools (as its construct asks for it).
 EXTRAS = {

@@ -65,7 +65,7 @@ def cold_import_seconds(layer: Path, bytecode: bool, runs: int = 5) -> list[floa
 def pipeline_settings():
     """The first environment of cdk.json with made-up resource names: what the stack would give register_pipelines."""
     from common.contracts import PipelineSettings
-    from stacks.config import load_config
+    from stacks.synth.config import load_config
 
     config = load_config(json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"])
     env, prefix = config.environments[0], f"{config.project_name}-{config.environments[0].name}"

@@ -19,10 +19,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import DeliveryConfig, EnvironmentConfig
-from stacks.nag import STAGE_WIDE, acknowledge_compliance, acknowledge_iam5, arn_finding, resource_finding
+from stacks.constructs.system_test_state_machine import invoker_role_name, state_machine_name
 from stacks.stage import MlopsStage
-from stacks.system_test import invoker_role_name, state_machine_name
+from stacks.synth.config import DeliveryConfig, EnvironmentConfig
+from stacks.synth.nag import STAGE_WIDE, acknowledge_compliance, acknowledge_iam5, arn_finding, resource_finding
 
 # The README's two commands on a fresh machine: each sets itself up, then tests or synthesizes.
 SYNTH_COMMANDS = ("make test", "make synth")

@@ -7,14 +7,14 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from lambdas.common.contracts import SystemTestSettings
-from stacks.alerts import Alerts, AlertsProps
-from stacks.config import EnvironmentConfig
-from stacks.endpoint_deployer import EndpointDeployer, EndpointDeployerProps
-from stacks.model_monitoring import ModelMonitoring, ModelMonitoringProps
-from stacks.pipeline_triggers import PipelineTriggers, PipelineTriggersProps
-from stacks.pipelines import RegisteredPipeline
+from stacks.constructs.alerts import Alerts, AlertsProps
+from stacks.constructs.endpoint_deployer import EndpointDeployer, EndpointDeployerProps
+from stacks.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
+from stacks.constructs.pipeline_triggers import PipelineTriggers, PipelineTriggersProps
+from stacks.constructs.registered_pipeline import RegisteredPipeline
+from stacks.constructs.system_test_state_machine import SystemTestStateMachine, SystemTestStateMachineProps
 from stacks.storage import DataStores
-from stacks.system_test import SystemTest, SystemTestProps
+from stacks.synth.config import EnvironmentConfig
 
 
 class OrchestrationStack(Stack):
@@ -102,10 +102,10 @@ class OrchestrationStack(Stack):
                 dead_letters=self.alerts.dead_letters,
             ),
         )
-        self.system_test = SystemTest(
+        self.system_test = SystemTestStateMachine(
             self,
             "SystemTest",
-            props=SystemTestProps(
+            props=SystemTestStateMachineProps(
                 settings=SystemTestSettings(
                     environment=environment.name,
                     kms_key_arn=stores.key.key_arn,

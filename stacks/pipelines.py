@@ -2,53 +2,23 @@
 
 from __future__ import annotations
 
-import jsii
-from aws_cdk import CfnOutput, RemovalPolicy, Resource, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_ecr as ecr
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sagemaker as sagemaker
-from aws_cdk.interfaces import aws_sagemaker as sagemaker_refs
 from constructs import Construct
 
 from lambdas.common.contracts import PipelineSettings
 from layers.build_layer import LAMBDA_TARGET
-from stacks.batch_inputs_resolver import BatchInputsResolver, BatchInputsResolverProps
-from stacks.bundling import layer_code
-from stacks.config import EnvironmentConfig
-from stacks.image_builds import ImageBuilds, ImageBuildsProps
-from stacks.pipeline_registration import PipelineRegistration, PipelineRegistrationProps
-from stacks.platform_function import ARCHITECTURE, RUNTIME
-from stacks.sagemaker_roles import SageMakerRoles, SageMakerRolesProps
+from stacks.constructs.batch_inputs_resolver import BatchInputsResolver, BatchInputsResolverProps
+from stacks.constructs.image_builds import ImageBuilds, ImageBuildsProps
+from stacks.constructs.pipeline_registration import PipelineRegistration, PipelineRegistrationProps
+from stacks.constructs.platform_function import ARCHITECTURE, RUNTIME
+from stacks.constructs.sagemaker_roles import SageMakerRoles, SageMakerRolesProps
+from stacks.constructs.training_data_check import TrainingDataCheck, TrainingDataCheckProps
 from stacks.storage import DataStores
-from stacks.training_data_check import TrainingDataCheck, TrainingDataCheckProps
-
-
-@jsii.implements(sagemaker.IPipeline)
-class RegisteredPipeline(Resource):
-    """A pipeline that the registration custom resource upserts, usable as a schedule or rule target."""
-
-    def __init__(self, scope: Construct, construct_id: str, *, pipeline_name: str) -> None:
-        super().__init__(scope, construct_id)
-        self._name = pipeline_name
-        self._arn = Stack.of(self).format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
-
-    @property
-    def pipeline_name(self) -> str:
-        return self._name
-
-    @property
-    def pipeline_arn(self) -> str:
-        return self._arn
-
-    @property
-    def pipeline_ref(self) -> sagemaker_refs.PipelineReference:
-        return sagemaker_refs.PipelineReference(pipeline_name=self._name)
-
-    def grant_start_pipeline_execution(self, grantee: iam.IGrantable) -> iam.Grant:
-        return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker:StartPipelineExecution"], resource_arns=[self._arn]
-        )
+from stacks.synth.bundling import layer_code
+from stacks.synth.config import EnvironmentConfig
 
 
 class PipelinesStack(Stack):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig
-from stacks.nag import acknowledge_stage_wide
 from stacks.orchestration import OrchestrationStack
 from stacks.pipelines import PipelinesStack
 from stacks.storage import StorageStack
+from stacks.synth.config import EnvironmentConfig
+from stacks.synth.nag import acknowledge_stage_wide
 
 
 class MlopsStage(Stage):

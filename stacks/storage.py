@@ -11,9 +11,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig, StorageConfig
-from stacks.log_groups import LogGroups, grant_logs
-from stacks.nag import acknowledge_compliance, acknowledge_iam5, resource_finding
+from stacks.synth.config import EnvironmentConfig, StorageConfig
+from stacks.synth.log_groups import LogGroups, grant_logs
+from stacks.synth.nag import acknowledge_compliance, acknowledge_iam5, resource_finding
 
 
 @dataclass(frozen=True)

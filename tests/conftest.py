@@ -18,8 +18,8 @@ from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 from aws_strict import Assembly, strict_validation
 
-from stacks.app import build_app
-from stacks.config import load_config
+from stacks.synth.application import build_app
+from stacks.synth.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The Lambdas import `common` (bundled beside each handler); so do the tests that run them.

@@ -14,7 +14,7 @@ from conftest import ACCOUNT, REGION, REPO_ROOT, custom_resource_event, load_lam
 
 from common import aws as common_aws
 from common.contracts import ImageBuildSettings, SettingsError
-from stacks.images import build_source_files, copied_files, image_tag
+from stacks.synth.image_sources import build_source_files, copied_files, image_tag
 
 build = load_lambda("build_images")
 REGISTRY = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"

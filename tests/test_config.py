@@ -10,7 +10,7 @@ import sys
 import pytest
 from conftest import ENVIRONMENTS, REPO_ROOT, UNKNOWN_ENVIRONMENT, cdk_context
 
-from stacks.config import ConfigError, load_config, refuse_unrepresentable_numbers
+from stacks.synth.config import ConfigError, load_config, refuse_unrepresentable_numbers
 
 
 def test_cdk_json_loads_dev_and_prod():
@@ -509,7 +509,7 @@ def test_volume_key_rule_agrees_with_the_sagemaker_sdk_for_every_instance_type()
     """The rule the deployer's settings use is the SDK's own; botocore's enums list every type SageMaker takes."""
     from sagemaker.utils import instance_supports_kms
 
-    from stacks.config import INSTANCE_TYPE_SHAPES, instance_types, supports_volume_kms
+    from stacks.synth.config import INSTANCE_TYPE_SHAPES, instance_types, supports_volume_kms
 
     every = {t for use in INSTANCE_TYPE_SHAPES for t in instance_types(use) if t.count(".") == 2}
     assert len(every) > 300

@@ -10,8 +10,8 @@ import pytest
 from aws_strict import REGION, Assembly, allowed
 from conftest import REPO_ROOT, UNKNOWN_ENVIRONMENT, cdk_context, synthesize
 
-from stacks.config import ConfigError, load_config
 from stacks.delivery import SYNTH_COMMANDS
+from stacks.synth.config import ConfigError, load_config
 
 PIPELINE_ACCOUNT, DEV_ACCOUNT, PROD_ACCOUNT = "333333333333", "111111111111", "222222222222"
 CONNECTION = f"arn:aws:codeconnections:eu-west-1:{PIPELINE_ACCOUNT}:connection/0a1b2c3d-1111-2222-3333-444455556666"

@@ -13,10 +13,10 @@ from aws_cdk.assertions import Match, Template
 from conftest import ACCOUNT, REGION, cdk_context, synthesize, template_deployer_settings
 from moto.events.models import EventPattern
 
-from stacks.config import load_config
-from stacks.images import image_tag
 from stacks.orchestration import OrchestrationStack
 from stacks.storage import StorageStack
+from stacks.synth.config import load_config
+from stacks.synth.image_sources import image_tag
 
 RAW_BUCKET = "raw-data-bucket"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}

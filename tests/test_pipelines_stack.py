@@ -7,7 +7,7 @@ import json
 from conftest import template_pipeline_settings
 
 from common.contracts import ImageBuildSettings
-from stacks.images import build_source_files, image_tag
+from stacks.synth.image_sources import build_source_files, image_tag
 
 
 def _functions(template) -> dict:

@@ -15,9 +15,9 @@ from aws_cdk import aws_s3 as s3
 from conftest import ENVIRONMENTS, REPO_ROOT, cdk_context
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from stacks.app import build_app
-from stacks.config import load_config
-from stacks.nag import STAGE_WIDE, unacknowledged_findings
+from stacks.synth.application import build_app
+from stacks.synth.config import load_config
+from stacks.synth.nag import STAGE_WIDE, unacknowledged_findings
 
 
 def _templates(outdir) -> dict[str, dict]:
@@ -57,7 +57,7 @@ def test_pipeline_definition_snapshots(pipeline_definitions, json_snapshot):
 
 
 # Resources that hold data, subscriptions or a fixed name, with the logical ids every environment was first
-# deployed with. A new id makes CloudFormation create a second resource and delete the first (stacks/logical_ids.py);
+# deployed with. A new id makes CloudFormation create a second resource and delete the first (stacks/synth/logical_ids.py);
 # the registration's provider function is here because a custom resource's service token cannot change.
 KEPT_LOGICAL_IDS = {
     "Storage": {
@@ -146,7 +146,8 @@ def test_a_second_synth_elsewhere_gives_identical_templates(synthesized, tmp_pat
     (checkout / ".cache").symlink_to(REPO_ROOT / ".cache")  # the downloaded wheels and built layers, as after `make setup`
     outdir = tmp_path / "out"
     script = (
-        "import json, sys; from aws_cdk import App; from stacks.app import build_app; from stacks.config import load_config;"
+        "import json, sys; from aws_cdk import App; from stacks.synth.application import build_app;"
+        "from stacks.synth.config import load_config;"
         "ctx = json.load(open('cdk.json'))['context']; app = App(context=ctx, outdir=sys.argv[1]);"
         "build_app(app, load_config(ctx['mlops'])); app.synth()"
     )

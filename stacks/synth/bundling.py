@@ -14,7 +14,7 @@ from aws_cdk import aws_lambda as lambda_
 
 from layers.build_layer import Target, build, build_key
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS = REPO_ROOT / "lambdas"
 COMMON = LAMBDAS / "common"
 PIPELINE_SCRIPTS = REPO_ROOT / "pipeline_scripts"

@@ -16,14 +16,14 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.common.contracts import DeployerSettings, EndpointConfig, MonitoringConfig
-from stacks.alerts import alarm
-from stacks.bundling import function_code
-from stacks.config import supports_volume_kms
-from stacks.log_groups import LogGroups
-from stacks.logical_ids import keep_logical_id
-from stacks.model_monitoring import ModelMonitoring, schedule_name
-from stacks.nag import acknowledge_iam5, arn_finding
-from stacks.platform_function import PlatformFunction
+from stacks.constructs.alerts import alarm
+from stacks.constructs.model_monitoring import ModelMonitoring, schedule_name
+from stacks.constructs.platform_function import PlatformFunction
+from stacks.synth.bundling import function_code
+from stacks.synth.config import supports_volume_kms
+from stacks.synth.log_groups import LogGroups
+from stacks.synth.logical_ids import keep_logical_id
+from stacks.synth.nag import acknowledge_iam5, arn_finding
 
 SAGEMAKER = "aws.sagemaker"
 VARIANT = "AllTraffic"

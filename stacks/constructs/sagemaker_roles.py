@@ -20,8 +20,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.config import supports_volume_kms
-from stacks.nag import acknowledge_iam5, arn_finding, resource_finding
+from stacks.synth.config import supports_volume_kms
+from stacks.synth.nag import acknowledge_iam5, arn_finding, resource_finding
 
 # SageMaker Pipelines names the jobs it starts at execution time, so these can only be scoped by type.
 PIPELINE_JOB_TYPES = ("processing-job", "training-job", "hyper-parameter-tuning-job", "transform-job", "model")

@@ -19,7 +19,7 @@ from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
 from lambdas.common.contracts import BatchPredictionConfig
-from stacks.config import ScheduleConfig, StorageConfig
+from stacks.synth.config import ScheduleConfig, StorageConfig
 
 
 @jsii.implements(events.IRuleTarget)

@@ -21,11 +21,11 @@ from aws_cdk import aws_stepfunctions as stepfunctions
 from constructs import Construct
 
 from lambdas.common.contracts import ImageBuildSettings
-from stacks.bundling import function_code
-from stacks.images import build_source_asset, image_tag
-from stacks.log_groups import LogGroups
-from stacks.nag import acknowledge_iam5, acknowledge_provider_functions, arn_finding, resource_finding
-from stacks.platform_function import PlatformFunction
+from stacks.constructs.platform_function import PlatformFunction
+from stacks.synth.bundling import function_code
+from stacks.synth.image_sources import build_source_asset, image_tag
+from stacks.synth.log_groups import LogGroups
+from stacks.synth.nag import acknowledge_iam5, acknowledge_provider_functions, arn_finding, resource_finding
 
 # A build of both images takes minutes; CloudFormation allows a custom resource at most an hour.
 BUILD_TIMEOUT = Duration.minutes(50)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks, NIST80053R5Checks
 
-from stacks.config import ProjectConfig
 from stacks.delivery import DeliveryProps, DeliveryStack
 from stacks.stage import MlopsStage
+from stacks.synth.config import ProjectConfig
 
 
 def build_app(app: App, config: ProjectConfig) -> dict[str, MlopsStage]:

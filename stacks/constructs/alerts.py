@@ -16,7 +16,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from stacks.logical_ids import keep_logical_id
+from stacks.synth.logical_ids import keep_logical_id
 
 
 def alarm(

@@ -19,10 +19,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from lambdas.common.contracts import SystemTestSettings
-from stacks.bundling import function_code
-from stacks.log_groups import LogGroups
-from stacks.nag import acknowledge_iam5, arn_finding, resource_finding
-from stacks.platform_function import PlatformFunction
+from stacks.constructs.platform_function import PlatformFunction
+from stacks.synth.bundling import function_code
+from stacks.synth.log_groups import LogGroups
+from stacks.synth.nag import acknowledge_iam5, arn_finding, resource_finding
 
 RESOURCE_CHECKS = (
     "buckets_encrypted",
@@ -45,7 +45,7 @@ def invoker_role_name(endpoint_name: str) -> str:
 
 
 @dataclass(frozen=True)
-class SystemTestProps:
+class SystemTestStateMachineProps:
     settings: SystemTestSettings
     read_policy: iam.IManagedPolicy
     alerts: sns.ITopic
@@ -55,10 +55,10 @@ class SystemTestProps:
     invoker_account: str | None = None
 
 
-class SystemTest(Construct):
+class SystemTestStateMachine(Construct):
     """`state_machine` runs every check of `settings`; `function` is the one Lambda behind its steps."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, props: SystemTestProps) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, props: SystemTestStateMachineProps) -> None:
         super().__init__(scope, construct_id)
         self.settings = props.settings
         role = self._role(props)
@@ -186,7 +186,7 @@ class SystemTest(Construct):
             .otherwise(nothing_sent.next(results))
         )
 
-    def _role(self, props: SystemTestProps) -> iam.Role:
+    def _role(self, props: SystemTestStateMachineProps) -> iam.Role:
         stack, s = Stack.of(self), props.settings
 
         def sagemaker_arn(kind: str, name: str) -> str:

@@ -1,7 +1,7 @@
 """A Lambda function with the platform's defaults: the layer's runtime and architecture, JSON logs, its own log group.
 
 Named so that it cannot be taken for aws-cdk's alpha `PythonFunction`, which bundles in Docker; this one
-bundles locally (stacks/bundling.py).
+bundles locally (stacks/synth/bundling.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from constructs import Construct
 
 from lambdas.common.contracts import SETTINGS_VARIABLE, Settings
 from layers.build_layer import LAMBDA_TARGET
-from stacks.log_groups import LogGroups
-from stacks.nag import acknowledge_compliance
+from stacks.synth.log_groups import LogGroups
+from stacks.synth.nag import acknowledge_compliance
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64

@@ -25,11 +25,11 @@ from constructs import Construct
 
 from lambdas.common.contracts import MonitoringConfig, RetrainingSettings
 from pipeline_scripts.raw_columns import CAPTURED_COLUMNS
-from stacks.alerts import alarm
-from stacks.bundling import function_code
-from stacks.log_groups import LogGroups
-from stacks.nag import acknowledge_iam5, arn_finding
-from stacks.platform_function import PlatformFunction
+from stacks.constructs.alerts import alarm
+from stacks.constructs.platform_function import PlatformFunction
+from stacks.synth.bundling import function_code
+from stacks.synth.log_groups import LogGroups
+from stacks.synth.nag import acknowledge_iam5, arn_finding
 
 # Where Model Monitor's analyzer publishes a data-quality job's per-feature metrics for an endpoint, with the
 # dimensions Endpoint and MonitoringSchedule ("CloudWatch Metrics for Bring Your Own Containers" and the

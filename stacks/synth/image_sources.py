@@ -15,7 +15,7 @@ from aws_cdk import AssetHashType, BundlingOptions
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-from stacks.bundling import NO_DOCKER, REPO_ROOT, LocalBundler, files_digest
+from stacks.synth.bundling import NO_DOCKER, REPO_ROOT, LocalBundler, files_digest
 
 CONTAINERS = REPO_ROOT / "containers"
 IMAGES = ("training", "inference")

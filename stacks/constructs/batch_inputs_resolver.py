@@ -9,10 +9,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.bundling import function_code
-from stacks.log_groups import LogGroups
-from stacks.nag import acknowledge_iam5, arn_finding
-from stacks.platform_function import PlatformFunction
+from stacks.constructs.platform_function import PlatformFunction
+from stacks.synth.bundling import function_code
+from stacks.synth.log_groups import LogGroups
+from stacks.synth.nag import acknowledge_iam5, arn_finding
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from constructs import Construct, IConstruct
 
 from lambdas.common.contracts import PipelineSettings
 from layers.build_layer import LAMBDA_TARGET, build_key
-from stacks.bundling import COMMON, LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code
-from stacks.log_groups import LogGroups
-from stacks.logical_ids import keep_logical_id
-from stacks.nag import acknowledge_provider_functions
-from stacks.platform_function import PlatformFunction
+from stacks.constructs.platform_function import PlatformFunction
+from stacks.synth.bundling import COMMON, LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code
+from stacks.synth.log_groups import LogGroups
+from stacks.synth.logical_ids import keep_logical_id
+from stacks.synth.nag import acknowledge_provider_functions
 
 # CloudFormation waits this long for the registration's answer before failing the deploy, instead of an hour.
 REGISTRATION_TIMEOUT = Duration.minutes(10)

@@ -1,0 +1,1 @@
+"""Constructs of the platform, one per file, each named after its class."""
