@@ -19,7 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.constructs.system_test_state_machine import invoker_role_name, state_machine_name
+from lambdas.common.names import ResourceNames
 from stacks.stage import MlopsStage
 from stacks.synth.config import DeliveryConfig, EnvironmentConfig
 from stacks.synth.nag import STAGE_WIDE, acknowledge_compliance, acknowledge_iam5, arn_finding, resource_finding
@@ -37,9 +37,9 @@ class SystemTestStep(pipelines.Step):
     role, so the pipeline needs no other access to that account.
     """
 
-    def __init__(self, environment: EnvironmentConfig, endpoint_name: str) -> None:
+    def __init__(self, environment: EnvironmentConfig, names: ResourceNames) -> None:
         super().__init__(f"SystemTest-{environment.name}")
-        self._environment, self._endpoint = environment, endpoint_name
+        self._environment, self._names = environment, names
 
     def produce_action(
         self,
@@ -55,12 +55,12 @@ class SystemTestStep(pipelines.Step):
         machine = sfn.StateMachine.from_state_machine_arn(
             scope,
             f"{self.id}Machine",
-            f"arn:{partition}:states:{region}:{account}:stateMachine:{state_machine_name(self._endpoint)}",
+            f"arn:{partition}:states:{region}:{account}:stateMachine:{self._names.system_test}",
         )
         role = iam.Role.from_role_arn(
             scope,
             f"{self.id}Invoker",
-            f"arn:{partition}:iam::{account}:role/{invoker_role_name(self._endpoint)}",
+            f"arn:{partition}:iam::{account}:role/{self._names.system_test_invoker}",
             mutable=False,
         )
         stage.add_action(
@@ -118,7 +118,7 @@ class DeliveryStack(Stack):
                     )
                 )
             else:
-                post.append(SystemTestStep(environment, f"{props.project_name}-{name}"))
+                post.append(SystemTestStep(environment, ResourceNames(props.project_name, name)))
             self.pipeline.add_stage(props.stages[name], pre=pre, post=post)
         self.pipeline.build_pipeline()
         self._use_connection(d.connection_arn)

@@ -7,9 +7,11 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from lambdas.common.contracts import SystemTestSettings
+from lambdas.common.names import ResourceNames
 from stacks.constructs.alerts import Alerts, AlertsProps
 from stacks.constructs.endpoint_deployer import EndpointDeployer, EndpointDeployerProps
 from stacks.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
+from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.pipeline_triggers import PipelineTriggers, PipelineTriggersProps
 from stacks.constructs.registered_pipeline import RegisteredPipeline
 from stacks.constructs.system_test_state_machine import SystemTestStateMachine, SystemTestStateMachineProps
@@ -25,28 +27,26 @@ class OrchestrationStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        project_name: str,
+        names: ResourceNames,
         environment: EnvironmentConfig,
         stores: DataStores,
         job_role: iam.IRole,
-        training_pipeline_name: str,
-        batch_pipeline_name: str,
         training_image_tag: str,
-        model_package_group_name: str,
+        model_package_group: ModelPackageGroup,
         system_test_invoker_account: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.endpoint_name = f"{project_name}-{environment.name}"
+        self.endpoint_name = names.endpoint
         removal = RemovalPolicy.RETAIN if environment.storage.retain_data else RemovalPolicy.DESTROY
-        self.training_pipeline = RegisteredPipeline(self, "TrainingPipeline", pipeline_name=training_pipeline_name)
-        self.batch_pipeline = RegisteredPipeline(self, "BatchPipeline", pipeline_name=batch_pipeline_name)
+        self.training_pipeline = RegisteredPipeline(self, "TrainingPipeline", pipeline_name=names.training_pipeline)
+        self.batch_pipeline = RegisteredPipeline(self, "BatchPipeline", pipeline_name=names.batch_pipeline)
 
         # Construct ids are part of the logical ids of what they hold: renaming one replaces its resources.
         self.alerts = Alerts(
             self,
             "Alerts",
-            props=AlertsProps(name=self.endpoint_name, alert_email=environment.alert_email, removal_policy=removal),
+            props=AlertsProps(names=names, alert_email=environment.alert_email, removal_policy=removal),
         )
         self.alerts.alert_on_critical_findings([stores.training_repository_name, stores.inference_repository_name])
         self.monitoring = (
@@ -54,10 +54,9 @@ class OrchestrationStack(Stack):
                 self,
                 "Monitoring",
                 props=ModelMonitoringProps(
-                    endpoint_name=self.endpoint_name,
+                    names=names,
                     monitoring=environment.monitoring,
                     training_pipeline=self.training_pipeline,
-                    training_pipeline_name=training_pipeline_name,
                     artifacts_bucket=stores.artifacts_bucket,
                     monitoring_access_policy=stores.monitoring_access_policy,
                     alerts=self.alerts.topic,
@@ -72,9 +71,9 @@ class OrchestrationStack(Stack):
             self,
             "DeployEndpoint",
             props=EndpointDeployerProps(
-                endpoint_name=self.endpoint_name,
+                names=names,
                 endpoint=environment.endpoint,
-                model_package_group_name=model_package_group_name,
+                model_package_group=model_package_group,
                 job_role=job_role,
                 data_key=stores.key,
                 artifacts_bucket=stores.artifacts_bucket,
@@ -106,6 +105,8 @@ class OrchestrationStack(Stack):
             self,
             "SystemTest",
             props=SystemTestStateMachineProps(
+                names=names,
+                model_package_group=model_package_group,
                 settings=SystemTestSettings(
                     environment=environment.name,
                     kms_key_arn=stores.key.key_arn,
@@ -115,8 +116,8 @@ class OrchestrationStack(Stack):
                         stores.artifacts_bucket.bucket_name,
                     ),
                     repositories=(stores.training_repository_name, stores.inference_repository_name),
-                    pipelines=(training_pipeline_name, batch_pipeline_name),
-                    model_package_group_name=model_package_group_name,
+                    pipelines=(names.training_pipeline, names.batch_pipeline),
+                    model_package_group_name=model_package_group.name,
                     schedules=tuple(
                         f"{schedule.schedule_name}={'ENABLED' if enabled else 'DISABLED'}"
                         for schedule, enabled in self.triggers.schedule_states

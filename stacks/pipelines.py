@@ -5,13 +5,14 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from lambdas.common.contracts import PipelineSettings
+from lambdas.common.names import ResourceNames
 from layers.build_layer import LAMBDA_TARGET
 from stacks.constructs.batch_inputs_resolver import BatchInputsResolver, BatchInputsResolverProps
 from stacks.constructs.image_builds import ImageBuilds, ImageBuildsProps
+from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.pipeline_registration import PipelineRegistration, PipelineRegistrationProps
 from stacks.constructs.platform_function import ARCHITECTURE, RUNTIME
 from stacks.constructs.sagemaker_roles import SageMakerRoles, SageMakerRolesProps
@@ -29,25 +30,24 @@ class PipelinesStack(Stack):
         scope: Construct,
         construct_id: str,
         *,
-        project_name: str,
+        names: ResourceNames,
         environment: EnvironmentConfig,
         storage: DataStores,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        prefix = f"{project_name}-{environment.name}"
         removal = RemovalPolicy.RETAIN if environment.storage.retain_data else RemovalPolicy.DESTROY
-        self.training_pipeline_name = f"{prefix}-training"
-        self.batch_pipeline_name = f"{prefix}-batch-prediction"
-        self.model_package_group_name = prefix
+        self.training_pipeline_name = names.training_pipeline
+        self.batch_pipeline_name = names.batch_pipeline
+        self.model_package_group_name = names.model_package_group
 
-        self.model_package_group = sagemaker.CfnModelPackageGroup(
+        self.model_package_group = ModelPackageGroup(
             self,
             "ModelPackageGroup",
-            model_package_group_name=self.model_package_group_name,
-            model_package_group_description=f"LightGBM abalone-age models of {prefix}",
+            name=self.model_package_group_name,
+            description=f"LightGBM abalone-age models of {names.prefix}",
+            removal_policy=removal,
         )
-        self.model_package_group.apply_removal_policy(removal)
 
         self.roles = SageMakerRoles(
             self,
@@ -61,7 +61,7 @@ class PipelinesStack(Stack):
                 artifacts_read_policy=storage.artifacts_read_policy,
                 code_upload_policy=storage.code_upload_policy,
                 pipeline_names=(self.training_pipeline_name, self.batch_pipeline_name),
-                model_package_group_name=self.model_package_group_name,
+                model_package_group=self.model_package_group,
             ),
         )
 
@@ -78,7 +78,7 @@ class PipelinesStack(Stack):
             self,
             "ResolveBatchInputs",
             props=BatchInputsResolverProps(
-                model_package_group_name=self.model_package_group_name,
+                model_package_group=self.model_package_group,
                 raw_data_bucket=storage.raw_data_bucket,
                 log_groups=storage.log_groups,
             ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
+from lambdas.common.names import ResourceNames
 from stacks.orchestration import OrchestrationStack
 from stacks.pipelines import PipelinesStack
 from stacks.storage import StorageStack
@@ -22,22 +23,19 @@ class MlopsStage(Stage):
         super().__init__(scope, environment.name, env=env)
         Tags.of(self).add("project", project_name)
         Tags.of(self).add("environment", environment.name)
+        names = ResourceNames(project_name, environment.name)
 
-        self.storage = StorageStack(self, "Storage", project_name=project_name, environment=environment)
-        self.pipelines = PipelinesStack(
-            self, "Pipelines", project_name=project_name, environment=environment, storage=self.storage.stores
-        )
+        self.storage = StorageStack(self, "Storage", names=names, environment=environment)
+        self.pipelines = PipelinesStack(self, "Pipelines", names=names, environment=environment, storage=self.storage.stores)
         self.orchestration = OrchestrationStack(
             self,
             "Orchestration",
-            project_name=project_name,
+            names=names,
             environment=environment,
             stores=self.storage.stores,
             job_role=self.pipelines.roles.job_role,
-            training_pipeline_name=self.pipelines.training_pipeline_name,
-            batch_pipeline_name=self.pipelines.batch_pipeline_name,
             training_image_tag=self.pipelines.images.training_tag,
-            model_package_group_name=self.pipelines.model_package_group_name,
+            model_package_group=self.pipelines.model_package_group,
             # Only a delivered non-production environment's test gates a pipeline.
             system_test_invoker_account=None if environment.production else delivery_account,
         )

@@ -11,6 +11,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from lambdas.common import layout
+from lambdas.common.names import ResourceNames
 from stacks.synth.config import EnvironmentConfig, StorageConfig
 from stacks.synth.log_groups import LogGroups, grant_logs
 from stacks.synth.nag import acknowledge_compliance, acknowledge_iam5, resource_finding
@@ -42,13 +44,13 @@ class StorageStack(Stack):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, project_name: str, environment: EnvironmentConfig, **kwargs
+        self, scope: Construct, construct_id: str, *, names: ResourceNames, environment: EnvironmentConfig, **kwargs
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         storage = environment.storage
         retain = storage.retain_data
         removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
-        prefix = f"{project_name}-{environment.name}"
+        prefix = names.prefix
 
         self.key = kms.Key(
             self,
@@ -67,7 +69,7 @@ class StorageStack(Stack):
             enable_key_rotation=True,
             removal_policy=removal,
         )
-        log_prefix = f"/{project_name}/{environment.name}"
+        log_prefix = names.log_group_prefix
         grant_logs(self.logs_key, log_prefix)
 
         self.access_logs_bucket = s3.Bucket(
@@ -112,8 +114,8 @@ class StorageStack(Stack):
         self.features_bucket = self._data_bucket("FeaturesBucket", "features", storage, removal)
         self.artifacts_bucket = self._data_bucket("ArtifactsBucket", "artifacts", storage, removal)
 
-        self.training_repository_name = f"{prefix}-training"
-        self.inference_repository_name = f"{prefix}-inference"
+        self.training_repository_name = names.training_repository
+        self.inference_repository_name = names.inference_repository
         self.training_repository = self._repository("TrainingRepository", self.training_repository_name, retain)
         self.inference_repository = self._repository("InferenceRepository", self.inference_repository_name, retain)
 
@@ -129,17 +131,17 @@ class StorageStack(Stack):
         self.code_upload_policy = self._artifacts_policy(
             "CodeUploadPolicy",
             "Upload pipeline scripts under code/ of the artifacts bucket",
-            "/code/*",
+            f"/{layout.CODE}/*",
             "The SageMaker SDK uploads pipeline scripts under code/, named by content hash.",
             ("s3:Abort*", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
         )
-        self.artifacts_bucket.grant_put(self.code_upload_policy, "code/*")
+        self.artifacts_bucket.grant_put(self.code_upload_policy, f"{layout.CODE}/*")
         # The SDK checks its default bucket by listing code/ there before it uploads.
         self.code_upload_policy.add_statements(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"],
                 resources=[self.artifacts_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": ["code", "code/*"]}},
+                conditions={"StringLike": {"s3:prefix": [layout.CODE, f"{layout.CODE}/*"]}},
             )
         )
 
@@ -176,7 +178,7 @@ class StorageStack(Stack):
     def _monitoring_access_policy(self) -> iam.ManagedPolicy:
         """Model Monitor's jobs: list and read the captured requests and the baselines, write reports; nothing else."""
         bucket = self.artifacts_bucket
-        captured, baselines, reports = "data-capture/", "*/data-quality-baseline/", "monitoring/"
+        captured, baselines, reports = f"{layout.DATA_CAPTURE}/", layout.BASELINES, f"{layout.MONITORING}/"
         policy = iam.ManagedPolicy(
             self,
             "MonitoringAccessPolicy",
@@ -222,7 +224,7 @@ class StorageStack(Stack):
         """The system test: each bucket's encryption, the held-out samples beside evaluation reports, and whether
         captured requests arrived (listing only)."""
         bucket = self.artifacts_bucket
-        sample = "*/evaluation/holdout.jsonl"
+        sample = layout.SAMPLES
         policy = iam.ManagedPolicy(
             self,
             "SystemTestReadPolicy",
@@ -235,7 +237,7 @@ class StorageStack(Stack):
                 iam.PolicyStatement(
                     actions=["s3:ListBucket"],
                     resources=[bucket.bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": ["data-capture/*", sample]}},
+                    conditions={"StringLike": {"s3:prefix": [f"{layout.DATA_CAPTURE}/*", sample]}},
                 ),
                 iam.PolicyStatement(actions=["kms:Decrypt"], resources=[self.key.key_arn]),
             ],

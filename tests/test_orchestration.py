@@ -7,12 +7,14 @@ from dataclasses import replace
 
 import aws_events
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 from conftest import ACCOUNT, REGION, cdk_context, synthesize, template_deployer_settings
 from moto.events.models import EventPattern
 
+from lambdas.common.names import ResourceNames
+from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.orchestration import OrchestrationStack
 from stacks.storage import StorageStack
 from stacks.synth.config import load_config
@@ -305,30 +307,35 @@ def test_prod_retains_and_dev_destroys_orchestration_state(synthesized, kind):
 
 
 def test_with_monitoring_disabled_there_is_no_schedule_role_alarm_or_retraining():
-    """Storage and Orchestration alone (the Pipelines stack's role stood in for): the one path the shipped cdk.json lacks."""
-    dev = load_config(cdk_context()["mlops"]).environment("dev")
-    dev = replace(dev, monitoring=replace(dev.monitoring, enabled=False))
+    """Storage and Orchestration alone (the Pipelines stack's role and group stood in for): the one path the shipped
+    cdk.json lacks."""
+    config = load_config(cdk_context()["mlops"])
+    first = config.environments[0]
+    first = replace(first, monitoring=replace(first.monitoring, enabled=False))
+    names = ResourceNames(config.project_name, first.name)
     app = App(context=cdk_context())
-    storage = StorageStack(app, "Storage", project_name="abalone-mlops", environment=dev)
-    job_role = iam.Role(Stack(app, "Roles"), "Job", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    storage = StorageStack(app, "Storage", names=names, environment=first)
+    registry = Stack(app, "Registry")
+    job_role = iam.Role(registry, "Job", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    group = ModelPackageGroup(
+        registry, "Group", name=names.model_package_group, description="models", removal_policy=RemovalPolicy.DESTROY
+    )
     stack = OrchestrationStack(
         app,
         "Orchestration",
-        project_name="abalone-mlops",
-        environment=dev,
+        names=names,
+        environment=first,
         stores=storage.stores,
         job_role=job_role,
-        training_pipeline_name="abalone-mlops-dev-training",
-        batch_pipeline_name="abalone-mlops-dev-batch-prediction",
         training_image_tag="sha-0123456789abcdef",
-        model_package_group_name="abalone-mlops-dev",
+        model_package_group=group,
     )
     template = Template.from_stack(stack)
     descriptions = [f["Properties"]["Description"] for f in template.find_resources("AWS::Lambda::Function").values()]
     assert not [d for d in descriptions if d.startswith("Drift alarm")], "no retraining on drift"
     settings = stack.deployer.settings
     assert settings.monitoring.enabled is False and settings.monitoring_role_arn is None
-    assert settings.monitoring_schedule_name == "abalone-mlops-dev-data-quality", "the deployer still removes an old schedule"
-    names = [a["Properties"].get("AlarmName") for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
-    assert "abalone-mlops-dev-data-drift" not in names
+    assert settings.monitoring_schedule_name == names.monitoring_schedule, "the deployer still removes an old schedule"
+    alarms = [a["Properties"].get("AlarmName") for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
+    assert names.alarm("data-drift") not in alarms
     assert not [r for r in template.find_resources("AWS::IAM::Role") if r.startswith("Monitoring")]

@@ -16,6 +16,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.common import names
+from lambdas.common.names import ResourceNames
 from stacks.synth.logical_ids import keep_logical_id
 
 
@@ -32,8 +34,7 @@ def alarm(
 ) -> cloudwatch.Alarm:
     """An alarm at or above `threshold` for `periods` periods that notifies `topic`; no data is not a breach.
 
-    Its name starts with the environment's prefix (`Alerts.alarm_prefix`): the topic and its key let in alarms of
-    that name only.
+    Its name is the environment's (`ResourceNames.alarm`): the topic and its key let in alarms of those names only.
     """
     result = cloudwatch.Alarm(
         scope,
@@ -53,7 +54,7 @@ def alarm(
 
 @dataclass(frozen=True)
 class AlertsProps:
-    name: str
+    names: ResourceNames
     alert_email: str | None
     removal_policy: RemovalPolicy
 
@@ -69,15 +70,14 @@ class Alerts(Construct):
             "Key",
             enable_key_rotation=True,
             removal_policy=props.removal_policy,
-            description=f"Encrypts the alerts topic of {props.name}",
+            description=f"Encrypts the alerts topic of {props.names.prefix}",
         )
         keep_logical_id(self.key, "AlertsKey9D05DB5E")
         stack = Stack.of(self)
-        self.alarm_prefix = f"{props.name}-"
         alarms = stack.format_arn(
             service="cloudwatch",
             resource="alarm",
-            resource_name=f"{self.alarm_prefix}*",
+            resource_name=props.names.alarm_pattern,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         # CloudWatch publishes as its service principal, on behalf of this account's alarms of this environment
@@ -97,7 +97,9 @@ class Alerts(Construct):
         # targets (targets.SnsTopic) add their own statements to the topic's policy and key policy, without
         # source conditions, which AWS documents EventBridge does not send for SNS topics and their keys (SNS
         # Developer Guide, "Enable compatibility between event sources from AWS services and encrypted topics").
-        self.topic = sns.Topic(self, "Default", master_key=self.key, enforce_ssl=True, display_name=f"{props.name} MLOps alerts")
+        self.topic = sns.Topic(
+            self, "Default", master_key=self.key, enforce_ssl=True, display_name=f"{props.names.prefix} MLOps alerts"
+        )
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[cloudwatch_service],
@@ -131,7 +133,7 @@ class Alerts(Construct):
             self.topic,
             threshold=1,
             description="Events that could not be delivered to a pipeline, the deployer or the topic",
-            alarm_name=f"{self.alarm_prefix}dead-letters",
+            alarm_name=props.names.alarm("dead-letters"),
         )
 
     def alert_on_critical_findings(self, repository_names: list[str]) -> None:
@@ -146,7 +148,7 @@ class Alerts(Construct):
             description="An image scan found CRITICAL vulnerabilities in a training or inference image",
             event_pattern=events.EventPattern(
                 source=["aws.ecr"],
-                detail_type=["ECR Image Scan"],
+                detail_type=[names.ECR_IMAGE_SCAN],
                 detail={
                     "scan-status": ["COMPLETE"],
                     "repository-name": repository_names,

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.platform_function import PlatformFunction
 from stacks.synth.bundling import function_code
 from stacks.synth.log_groups import LogGroups
-from stacks.synth.nag import acknowledge_iam5, arn_finding
 
 
 @dataclass(frozen=True)
 class BatchInputsResolverProps:
-    model_package_group_name: str
+    model_package_group: ModelPackageGroup
     raw_data_bucket: s3.IBucket
     log_groups: LogGroups
 
@@ -27,31 +27,15 @@ class BatchInputsResolver(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, props: BatchInputsResolverProps) -> None:
         super().__init__(scope, construct_id)
-        group = props.model_package_group_name
         role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Batch pipeline step: reads the package group and lists the raw-data bucket",
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DescribeModelPackage"],
-                resources=[Stack.of(self).format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")],
-            )
-        )
-        # ListModelPackages supports no resource-level permissions; ListBucket alone needs no grant_read's GetObject.
-        role.add_to_principal_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+        props.model_package_group.grant_read_packages(role)
+        # ListBucket alone: the step never reads an object, so grant_read's GetObject would be more than it needs.
         role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[props.raw_data_bucket.bucket_arn]))
-        acknowledge_iam5(
-            role.node.find_child("DefaultPolicy"),
-            {
-                arn_finding(
-                    self, "sagemaker", f"model-package/{group}/*"
-                ): "Versions of this environment's one model package group, numbered by SageMaker.",
-                "Resource::*": "sagemaker:ListModelPackages supports no resource-level permissions.",
-            },
-        )
         # "Default" keeps the function's and its log group's logical ids as they were before this construct existed.
         self.function = PlatformFunction(
             self,

@@ -15,10 +15,14 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.common import layout, names
 from lambdas.common.contracts import DeployerSettings, EndpointConfig, MonitoringConfig
+from lambdas.common.names import VARIANT, EndpointResources, ResourceNames
 from stacks.constructs.alerts import alarm
-from stacks.constructs.model_monitoring import ModelMonitoring, schedule_name
+from stacks.constructs.model_monitoring import ModelMonitoring
+from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.synth.arns import sagemaker_arn
 from stacks.synth.bundling import function_code
 from stacks.synth.config import supports_volume_kms
 from stacks.synth.log_groups import LogGroups
@@ -26,15 +30,13 @@ from stacks.synth.logical_ids import keep_logical_id
 from stacks.synth.nag import acknowledge_iam5, arn_finding
 
 SAGEMAKER = "aws.sagemaker"
-VARIANT = "AllTraffic"
-SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
 
 @dataclass(frozen=True)
 class EndpointDeployerProps:
-    endpoint_name: str
+    names: ResourceNames
     endpoint: EndpointConfig
-    model_package_group_name: str
+    model_package_group: ModelPackageGroup
     job_role: iam.IRole
     data_key: kms.IKey
     artifacts_bucket: s3.IBucket
@@ -56,18 +58,18 @@ class EndpointDeployer(Construct):
         super().__init__(scope, construct_id)
         self.rollback_alarms = self._rollback_alarms(props)
         role = self._role(props)
-        endpoint, name = props.endpoint, props.endpoint_name
+        endpoint, name = props.endpoint, props.names.endpoint
         self.settings = settings = DeployerSettings(
             endpoint_name=name,
-            model_package_group_name=props.model_package_group_name,
+            model_package_group_name=props.model_package_group.name,
             job_role_arn=props.job_role.role_arn,
             endpoint=endpoint,
-            data_capture_s3_uri=f"s3://{props.artifacts_bucket.bucket_name}/data-capture/{name}",
+            data_capture_s3_uri=layout.s3_uri(props.artifacts_bucket.bucket_name, layout.data_capture(name)),
             kms_key_arn=props.data_key.key_arn,
             volume_kms_key_arn=props.data_key.key_arn if supports_volume_kms(endpoint.instance_type) else None,
             rollback_alarm_names=tuple(a.alarm_name for a in self.rollback_alarms),
             monitoring=props.monitoring,
-            monitoring_schedule_name=schedule_name(name),
+            monitoring_schedule_name=props.names.monitoring_schedule,
             **self._monitoring_settings(props),
         )
         # "Default" keeps the function's and its log group's logical ids as they were before this construct existed.
@@ -92,7 +94,7 @@ class EndpointDeployer(Construct):
             props.alerts,
             threshold=1,
             description="The endpoint deployer failed; see its log group",
-            alarm_name=f"{props.endpoint_name}-deployer-errors",
+            alarm_name=props.names.alarm("deployer-errors"),
         )
         self._rules(props)
 
@@ -111,7 +113,7 @@ class EndpointDeployer(Construct):
         }
 
     def _rollback_alarms(self, props: EndpointDeployerProps) -> list[cloudwatch.Alarm]:
-        dimensions = {"EndpointName": props.endpoint_name, "VariantName": VARIANT}
+        dimensions = {"EndpointName": props.names.endpoint, "VariantName": VARIANT}
 
         def metric(name: str, statistic: str) -> cloudwatch.Metric:
             return cloudwatch.Metric(
@@ -131,7 +133,7 @@ class EndpointDeployer(Construct):
                 props.alerts,
                 threshold=1,
                 periods=2,
-                alarm_name=f"{props.endpoint_name}-5xx-errors",
+                alarm_name=props.names.alarm("5xx-errors"),
                 description="Endpoint answers with 5xx errors; an update in progress rolls back",
             ),
             alarm(
@@ -141,7 +143,7 @@ class EndpointDeployer(Construct):
                 props.alerts,
                 threshold=latency_ms * 1000,
                 periods=2,
-                alarm_name=f"{props.endpoint_name}-model-latency",
+                alarm_name=props.names.alarm("model-latency"),
                 description=f"p99 model latency above {latency_ms} ms; an update in progress rolls back",
             ),
         ]
@@ -150,26 +152,22 @@ class EndpointDeployer(Construct):
         return alarms
 
     def _role(self, props: EndpointDeployerProps) -> iam.Role:
-        stack, name, group = Stack.of(self), props.endpoint_name, props.model_package_group_name
+        stack, name = Stack.of(self), props.names.endpoint
+        made = EndpointResources(name)
         role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Endpoint deployer: models, endpoint configs and the endpoint of this environment",
         )
-
-        def sagemaker_arn(kind: str, resource_name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=kind, resource_name=resource_name)
-
-        endpoint_arn = sagemaker_arn("endpoint", name)
-        config_arns = sagemaker_arn("endpoint-config", f"{name}-v*")
-        definition_arns = sagemaker_arn("data-quality-job-definition", f"{name}-dq-v*")
+        props.model_package_group.grant_read_packages(role)
+        endpoint_arn = sagemaker_arn(self, "endpoint", name)
+        model_arns = sagemaker_arn(self, "model", f"{made.versions}*")
+        config_arns = sagemaker_arn(self, "endpoint-config", f"{made.versions}*")
+        definition_arns = sagemaker_arn(self, "data-quality-job-definition", f"{made.job_definitions}*")
         # Target tracking creates and deletes its own alarms, named after the scalable resource.
         tracking_alarms = stack.format_arn(
-            service="cloudwatch",
-            resource="alarm",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            resource_name=f"TargetTracking-endpoint/{name}/variant/*",
+            service="cloudwatch", resource="alarm", arn_format=ArnFormat.COLON_RESOURCE_NAME, resource_name=made.scaling_alarms
         )
         key = props.data_key.key_arn
         endpoint_volume = {"sagemaker:VolumeKmsKey": key} if supports_volume_kms(props.endpoint.instance_type) else {}
@@ -180,13 +178,12 @@ class EndpointDeployer(Construct):
         variants = {
             "StringEquals": {
                 "application-autoscaling:service-namespace": "sagemaker",
-                "application-autoscaling:scalable-dimension": SCALABLE_DIMENSION,
+                "application-autoscaling:scalable-dimension": names.SCALABLE_DIMENSION,
             }
         }
         statements: list[tuple[list[str], list[str], dict]] = [
-            (["sagemaker:DescribeModelPackage"], [sagemaker_arn("model-package", f"{group}/*")], {}),
-            (["sagemaker:CreateModel"], [sagemaker_arn("model", f"{name}-v*")], isolated),
-            (["sagemaker:DescribeModel", "sagemaker:DeleteModel"], [sagemaker_arn("model", f"{name}-v*")], {}),
+            (["sagemaker:CreateModel"], [model_arns], isolated),
+            (["sagemaker:DescribeModel", "sagemaker:DeleteModel"], [model_arns], {}),
             (["sagemaker:CreateEndpointConfig"], [config_arns], {"ArnEquals": endpoint_volume} if endpoint_volume else {}),
             (["sagemaker:DescribeEndpointConfig", "sagemaker:DeleteEndpointConfig"], [config_arns], {}),
             # CreateEndpoint and UpdateEndpoint authorize the endpoint config as well as the endpoint
@@ -218,7 +215,7 @@ class EndpointDeployer(Construct):
                     "sagemaker:DescribeMonitoringSchedule",
                     "sagemaker:DeleteMonitoringSchedule",
                 ],
-                [sagemaker_arn("monitoring-schedule", schedule_name(name))],
+                [sagemaker_arn(self, "monitoring-schedule", props.names.monitoring_schedule)],
                 {},
             ),
             (
@@ -234,7 +231,6 @@ class EndpointDeployer(Construct):
             (
                 [
                     "sagemaker:ListEndpointConfigs",
-                    "sagemaker:ListModelPackages",
                     "sagemaker:ListDataQualityJobDefinitions",
                     "application-autoscaling:DescribeScalableTargets",
                     "application-autoscaling:DescribeScalingPolicies",
@@ -277,19 +273,16 @@ class EndpointDeployer(Construct):
             role.node.find_child("DefaultPolicy"),
             {
                 arn_finding(
-                    self, "sagemaker", f"model-package/{group}/*"
-                ): "Versions of this environment's one model package group.",
-                arn_finding(
-                    self, "sagemaker", f"model/{name}-v*"
+                    self, "sagemaker", f"model/{made.versions}*"
                 ): "Models the deployer names after this endpoint and a package version.",
                 arn_finding(
-                    self, "sagemaker", f"endpoint-config/{name}-v*"
+                    self, "sagemaker", f"endpoint-config/{made.versions}*"
                 ): "Endpoint configs the deployer names after this endpoint and a package version.",
-                arn_finding(self, "cloudwatch", f"alarm:TargetTracking-endpoint/{name}/variant/*"): "The alarms target tracking "
+                arn_finding(self, "cloudwatch", f"alarm:{made.scaling_alarms}"): "The alarms target tracking "
                 "creates for this endpoint's variant; Application Auto Scaling names them.",
-                arn_finding(self, "sagemaker", f"data-quality-job-definition/{name}-dq-v*"): "Data-quality job definitions the "
-                "deployer names after this endpoint and a package version.",
-                "Resource::*": "sagemaker:ListEndpointConfigs, ListModelPackages, ListDataQualityJobDefinitions and "
+                arn_finding(self, "sagemaker", f"data-quality-job-definition/{made.job_definitions}*"): "Data-quality job "
+                "definitions the deployer names after this endpoint and a package version.",
+                "Resource::*": "sagemaker:ListEndpointConfigs, ListDataQualityJobDefinitions and "
                 "Application Auto Scaling's Describe actions support no resource-level permissions; its write actions "
                 "name scalable targets by ids AWS assigns, so they are confined to SageMaker variants by its "
                 "service-namespace and scalable-dimension condition keys.",
@@ -304,8 +297,8 @@ class EndpointDeployer(Construct):
             description="An approved model version goes to the deployer",
             event_pattern=events.EventPattern(
                 source=[SAGEMAKER],
-                detail_type=["SageMaker Model Package State Change"],
-                detail={"ModelPackageGroupName": [props.model_package_group_name], "ModelApprovalStatus": ["Approved"]},
+                detail_type=[names.MODEL_PACKAGE_STATE_CHANGE],
+                detail={"ModelPackageGroupName": [props.model_package_group.name], "ModelApprovalStatus": ["Approved"]},
             ),
         )
         in_service = events.Rule(
@@ -314,8 +307,8 @@ class EndpointDeployer(Construct):
             description="A created or updated endpoint gets autoscaling",
             event_pattern=events.EventPattern(
                 source=[SAGEMAKER],
-                detail_type=["SageMaker Endpoint State Change"],
-                detail={"EndpointName": [props.endpoint_name], "EndpointStatus": ["IN_SERVICE"]},
+                detail_type=[names.ENDPOINT_STATE_CHANGE],
+                detail={"EndpointName": [props.names.endpoint], "EndpointStatus": ["IN_SERVICE"]},
             ),
         )
         for rule in (approval, in_service):

@@ -23,7 +23,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.common import layout, names
 from lambdas.common.contracts import MonitoringConfig, RetrainingSettings
+from lambdas.common.names import ResourceNames
 from pipeline_scripts.raw_columns import CAPTURED_COLUMNS
 from stacks.constructs.alerts import alarm
 from stacks.constructs.platform_function import PlatformFunction
@@ -53,21 +55,15 @@ def analyzer_registries() -> dict[str, str]:
     return dict(sorted(version["registries"].items()))
 
 
-def schedule_name(endpoint_name: str) -> str:
-    """Fixed per endpoint: the deployer points it at each serving package, the alarm watches its metrics."""
-    return f"{endpoint_name}-data-quality"
-
-
 def drift_metric_names() -> list[str]:
     return [f"feature_baseline_drift__c{index}" for index in range(len(CAPTURED_COLUMNS))]
 
 
 @dataclass(frozen=True)
 class ModelMonitoringProps:
-    endpoint_name: str
+    names: ResourceNames
     monitoring: MonitoringConfig
     training_pipeline: sagemaker.IPipeline
-    training_pipeline_name: str
     artifacts_bucket: s3.IBucket
     monitoring_access_policy: iam.IManagedPolicy
     alerts: sns.ITopic
@@ -81,9 +77,9 @@ class ModelMonitoring(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, props: ModelMonitoringProps) -> None:
         super().__init__(scope, construct_id)
-        self.schedule_name = schedule_name(props.endpoint_name)
-        self.reports_s3_uri = f"s3://{props.artifacts_bucket.bucket_name}/monitoring/{props.endpoint_name}"
-        self.drift_alarm_name = f"{props.endpoint_name}-data-drift"
+        self.schedule_name = props.names.monitoring_schedule
+        self.reports_s3_uri = layout.s3_uri(props.artifacts_bucket.bucket_name, layout.monitoring_reports(props.names.endpoint))
+        self.drift_alarm_name = props.names.alarm("data-drift")
         self.analyzer_image_uri = self._analyzer_image_uri()
         self.role = self._role(props)
         self.drift_alarm = self._drift_alarm(props)
@@ -139,7 +135,7 @@ class ModelMonitoring(Construct):
         return role
 
     def _drift_alarm(self, props: ModelMonitoringProps) -> cloudwatch.Alarm:
-        dimensions = {"Endpoint": props.endpoint_name, "MonitoringSchedule": self.schedule_name}
+        dimensions = {"Endpoint": props.names.endpoint, "MonitoringSchedule": self.schedule_name}
         metrics = {
             f"c{index}": cloudwatch.Metric(
                 namespace=DATA_METRICS_NAMESPACE,
@@ -166,7 +162,7 @@ class ModelMonitoring(Construct):
             alarm_name=self.drift_alarm_name,
             description=f"A feature of the captured requests drifted at least {threshold} from the serving model's "
             "training baseline; the training pipeline starts (at most once per quiet period). Reports are under "
-            f"monitoring/{props.endpoint_name}/ in the artifacts bucket",
+            f"{layout.monitoring_reports(props.names.endpoint)}/ in the artifacts bucket",
         )
 
     def _retraining(self, props: ModelMonitoringProps) -> None:
@@ -181,7 +177,7 @@ class ModelMonitoring(Construct):
             iam.PolicyStatement(actions=["sagemaker:ListPipelineExecutions"], resources=[props.training_pipeline.pipeline_arn])
         )
         settings = RetrainingSettings(
-            training_pipeline_name=props.training_pipeline_name,
+            training_pipeline_name=props.names.training_pipeline,
             drift_alarm_name=self.drift_alarm_name,
             quiet_period_hours=props.monitoring.retraining_quiet_period_hours,
         )
@@ -207,7 +203,7 @@ class ModelMonitoring(Construct):
             description="The drift alarm entering ALARM starts retraining",
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
-                detail_type=["CloudWatch Alarm State Change"],
+                detail_type=[names.ALARM_STATE_CHANGE],
                 resources=[self.drift_alarm.alarm_arn],
                 detail={"state": {"value": ["ALARM"]}},
             ),

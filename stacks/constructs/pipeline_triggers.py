@@ -18,6 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.interfaces import aws_events as events_refs
 from constructs import Construct
 
+from lambdas.common import names
 from lambdas.common.contracts import BatchPredictionConfig
 from stacks.synth.config import ScheduleConfig, StorageConfig
 
@@ -92,7 +93,7 @@ class PipelineTriggers(Construct):
             description=f"A '{marker}' marker under {prefix} ends an upload of training data: retrain once, not per file",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
-                detail_type=["Object Created"],
+                detail_type=[names.OBJECT_CREATED],
                 detail={
                     "bucket": {"name": [props.raw_data_bucket.bucket_name]},
                     "object": {"key": [{"wildcard": f"{prefix}*{marker}"}]},
@@ -105,7 +106,7 @@ class PipelineTriggers(Construct):
             description="The configured training image tag was pushed: train with it",
             event_pattern=events.EventPattern(
                 source=["aws.ecr"],
-                detail_type=["ECR Image Action"],
+                detail_type=[names.ECR_IMAGE_ACTION],
                 detail={
                     "action-type": ["PUSH"],
                     "result": ["SUCCESS"],
@@ -162,7 +163,7 @@ class PipelineTriggers(Construct):
             description="A training or batch-prediction execution failed",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
-                detail_type=["SageMaker Model Building Pipeline Execution Status Change"],
+                detail_type=[names.PIPELINE_EXECUTION_STATUS_CHANGE],
                 detail={
                     "currentPipelineExecutionStatus": ["Failed"],
                     "pipelineArn": [props.training_pipeline.pipeline_arn, props.batch_pipeline.pipeline_arn],

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Resource, Stack
+from aws_cdk import Resource
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk.interfaces import aws_sagemaker as sagemaker_refs
 from constructs import Construct
+
+from stacks.synth.arns import sagemaker_arn
 
 
 @jsii.implements(sagemaker.IPipeline)
@@ -17,7 +19,7 @@ class RegisteredPipeline(Resource):
     def __init__(self, scope: Construct, construct_id: str, *, pipeline_name: str) -> None:
         super().__init__(scope, construct_id)
         self._name = pipeline_name
-        self._arn = Stack.of(self).format_arn(service="sagemaker", resource="pipeline", resource_name=pipeline_name)
+        self._arn = sagemaker_arn(self, "pipeline", pipeline_name)
 
     @property
     def pipeline_name(self) -> str:

@@ -20,6 +20,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from stacks.constructs.model_package_group import ModelPackageGroup
+from stacks.synth.arns import sagemaker_arn
 from stacks.synth.config import supports_volume_kms
 from stacks.synth.nag import acknowledge_iam5, arn_finding, resource_finding
 
@@ -55,17 +57,16 @@ class SageMakerRolesProps:
     artifacts_read_policy: iam.IManagedPolicy
     code_upload_policy: iam.IManagedPolicy
     pipeline_names: tuple[str, ...]
-    model_package_group_name: str
+    model_package_group: ModelPackageGroup
 
 
 class SageMakerRoles(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, props: SageMakerRolesProps) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        group = props.model_package_group_name
 
         def arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+            return sagemaker_arn(self, resource, name)
 
         sagemaker_service = iam.ServicePrincipal("sagemaker.amazonaws.com")
         self.job_role = iam.Role(
@@ -140,17 +141,7 @@ class SageMakerRoles(Construct):
                     conditions=job_conditions(props.data_key.key_arn, instance_type, isolated),
                 )
             )
-        execution.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateModelPackage",
-                    "sagemaker:DescribeModelPackage",
-                    "sagemaker:DescribeModelPackageGroup",
-                    "sagemaker:AddTags",
-                ],
-                resources=[arn("model-package-group", group), arn("model-package", f"{group}/*")],
-            )
-        )
+        props.model_package_group.grant_register(execution)
         self.job_role.grant_pass_role(execution)
         # Property files (the evaluation report the MSE gate reads) are read by the execution itself.
         execution.add_managed_policy(props.artifacts_read_policy)
@@ -189,7 +180,7 @@ class SageMakerRoles(Construct):
         # The SDK checks its default bucket by listing code/ there, then uploads the pipeline scripts under it.
         definition.add_managed_policy(props.code_upload_policy)
 
-        self._acknowledge(group)
+        self._acknowledge()
 
     def acknowledge_invoke(self, function_arn: str) -> None:
         """The execution role invokes a pipeline's Lambda step through `function.grant_invoke`."""
@@ -200,7 +191,7 @@ class SageMakerRoles(Construct):
             },
         )
 
-    def _acknowledge(self, group: str) -> None:
+    def _acknowledge(self) -> None:
         reasons = {
             self.job_role: {
                 arn_finding(self, "logs", "log-group:/aws/sagemaker/*"): "SageMaker jobs log to log groups under /aws/sagemaker/ "
@@ -214,9 +205,6 @@ class SageMakerRoles(Construct):
                     "scoped to this resource type, account and region."
                     for kind in PIPELINE_JOB_TYPES
                 },
-                arn_finding(
-                    self, "sagemaker", f"model-package/{group}/*"
-                ): "Versions inside this environment's one model package group, numbered by SageMaker on registration.",
             },
         }
         for role, findings in reasons.items():

@@ -19,7 +19,10 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from lambdas.common.contracts import SystemTestSettings
+from lambdas.common.names import ResourceNames
+from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.synth.arns import sagemaker_arn
 from stacks.synth.bundling import function_code
 from stacks.synth.log_groups import LogGroups
 from stacks.synth.nag import acknowledge_iam5, arn_finding, resource_finding
@@ -35,18 +38,11 @@ RESOURCE_CHECKS = (
 CAPTURE_WAIT = Duration.minutes(5)
 
 
-def state_machine_name(endpoint_name: str) -> str:
-    return f"{endpoint_name}-system-test"
-
-
-def invoker_role_name(endpoint_name: str) -> str:
-    """Fixed, so a delivery pipeline in another account can name the role without a cross-stack reference."""
-    return f"{endpoint_name}-system-test-invoker"
-
-
 @dataclass(frozen=True)
 class SystemTestStateMachineProps:
+    names: ResourceNames
     settings: SystemTestSettings
+    model_package_group: ModelPackageGroup
     read_policy: iam.IManagedPolicy
     alerts: sns.ITopic
     schedule_arns: tuple[str, ...]
@@ -78,7 +74,7 @@ class SystemTestStateMachine(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
-            state_machine_name=state_machine_name(props.settings.endpoint_name),
+            state_machine_name=props.names.system_test,
             definition_body=sfn.DefinitionBody.from_chainable(self._definition()),
             timeout=Duration.minutes(30),
             tracing_enabled=True,
@@ -86,18 +82,18 @@ class SystemTestStateMachine(Construct):
         )
         self._acknowledge(role)
         if props.invoker_account:
-            self._invoker(props.invoker_account)
+            self._invoker(props.names, props.invoker_account)
 
-    def _invoker(self, account: str) -> None:
+    def _invoker(self, names: ResourceNames, account: str) -> None:
         """The role the delivery pipeline's Step Functions action assumes to start this test and follow it."""
         invoker = iam.Role(
             self,
             "InvokerRole",
-            role_name=invoker_role_name(self.settings.endpoint_name),
+            role_name=names.system_test_invoker,
             assumed_by=iam.AccountPrincipal(account),
             description="The delivery pipeline starts this environment's system test and waits for its result",
         )
-        name = state_machine_name(self.settings.endpoint_name)
+        name = names.system_test
         # What the action does with the role: describe the state machine, start it, follow the execution
         # (CodePipeline User Guide, "Manage the CodePipeline service role", Step Functions invoke action).
         self.state_machine.grant_start_execution(invoker)
@@ -188,10 +184,6 @@ class SystemTestStateMachine(Construct):
 
     def _role(self, props: SystemTestStateMachineProps) -> iam.Role:
         stack, s = Stack.of(self), props.settings
-
-        def sagemaker_arn(kind: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=kind, resource_name=name)
-
         role = iam.Role(
             self,
             "Role",
@@ -199,17 +191,16 @@ class SystemTestStateMachine(Construct):
             description="System test: reads this environment's resources and invokes its endpoint",
         )
         role.add_managed_policy(props.read_policy)
+        props.model_package_group.grant_read_packages(role)
+        props.model_package_group.grant_describe_group(role)
         statements = [
             (
                 ["ecr:DescribeRepositories"],
                 [stack.format_arn(service="ecr", resource="repository", resource_name=r) for r in s.repositories],
             ),
-            (["sagemaker:DescribePipeline"], [sagemaker_arn("pipeline", p) for p in s.pipelines]),
-            (["sagemaker:DescribeModelPackageGroup"], [sagemaker_arn("model-package-group", s.model_package_group_name)]),
-            (["sagemaker:DescribeModelPackage"], [sagemaker_arn("model-package", f"{s.model_package_group_name}/*")]),
-            (["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"], [sagemaker_arn("endpoint", s.endpoint_name)]),
+            (["sagemaker:DescribePipeline"], [sagemaker_arn(self, "pipeline", p) for p in s.pipelines]),
+            (["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"], [sagemaker_arn(self, "endpoint", s.endpoint_name)]),
             (["scheduler:GetSchedule"], list(props.schedule_arns)),
-            (["sagemaker:ListModelPackages"], ["*"]),
         ]
         for actions, resources in statements:
             role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=resources))
@@ -217,14 +208,9 @@ class SystemTestStateMachine(Construct):
         return role
 
     def _acknowledge(self, role: iam.Role) -> None:
-        group = self.settings.model_package_group_name
         acknowledge_iam5(
             role.node.find_child("DefaultPolicy"),
             {
-                arn_finding(
-                    self, "sagemaker", f"model-package/{group}/*"
-                ): "Versions of this environment's one model package group.",
-                "Resource::*": "sagemaker:ListModelPackages supports no resource-level permissions.",
                 "Action::kms:GenerateDataKey*": "Part of the topic's own grant method: publishing to the KMS-encrypted "
                 "alerts topic.",
             },

@@ -38,9 +38,22 @@ def arn_finding(scope: IConstruct, service: str, resource: str) -> str:
 
 
 def acknowledge_iam5(policy: IConstruct, findings: dict[str, str]) -> None:
-    """Acknowledge AwsSolutions-IAM5 findings (finding -> reason) on one policy."""
+    """Acknowledge AwsSolutions-IAM5 findings (finding -> reason) on one policy.
+
+    A finding several grants share (Resource::* of two grants on one role) keeps every grant's reason: the
+    acknowledgment written last, which synth uses, carries all of them.
+    """
     for finding, reason in findings.items():
-        Validations.of(policy).acknowledge(Acknowledgment(id=f"AwsSolutions-IAM5[{finding}]", reason=reason))
+        rule = f"AwsSolutions-IAM5[{finding}]"
+        earlier = [
+            entry.data[rule]
+            for entry in policy.node.metadata
+            if entry.type == "aws:cdk:acknowledged-rules" and isinstance(entry.data, dict) and rule in entry.data
+        ]
+        if earlier and reason in earlier[-1]:
+            continue
+        combined = f"{earlier[-1]} {reason}" if earlier else reason
+        Validations.of(policy).acknowledge(Acknowledgment(id=rule, reason=combined))
 
 
 def acknowledge_provider_functions(
