@@ -372,6 +372,7 @@ def test_every_wire_is_followed(stage):
 RESOURCE_TYPES = {
     "AWS::CDK::Metadata": "no wire",
     "AWS::CloudWatch::Alarm": "alarm actions: tests/test_deliveries.py",
+    "AWS::CloudWatch::CompositeAlarm": "alarm actions: tests/test_deliveries.py (over ten features)",
     "AWS::CodeBuild::Project": "started by the image build custom resource here; its role: tests/test_strict_aws.py",
     "AWS::ECR::Repository": "read by the functions here; pulled by the jobs: tests/test_strict_aws.py",
     "AWS::Events::Rule": "Lambda targets here; every target: tests/test_deliveries.py",
