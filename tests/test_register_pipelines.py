@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 
 import boto3
 import pytest
-from conftest import ACCOUNT, REGION, REPO_ROOT, custom_resource_event, load_lambda, settings_environment
+from conftest import ACCOUNT, LAMBDA_CONTEXT, REGION, REPO_ROOT, custom_resource_event, load_lambda, settings_environment
 
 from common.contracts import BatchInputsRequest, PipelineSettings, QualityGateConfig, SettingsError, TrainingDataRequest
 from pipeline_scripts import dataset as contract
@@ -397,7 +397,7 @@ def _settings_json(settings: PipelineSettings, **changes) -> str:
 
 
 def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch, S):
-    first = register.handler({}, None)
+    first = register.handler({}, LAMBDA_CONTEXT)
     assert first == {
         "pipelines": {
             "training": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.training_pipeline_name}",
@@ -407,7 +407,9 @@ def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch
     monkeypatch.setenv(
         "SETTINGS", _settings_json(replace(S, training=replace(S.training, quality_gate=QualityGateConfig("mse", 4.25))))
     )
-    assert register.handler({"pipelines": ["training"]}, None) == {"pipelines": {"training": first["pipelines"]["training"]}}
+    assert register.handler({"pipelines": ["training"]}, LAMBDA_CONTEXT) == {
+        "pipelines": {"training": first["pipelines"]["training"]}
+    }
     assert len(lambda_env.list_pipelines()["PipelineSummaries"]) == 2
     definition = json.loads(lambda_env.describe_pipeline(PipelineName=S.training_pipeline_name)["PipelineDefinition"])
     assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["QualityGateThreshold"] == 4.25
@@ -425,7 +427,7 @@ def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch
 )
 def test_handler_rejects_malformed_events(function_env, event, message):
     with pytest.raises(register.RequestError) as error:
-        register.handler(event, None)
+        register.handler(event, LAMBDA_CONTEXT)
     assert str(error.value) == message
 
 
@@ -453,7 +455,7 @@ def test_bad_settings_are_named(function_env, monkeypatch, S, change, message):
     else:
         monkeypatch.setenv("SETTINGS", change if isinstance(change, str) else _settings_json(S, **change))
     with pytest.raises(SettingsError) as error:
-        register.handler({}, None)
+        register.handler({}, LAMBDA_CONTEXT)
     assert str(error.value).startswith(message)
 
 
@@ -501,7 +503,7 @@ def test_update_builds_from_the_resource_properties_not_the_environment(lambda_e
     monkeypatch.setenv(
         "SETTINGS", _settings_json(replace(S, training=replace(S.training, quality_gate=QualityGateConfig("mse", 9.0))))
     )
-    register.on_event(_cfn_event("Update", S, PhysicalResourceId="a|b", StackId=stack_id), None)
+    register.on_event(_cfn_event("Update", S, PhysicalResourceId="a|b", StackId=stack_id), LAMBDA_CONTEXT)
     definition = json.loads(lambda_env.describe_pipeline(PipelineName=S.training_pipeline_name)["PipelineDefinition"])
     assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["QualityGateThreshold"] == 5.5
 
@@ -517,19 +519,19 @@ def test_a_failed_first_create_leaves_no_pipeline_behind(lambda_env, monkeypatch
 
     monkeypatch.setattr(register, "build_pipelines", lambda *a, **kw: {**real_build(*a, **kw), "batch-prediction": Rejected()})
     with pytest.raises(RuntimeError, match="batch pipeline rejected"):
-        register.on_event(_cfn_event("Create", S), None)
+        register.on_event(_cfn_event("Create", S), LAMBDA_CONTEXT)
     assert lambda_env.list_pipelines()["PipelineSummaries"] == []
 
 
 def test_bad_custom_resource_events_raise_clear_errors(function_env, S):
     with pytest.raises(register.RequestError, match="RequestType must be Create, Update or Delete"):
-        register.on_event({"RequestType": "Upsert"}, None)
+        register.on_event({"RequestType": "Upsert"}, LAMBDA_CONTEXT)
     with pytest.raises(SettingsError, match=r"ResourceProperties\.Settings must be a JSON object"):
-        register.on_event(_cfn_event("Create", S, ResourceProperties={}), None)
+        register.on_event(_cfn_event("Create", S, ResourceProperties={}), LAMBDA_CONTEXT)
 
 
 def test_delete_after_a_failed_create_deletes_nothing(lambda_env, S):
-    assert register.on_event(_cfn_event("Delete", S, PhysicalResourceId="log-stream-of-a-failed-create"), None) == {
+    assert register.on_event(_cfn_event("Delete", S, PhysicalResourceId="log-stream-of-a-failed-create"), LAMBDA_CONTEXT) == {
         "PhysicalResourceId": "log-stream-of-a-failed-create"
     }
 

@@ -201,11 +201,11 @@ class BatchPredictionConfig(Settings):
 
     instance_type: Annotated[str, Setting("Batch transform instances", form="instance_type:transform")] = "ml.m5.xlarge"
     instance_count: Annotated[int, Setting("Batch transform instances", minimum=1, maximum=10)] = 1
-    input_prefix: Annotated[str, Setting("Raw-data bucket prefix of the days' inputs (<prefix><date>/)", form="prefix")] = (
+    input_prefix: Annotated[str, Setting("Raw-data bucket prefix of the days' inputs (`<prefix><date>/`)", form="prefix")] = (
         "batch-input/"
     )
     output_prefix: Annotated[
-        str, Setting("Artifacts bucket prefix of the days' predictions (<prefix><date>/)", form="prefix")
+        str, Setting("Artifacts bucket prefix of the days' predictions (`<prefix><date>/`)", form="prefix")
     ] = "batch-predictions/"
 
 

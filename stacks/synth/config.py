@@ -213,8 +213,11 @@ class DeliveryConfig:
 
 @dataclass(frozen=True)
 class ProjectConfig:
-    project_name: str
-    dataset: Dataset
+    """cdk.json `mlops`: what every environment shares, and the environments."""
+
+    project_name: Annotated[str, Setting("Prefix of every resource name: `<project>-<environment>-...`", form="name")]
+    dataset: Annotated[Dataset, Setting("The dataset contract: target, problem type, features (README, Bring your own dataset)")]
+    quality_gate: Annotated[QualityGateConfig, Setting("Every environment's gate unless its training block sets one")]
     environments: tuple[EnvironmentConfig, ...]
     delivery: DeliveryConfig | None = None
 
@@ -275,6 +278,7 @@ def _keys(config: type, *derived: str) -> tuple[str, ...]:
 # --- one value, checked by its declaration ---------------------------------------------------------------------
 
 _FORMS: dict[str, tuple[re.Pattern[str], str]] = {
+    "name": (_NAME, "must be 2-21 lower-case letters, digits or '-', starting with a letter"),
     "prefix": (_PREFIX, "must be an S3 prefix of lower-case segments ending in '/', e.g. 'incoming/'"),
     "suffix": (re.compile(r"^[A-Za-z0-9._-]+$"), "must be a file name suffix such as '_SUCCESS' or '.manifest'"),
     "tag": (
@@ -652,9 +656,7 @@ def load_config(context: Any) -> ProjectConfig:
     if context is None:
         raise ConfigError("", None, "the 'mlops' block is missing from cdk.json context")
     r = _Reader(context, "", ("project_name", "dataset", "quality_gate", "environments", "delivery"))
-    project_name = _text("project_name", r.get("project_name"), None)
-    if not _NAME.fullmatch(project_name):
-        raise ConfigError("project_name", project_name, "must be 2-21 lower-case letters, digits or '-', starting with a letter")
+    project_name = _text("project_name", r.get("project_name"), "name")
     try:
         dataset = Dataset.from_dict(r.get("dataset"))
     except DatasetError as error:
@@ -668,6 +670,7 @@ def load_config(context: Any) -> ProjectConfig:
     config = ProjectConfig(
         project_name=project_name,
         dataset=dataset,
+        quality_gate=project_gate,
         environments=environments,
         delivery=None if delivery is None else _delivery(delivery, environments),
     )
