@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -10,7 +11,9 @@ from lambdas.common.contracts import SystemTestSettings
 from lambdas.common.names import ResourceNames
 from pipeline_scripts.dataset import Dataset
 from stacks.constructs.alerts import Alerts, AlertsProps
+from stacks.constructs.cost_budget import CostBudget, CostBudgetProps
 from stacks.constructs.endpoint_deployer import EndpointDeployer, EndpointDeployerProps
+from stacks.constructs.environment_dashboard import EnvironmentDashboard, EnvironmentDashboardProps
 from stacks.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
 from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.pipeline_triggers import PipelineTriggers, PipelineTriggersProps
@@ -145,3 +148,25 @@ class OrchestrationStack(Stack):
             description="What the system test and make validate check in this environment",
         )
         CfnOutput(self, "SystemTestStateMachineArn", value=self.system_test.state_machine.state_machine_arn)
+        self.budget = CostBudget(
+            self,
+            "Budget",
+            props=CostBudgetProps(
+                names=names,
+                monthly_usd=environment.budget.monthly_usd,
+                alerts=self.alerts.topic,
+                alerts_key=self.alerts.key,
+            ),
+        )
+        alarms = tuple(c for c in self.node.find_all() if isinstance(c, (cloudwatch.Alarm, cloudwatch.CompositeAlarm)))
+        self.dashboard = EnvironmentDashboard(
+            self,
+            "Dashboard",
+            props=EnvironmentDashboardProps(
+                names=names,
+                dead_letters=self.alerts.dead_letters,
+                alarms=alarms,
+                drift_alarm=self.monitoring.drift_alarm if self.monitoring else None,
+            ),
+        )
+        CfnOutput(self, "DashboardUrl", value=self.dashboard.url, description="This environment's CloudWatch dashboard")

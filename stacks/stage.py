@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
-from lambdas.common.names import ResourceNames
+from lambdas.common.names import ENVIRONMENT_TAG, PROJECT_TAG, ResourceNames
 from pipeline_scripts.dataset import Dataset
 from stacks.orchestration import OrchestrationStack
 from stacks.pipelines import PipelinesStack
@@ -28,8 +28,8 @@ class MlopsStage(Stage):
     ) -> None:
         env = Environment(account=environment.account, region=environment.region) if environment.account else None
         super().__init__(scope, environment.name, env=env)
-        Tags.of(self).add("project", project_name)
-        Tags.of(self).add("environment", environment.name)
+        Tags.of(self).add(PROJECT_TAG, project_name)
+        Tags.of(self).add(ENVIRONMENT_TAG, environment.name)
         names = ResourceNames(project_name, environment.name)
 
         self.storage = StorageStack(self, "Storage", names=names, environment=environment)

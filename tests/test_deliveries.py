@@ -37,6 +37,8 @@ CONTEXT = {
     # permissions"; SNS Developer Guide, "Enable compatibility between event sources from AWS services and encrypted
     # topics"), so those deliveries carry no source keys here.
     "events.amazonaws.com": lambda source: {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT, **SECURE},
+    # AWS Cost Management User Guide, "Creating an Amazon SNS topic for budget notifications".
+    "budgets.amazonaws.com": lambda source: {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT, **SECURE},
 }
 EVENTBRIDGE_TO_SNS = lambda source: dict(SECURE)  # noqa: E731
 # The KMS actions a service needs to write to an encrypted topic (SNS Developer Guide, key management).
@@ -145,6 +147,22 @@ def test_every_alarm_action_reaches_its_topic(stage):
                 context = CONTEXT["cloudwatch.amazonaws.com"](arn)
                 problems += _to_topic(stage, "cloudwatch.amazonaws.com", logical_id, action, context, recommended=True)
     assert alarms >= 3
+    assert problems == []
+
+
+def test_every_budget_notification_reaches_its_topic(stage):
+    """AWS Budgets publishes as budgets.amazonaws.com for the budget (a global ARN without a region)."""
+    problems, subscribers = [], 0
+    for stack, logical_id, budget in stage.assembly.resources("AWS::Budgets::Budget"):
+        properties = stage.assembly.resolve(stack, budget["Properties"])
+        arn = f"arn:{PARTITION}:budgets::{ACCOUNT}:budget/{properties['Budget']['BudgetName']}"
+        for notification in properties["NotificationsWithSubscribers"]:
+            for subscriber in notification["Subscribers"]:
+                subscribers += 1
+                assert subscriber["SubscriptionType"] == "SNS", subscriber
+                context = CONTEXT["budgets.amazonaws.com"](arn)
+                problems += _to_topic(stage, "budgets.amazonaws.com", logical_id, subscriber["Address"], context, True)
+    assert subscribers == 2, "a forecast and an actual notification"
     assert problems == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from dataclasses import replace
 
 import aws_events
@@ -393,3 +394,49 @@ def test_thirty_features_are_watched_by_ten_per_alarm_and_one_composite_that_ale
     retrain = rule_pattern(template, "The drift alarm entering ALARM")
     assert retrain.matches_event(aws_events.cloudwatch_alarm_state_change(names.alarm("data-drift"), "ALARM"))
     assert not retrain.matches_event(aws_events.cloudwatch_alarm_state_change(names.alarm("data-drift-1"), "ALARM"))
+
+
+def test_budget_selects_the_environments_tagged_costs_and_alerts_on_forecast_and_actual(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    config = load_config(cdk_context()["mlops"])
+    names = ResourceNames(config.project_name, environment)
+    (budget,) = template.find_resources("AWS::Budgets::Budget").values()
+    data = budget["Properties"]["Budget"]
+    assert (data["BudgetName"], data["BudgetType"], data["TimeUnit"]) == (names.prefix, "COST", "MONTHLY")
+    assert data["BudgetLimit"] == {"Amount": config.environment(environment).budget.monthly_usd, "Unit": "USD"}
+    assert data["FilterExpression"] == {
+        "And": [
+            {"Tags": {"Key": "project", "Values": [names.project], "MatchOptions": ["EQUALS"]}},
+            {"Tags": {"Key": "environment", "Values": [environment], "MatchOptions": ["EQUALS"]}},
+        ]
+    }
+    stack_tags = {
+        t["Key"]: t["Value"] for t in next(iter(template.find_resources("AWS::SNS::Topic").values()))["Properties"]["Tags"]
+    }
+    assert stack_tags == {"project": names.project, "environment": environment}, "the tags the budget selects on"
+    (topic_id,) = template.find_resources("AWS::SNS::Topic")
+    notifications = {
+        (n["Notification"]["NotificationType"], n["Notification"]["Threshold"]): n["Subscribers"]
+        for n in budget["Properties"]["NotificationsWithSubscribers"]
+    }
+    assert notifications == {
+        ("FORECASTED", 80): [{"SubscriptionType": "SNS", "Address": {"Ref": topic_id}}],
+        ("ACTUAL", 100): [{"SubscriptionType": "SNS", "Address": {"Ref": topic_id}}],
+    }
+
+
+def test_the_dashboard_shows_the_endpoint_both_pipelines_and_every_alarm(synthesized, environment):
+    template = synthesized.template(environment, "orchestration")
+    names = ResourceNames(load_config(cdk_context()["mlops"]).project_name, environment)
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == names.prefix
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for shown in (names.endpoint, names.training_pipeline, names.batch_pipeline, "AWS/Sagemaker/ModelBuildingPipeline"):
+        assert f'\\"{shown}\\"' in body, shown
+    resources = template.to_json()["Resources"]
+    alarm_ids = {logical_id for logical_id, r in resources.items() if r["Type"] in ALARM_TYPES}
+    shown_ids = set(re.findall(r'"Fn::GetAtt": \["([A-Za-z0-9]+)", "Arn"\]', body))
+    assert alarm_ids and alarm_ids <= shown_ids, "every alarm of the environment is on the dashboard"
+    outputs = template.to_json()["Outputs"]
+    (url,) = [o["Value"] for k, o in outputs.items() if k.startswith("DashboardUrl")]
+    assert resolve(url).endswith(f"#dashboards/dashboard/{names.prefix}")

@@ -387,9 +387,11 @@ def test_every_wire_is_followed(stage):
 # Every resource type of the stages, with where its wires are followed. A type missing here fails the test below:
 # a new kind of resource is rehearsed (or its absence of wires stated) in the change that adds it.
 RESOURCE_TYPES = {
+    "AWS::Budgets::Budget": "notifications to the topic: tests/test_deliveries.py",
     "AWS::CDK::Metadata": "no wire",
     "AWS::CloudWatch::Alarm": "alarm actions: tests/test_deliveries.py",
     "AWS::CloudWatch::CompositeAlarm": "alarm actions: tests/test_deliveries.py (over ten features)",
+    "AWS::CloudWatch::Dashboard": "no wire; its metrics and alarms: tests/test_orchestration.py",
     "AWS::CodeBuild::Project": "started by the image build custom resource here; its role: tests/test_strict_aws.py",
     "AWS::ECR::Repository": "read by the functions here; pulled by the jobs: tests/test_strict_aws.py",
     "AWS::Events::Rule": "Lambda targets here; every target: tests/test_deliveries.py",

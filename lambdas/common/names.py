@@ -10,6 +10,8 @@ from dataclasses import dataclass
 # The endpoint's one production variant.
 VARIANT = "AllTraffic"
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+# The tags every resource of an environment carries: what the budget and a cost report select on.
+PROJECT_TAG, ENVIRONMENT_TAG = "project", "environment"
 
 # EventBridge detail-types of the events the platform's rules match and its functions read.
 MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"

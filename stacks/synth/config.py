@@ -177,6 +177,16 @@ class ScheduleConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    """cdk.json `budget`: the environment's monthly cost budget, which alerts on its topic."""
+
+    monthly_usd: Annotated[
+        float,
+        Setting("Monthly cost (USD) of the resources tagged with the project and environment", above=0, production=1000.0),
+    ] = 100.0
+
+
+@dataclass(frozen=True)
 class EnvironmentConfig:
     """cdk.json `environments.<name>`: one deployable stage; every section may be left out for its defaults."""
 
@@ -189,6 +199,7 @@ class EnvironmentConfig:
     endpoint: EndpointConfig
     schedules: ScheduleConfig
     monitoring: MonitoringConfig
+    budget: BudgetConfig
     account: Annotated[str | None, Setting("AWS account to pin the stage to (with region)", form="account")] = None
     region: Annotated[str | None, Setting("AWS region to pin the stage to (with account)", form="region")] = None
     alert_email: Annotated[str | None, Setting("E-mail subscription of the alerts topic", form="email")] = None
@@ -566,6 +577,7 @@ def _environment(project_name: str, name: str, raw: Any, dataset: Dataset, proje
         endpoint=endpoint,
         schedules=ScheduleConfig(**values["schedules"]),
         monitoring=_monitoring(values["monitoring"], f"{path}.monitoring", endpoint),
+        budget=BudgetConfig(**values["budget"]),
         account=values["account"],
         region=values["region"],
         alert_email=values["alert_email"],
