@@ -154,8 +154,7 @@ class OrchestrationStack(Stack):
             props=CostBudgetProps(
                 names=names,
                 monthly_usd=environment.budget.monthly_usd,
-                alerts=self.alerts.topic,
-                alerts_key=self.alerts.key,
+                alerts=self.alerts,
             ),
         )
         alarms = tuple(c for c in self.node.find_all() if isinstance(c, (cloudwatch.Alarm, cloudwatch.CompositeAlarm)))

@@ -83,15 +83,6 @@ class Alerts(Construct):
         # CloudWatch publishes as its service principal, on behalf of this account's alarms of this environment
         # (CloudWatch User Guide, "Preventing confused deputy security issues").
         from_alarms = {"StringEquals": {"aws:SourceAccount": stack.account}, "ArnLike": {"aws:SourceArn": alarms}}
-        cloudwatch_service = iam.ServicePrincipal("cloudwatch.amazonaws.com")
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[cloudwatch_service],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions=from_alarms,
-            )
-        )
         # "Default" keeps the topic's logical id as it was before this construct existed. enforce_ssl writes a
         # topic policy that replaces SNS's default one: every publisher must be allowed in it. EventBridge rule
         # targets (targets.SnsTopic) add their own statements to the topic's policy and key policy, without
@@ -100,14 +91,7 @@ class Alerts(Construct):
         self.topic = sns.Topic(
             self, "Default", master_key=self.key, enforce_ssl=True, display_name=f"{props.names.prefix} MLOps alerts"
         )
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[cloudwatch_service],
-                actions=["sns:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions=from_alarms,
-            )
-        )
+        self.let_service_publish("cloudwatch.amazonaws.com", from_alarms)
         if props.alert_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(props.alert_email))
         self.dead_letters = sqs.Queue(
@@ -134,6 +118,20 @@ class Alerts(Construct):
             threshold=1,
             description="Events that could not be delivered to a pipeline, the deployer or the topic",
             alarm_name=props.names.alarm("dead-letters"),
+        )
+
+    def let_service_publish(self, service: str, conditions: dict) -> None:
+        """`service` may publish to the topic and use its key, under `conditions` (its confused-deputy keys)."""
+        principal = iam.ServicePrincipal(service)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[principal], actions=["sns:Publish"], resources=[self.topic.topic_arn], conditions=conditions
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[principal], actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"], conditions=conditions
+            )
         )
 
     def alert_on_critical_findings(self, repository_names: list[str]) -> None:

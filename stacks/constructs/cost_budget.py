@@ -6,12 +6,10 @@ from dataclasses import dataclass
 
 from aws_cdk import Stack
 from aws_cdk import aws_budgets as budgets
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from lambdas.common.names import ENVIRONMENT_TAG, PROJECT_TAG, ResourceNames
+from stacks.constructs.alerts import Alerts
 
 # The budget sees costs by the stage's tags once they are activated as cost allocation tags ("Activating
 # user-defined cost allocation tags", AWS Billing User Guide).
@@ -23,8 +21,7 @@ NOTIFICATIONS = (("FORECASTED", 80), ("ACTUAL", 100))
 class CostBudgetProps:
     names: ResourceNames
     monthly_usd: float
-    alerts: sns.ITopic
-    alerts_key: kms.IKey
+    alerts: Alerts
 
 
 class CostBudget(Construct):
@@ -39,20 +36,7 @@ class CostBudget(Construct):
             "StringEquals": {"aws:SourceAccount": account},
             "ArnLike": {"aws:SourceArn": Stack.of(self).format_arn(service="budgets", region="", resource="*")},
         }
-        principal = iam.ServicePrincipal("budgets.amazonaws.com")
-        props.alerts.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[principal], actions=["sns:Publish"], resources=[props.alerts.topic_arn], conditions=from_budgets
-            )
-        )
-        props.alerts_key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[principal],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions=from_budgets,
-            )
-        )
+        props.alerts.let_service_publish("budgets.amazonaws.com", from_budgets)
         tag = budgets.CfnBudget.ExpressionProperty
 
         def tagged(key: str, value: str) -> budgets.CfnBudget.ExpressionProperty:
@@ -78,7 +62,9 @@ class CostBudget(Construct):
                         threshold=threshold,
                         threshold_type="PERCENTAGE",
                     ),
-                    subscribers=[budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=props.alerts.topic_arn)],
+                    subscribers=[
+                        budgets.CfnBudget.SubscriberProperty(subscription_type="SNS", address=props.alerts.topic.topic_arn)
+                    ],
                 )
                 for kind, threshold in NOTIFICATIONS
             ],
