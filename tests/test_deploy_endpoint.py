@@ -159,6 +159,14 @@ def test_approval_event_creates_model_config_and_endpoint(deployment, config):
     model = deployment.describe_model(ModelName="abalone-mlops-dev-v1")
     assert model["ExecutionRoleArn"] == config.job_role_arn
     assert deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == result["endpoint_config"]
+    stage_tags = [{"Key": "project", "Value": "abalone-mlops"}, {"Key": "environment", "Value": "dev"}]
+    assert config.tags == stage_tags, "the stage's tags, as the template writes them"
+    for arn in (
+        model["ModelArn"],
+        endpoint_config["EndpointConfigArn"],
+        deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointArn"],
+    ):
+        assert deployment.list_tags(ResourceArn=arn)["Tags"] == stage_tags, arn
 
 
 def test_volume_key_only_where_the_stack_gives_one(deployment, config):

@@ -300,6 +300,8 @@ class DeployerSettings(Settings):
     monitoring: MonitoringScheduleConfig
     # The schedule's name is fixed per endpoint: the drift alarm watches the metrics it publishes under that name.
     monitoring_schedule_name: str
+    # The stage's tags, on everything the deployer creates, so that cost reports and the budget see it.
+    resource_tags: dict[str, Any]
     # What the schedule's jobs run with; left out when monitoring is disabled.
     monitoring_role_arn: str | None = None
     monitor_image_uri: str | None = None
@@ -316,6 +318,11 @@ class DeployerSettings(Settings):
             raise SettingsError(
                 f"DeployerSettings: monitoring is enabled but {', '.join(missing)} is missing; {self.WRITER} writes it{self.FIX}"
             )
+
+    @property
+    def tags(self) -> list[dict[str, str]]:
+        """`resource_tags` as SageMaker's Create* requests take them."""
+        return [{"Key": key, "Value": str(value)} for key, value in self.resource_tags.items()]
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,9 @@ class EndpointDeployer:
             endpoint = None
         try:
             if endpoint is None:
-                self.sagemaker.create_endpoint(EndpointName=deployment.endpoint_name, EndpointConfigName=config_name)
+                self.sagemaker.create_endpoint(
+                    EndpointName=deployment.endpoint_name, EndpointConfigName=config_name, Tags=self.config.tags
+                )
                 logger.info("endpoint creation started", extra=result)
                 return {**result, "action": "created"}
             self._deregister_scaling_if_instance_type_changes(deployment.endpoint_name, endpoint["EndpointConfigName"])
@@ -317,6 +319,7 @@ class EndpointDeployer:
                 ExecutionRoleArn=self.config.job_role_arn,
                 Containers=[{"ModelPackageName": package["ModelPackageArn"]}],
                 EnableNetworkIsolation=True,
+                Tags=self.config.tags,
             )
         except ClientError as error:
             if not _error(error, "ValidationException", ALREADY_EXISTS):
@@ -326,6 +329,7 @@ class EndpointDeployer:
         c = self.config
         request: dict[str, Any] = {
             "EndpointConfigName": name,
+            "Tags": c.tags,
             "ProductionVariants": [
                 {
                     "VariantName": VARIANT,

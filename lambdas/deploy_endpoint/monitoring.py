@@ -142,6 +142,7 @@ class DataQualityMonitor:
                 NetworkConfig={"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True},
                 RoleArn=c.monitoring_role_arn,
                 StoppingCondition={"MaxRuntimeInSeconds": MAX_RUNTIME_SECONDS},
+                Tags=c.tags,
             )
         except ClientError as error:
             # The name carries the package version and a digest of every setting: one that exists is this one.
@@ -155,7 +156,9 @@ class DataQualityMonitor:
             "MonitoringType": "DataQuality",
         }
         if schedule is None:
-            self.sagemaker.create_monitoring_schedule(MonitoringScheduleName=self.schedule_name, MonitoringScheduleConfig=config)
+            self.sagemaker.create_monitoring_schedule(
+                MonitoringScheduleName=self.schedule_name, MonitoringScheduleConfig=config, Tags=self.config.tags
+            )
             return "created"
         current = schedule.get("MonitoringScheduleConfig") or {}
         if (

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from lambdas.common import layout, names
 from lambdas.common.contracts import DeployerSettings, EndpointConfig, MonitoringConfig, MonitoringScheduleConfig
-from lambdas.common.names import VARIANT, EndpointResources, ResourceNames
+from lambdas.common.names import ENVIRONMENT_TAG, PROJECT_TAG, VARIANT, EndpointResources, ResourceNames
 from stacks.constructs.alerts import alarm
 from stacks.constructs.model_monitoring import ModelMonitoring
 from stacks.constructs.model_package_group import ModelPackageGroup
@@ -74,6 +74,7 @@ class EndpointDeployer(Construct):
                 instance_type=props.monitoring.instance_type,
             ),
             monitoring_schedule_name=props.names.monitoring_schedule,
+            resource_tags={PROJECT_TAG: props.names.project, ENVIRONMENT_TAG: props.names.environment},
             **self._monitoring_settings(props),
         )
         # "Default" keeps the function's and its log group's logical ids as they were before this construct existed.
@@ -201,6 +202,19 @@ class EndpointDeployer(Construct):
                 {},
             ),
             (["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"], [tracking_alarms], {}),
+            # Tags on create are authorized as sagemaker:AddTags on the new resource (a dependent action of each Create*
+            # in the Service Authorization Reference), on the resources the deployer makes.
+            (
+                ["sagemaker:AddTags"],
+                [
+                    model_arns,
+                    config_arns,
+                    endpoint_arn,
+                    definition_arns,
+                    sagemaker_arn(self, "monitoring-schedule", props.names.monitoring_schedule),
+                ],
+                {},
+            ),
             # The data-quality schedule of this endpoint and the job definitions named after its packages.
             (
                 ["sagemaker:CreateDataQualityJobDefinition"],
