@@ -188,7 +188,7 @@ def test_tuning_objective_ranges_and_limits(definitions, S):
 
 
 def test_objective_regex_parses_the_training_scripts_metric_line():
-    line = train.METRIC_LINE.format(channel="validation", metric="rmse", value=2.13)
+    line = train.metric_line("validation", "rmse", 2.13)
     regex = next(d["Regex"] for d in training_module.METRIC_DEFINITIONS if d["Name"] == training_module.OBJECTIVE)
     assert float(re.search(regex, f"[0]\ttrain\n{line}\n").group(1)) == pytest.approx(2.13)
 

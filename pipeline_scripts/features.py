@@ -1,0 +1,154 @@
+"""The feature spec that travels with the model, and the one encoding of records that preprocessing and serving share.
+
+features.json sits beside every split preprocessing writes and, copied by training, beside model.txt:
+
+    {"dataset": <the dataset block, dataset.Dataset.to_dict()>,
+     "categories": {"sex": ["F", "I", "M"]},
+     "classes": ["0", "1"]}
+
+`categories` holds each categorical feature's levels in code order: the canonical values (dataset.canonical_value)
+the train split held. `classes` is the answer's class order: the negative then the positive label for binary, the
+classes in order for multiclass, null for regression.
+
+Encoding works column by column (pandas, no loop over rows), into LightGBM's float matrix:
+- a numeric feature is its number. An empty field (or JSON null) is missing, NaN, which each tree sends down the side
+  its split learned for missing values. Anything else that is not a finite number ('nan', 'inf', 'tall') is refused.
+- a categorical feature is the index of its canonical value among the levels (so '2' and '2.0' are one level). A
+  missing value and a category the train split never held are both NaN, which LightGBM's categorical splits send to
+  the side of the categories outside each split's set (the "other" side): such a record is scored, not refused, and
+  data-quality monitoring sees the new value in the captured requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dataset import Dataset, DatasetError, canonical_value
+
+FEATURES_FILE = "features.json"
+SPEC_KEYS = ("dataset", "categories", "classes")
+
+
+class SpecError(ValueError):
+    """A features.json that is not one preprocessing writes; the message says what is wrong."""
+
+
+class BadValue(ValueError):
+    """A value encoding refuses: its position in the frame (from 0), its column and the value as given."""
+
+    def __init__(self, index: int, column: str, value: Any) -> None:
+        super().__init__(f"{column} must be a number, got {value!r}")
+        self.index, self.column, self.value = index, column, value
+
+
+def numbers(column: pd.Series) -> np.ndarray:
+    """A numeric feature as floats, NaN where it is missing (empty, blank or null); BadValue names the first other non-number."""
+    if column.dtype.kind in "fiu":
+        values = column.to_numpy(dtype=np.float64)
+        bad = np.isinf(values)
+    else:
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        present = column.notna().to_numpy() & column.astype(str).str.strip().ne("").to_numpy()
+        bad = present & ~np.isfinite(values)
+        if column.dtype == object:
+            # JSON true is not a measurement, though float(True) is 1.0.
+            bad |= column.map(lambda value: isinstance(value, bool)).to_numpy(dtype=bool)
+        values[~present] = np.nan
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise BadValue(index, str(column.name), column.iloc[index])
+    return values
+
+
+def category_codes(column: pd.Series, levels: Mapping[str, int]) -> np.ndarray:
+    """Each value's code among the levels, NaN for a missing value or a level the model does not know."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    lookup = [levels.get(canonical_value(str(value)), np.nan) for value in uniques]
+    # Code -1 (missing) picks the last entry.
+    return np.array([*lookup, np.nan], dtype=np.float64)[codes]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    dataset: Dataset
+    categories: Mapping[str, tuple[str, ...]]
+    classes: tuple[str, ...] | None
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> FeatureSpec:
+        if not isinstance(raw, dict) or set(raw) != set(SPEC_KEYS):
+            raise SpecError(f"expected an object with exactly {', '.join(SPEC_KEYS)}")
+        try:
+            dataset = Dataset.from_dict(raw["dataset"], key="dataset")
+        except DatasetError as error:
+            raise SpecError(str(error)) from None
+        categories = raw["categories"]
+        if not isinstance(categories, dict) or sorted(categories) != sorted(dataset.categorical_features):
+            raise SpecError(f"categories must list the levels of each categorical feature: {list(dataset.categorical_features)}")
+        if not all(isinstance(levels, list) and all(isinstance(v, str) for v in levels) for levels in categories.values()):
+            raise SpecError("categories must map each categorical feature to a list of its levels (strings)")
+        classes = raw["classes"]
+        expected = {"regression": "null", "binary": "two labels, negative then positive", "multiclass": "two or more labels"}
+        count_ok = {"regression": classes is None, "binary": False, "multiclass": False}
+        if isinstance(classes, list) and all(isinstance(c, str) for c in classes) and len(set(classes)) == len(classes):
+            count_ok["binary"], count_ok["multiclass"] = len(classes) == 2, len(classes) >= 2
+        if not count_ok[dataset.problem_type]:
+            raise SpecError(
+                f"classes of a {dataset.problem_type} model must be {expected[dataset.problem_type]}, got {classes!r}"
+            )
+        if dataset.classes is not None and tuple(classes) != dataset.classes:
+            raise SpecError(f"classes {classes!r} are not the dataset block's {list(dataset.classes)}")
+        return cls(
+            dataset,
+            {name: tuple(levels) for name, levels in categories.items()},
+            None if classes is None else tuple(classes),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> FeatureSpec:
+        """SpecError names the file."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise SpecError(f"{path} is not a feature spec ({type(error).__name__}: {error})") from None
+        except SpecError as error:
+            raise SpecError(f"{path} is not a feature spec: {error}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset.to_dict(),
+            "categories": {name: list(levels) for name, levels in self.categories.items()},
+            "classes": None if self.classes is None else list(self.classes),
+        }
+
+    def write(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @property
+    def prediction_fields(self) -> tuple[str, ...]:
+        return self.dataset.prediction_fields(self.classes)
+
+    @property
+    def categorical_indexes(self) -> list[int]:
+        """Positions of the categorical features among the model's columns, for LightGBM's categorical_feature."""
+        names = self.dataset.feature_names
+        return [names.index(name) for name in self.dataset.categorical_features]
+
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's float matrix of a frame with one column per feature (any other columns are not read)."""
+        matrix = np.empty((len(frame), len(self.dataset.features)), dtype=np.float64)
+        for position, feature in enumerate(self.dataset.features):
+            column = frame[feature.name]
+            if feature.type == "numeric":
+                matrix[:, position] = numbers(column)
+            else:
+                levels = {level: code for code, level in enumerate(self.categories[feature.name])}
+                matrix[:, position] = category_codes(column, levels)
+        return matrix
