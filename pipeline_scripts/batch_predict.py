@@ -25,12 +25,13 @@ from inference import Model, ModelError, PayloadError, read_csv
 def score(model: Model, text: str) -> str:
     """The output lines of one input file's text."""
     dataset = model.dataset
-    frame = read_csv(text, dataset.batch_input_columns, (*dataset.id_columns, *dataset.categorical_features))
-    answers = model.format_csv(model.predict_frame(frame))
+    columns = read_csv(text, dataset.batch_input_columns, (*dataset.id_columns, *dataset.categorical_features))
+    answers = model.format_csv(model.predict_columns(columns))
     if not dataset.id_columns:
         return answers
     ids = io.StringIO()
-    csv.writer(ids, lineterminator="\n").writerows(frame[list(dataset.id_columns)].fillna("").itertuples(index=False))
+    keys = zip(*(columns[name] for name in dataset.id_columns), strict=True)
+    csv.writer(ids, lineterminator="\n").writerows([value if isinstance(value, str) else "" for value in key] for key in keys)
     return "".join(f"{key},{answer}\n" for key, answer in zip(ids.getvalue().splitlines(), answers.splitlines(), strict=True))
 
 

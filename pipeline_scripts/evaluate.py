@@ -55,7 +55,7 @@ def offline_answers(model: Model, requests_file: Path) -> list[dict]:
     answers = []
     for number, request in enumerate(requests, start=1):
         try:
-            answer = model.format_csv(model.predict_frame(model.read_csv(request)))
+            answer = model.format_csv(model.predict_columns(model.read_csv(request)))
         except PayloadError as error:
             raise TrainingError(f"{requests_file} line {number}: {error}; rerun preprocessing") from None
         answers.append({"request": request, "answer": answer})

@@ -22,6 +22,7 @@ Encoding works column by column (pandas, no loop over rows), into LightGBM's flo
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,28 +49,56 @@ class BadValue(ValueError):
         self.index, self.column, self.value = index, column, value
 
 
-def numbers(column: pd.Series) -> np.ndarray:
-    """A numeric feature as floats, NaN where it is missing (empty, blank or null); BadValue names the first other non-number."""
-    if column.dtype.kind in "fiu":
-        values = column.to_numpy(dtype=np.float64)
-        bad = np.isinf(values)
+def _missing(value: Any) -> bool:
+    """None, NaN (pandas' missing) or a blank text."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: Any) -> float | None:
+    """A value as a number: NaN if missing, None if it is not a finite number (text 'nan' and JSON true are not)."""
+    if _missing(value):
+        return math.nan
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def numbers(column: Any, name: str) -> np.ndarray:
+    """A numeric feature's values (an array or a Series) as floats, NaN where missing; BadValue names the first value
+    that is not a number."""
+    values = np.asarray(column)
+    if values.dtype.kind in "fiu":
+        result = values.astype(np.float64)
+        bad = np.isinf(result)
     else:
-        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-        present = column.notna().to_numpy() & column.astype(str).str.strip().ne("").to_numpy()
-        bad = present & ~np.isfinite(values)
-        if column.dtype == object:
-            # JSON true is not a measurement, though float(True) is 1.0.
-            bad |= column.map(lambda value: isinstance(value, bool)).to_numpy(dtype=bool)
-        values[~present] = np.nan
+        values = values.astype(object)
+        try:
+            # numpy converts each value as float() does, in one C loop; a blank text or a word stops it.
+            result = values.astype(np.float64)
+            nan = np.isnan(result)
+            bad = ~np.isfinite(result)
+            bad[nan] = [not _missing(value) for value in values[nan]]
+            bad |= np.fromiter((type(value) is bool for value in values), dtype=bool, count=len(values))
+        except (TypeError, ValueError):
+            converted = [_number(value) for value in values]
+            bad = np.fromiter((number is None for number in converted), dtype=bool, count=len(values))
+            result = np.array([math.nan if number is None else number for number in converted], dtype=np.float64)
     if bad.any():
         index = int(np.argmax(bad))
-        raise BadValue(index, str(column.name), column.iloc[index])
-    return values
+        raise BadValue(index, name, values[index])
+    result[np.isnan(result)] = np.nan
+    return result
 
 
-def category_codes(column: pd.Series, levels: Mapping[str, int]) -> np.ndarray:
+def category_codes(column: Any, levels: Mapping[str, int]) -> np.ndarray:
     """Each value's code among the levels, NaN for a missing value or a level the model does not know."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    codes, uniques = pd.factorize(np.asarray(column, dtype=object), use_na_sentinel=True)
     lookup = [levels.get(canonical_value(str(value)), np.nan) for value in uniques]
     # Code -1 (missing) picks the last entry.
     return np.array([*lookup, np.nan], dtype=np.float64)[codes]
@@ -141,13 +170,14 @@ class FeatureSpec:
         names = self.dataset.feature_names
         return [names.index(name) for name in self.dataset.categorical_features]
 
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """The model's float matrix of a frame with one column per feature (any other columns are not read)."""
-        matrix = np.empty((len(frame), len(self.dataset.features)), dtype=np.float64)
+    def encode(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """The model's float matrix of one column (an array or a Series) per feature; other columns are not read."""
+        rows = len(columns[self.dataset.features[0].name])
+        matrix = np.empty((rows, len(self.dataset.features)), dtype=np.float64)
         for position, feature in enumerate(self.dataset.features):
-            column = frame[feature.name]
+            column = columns[feature.name]
             if feature.type == "numeric":
-                matrix[:, position] = numbers(column)
+                matrix[:, position] = numbers(column, feature.name)
             else:
                 levels = {level: code for code, level in enumerate(self.categories[feature.name])}
                 matrix[:, position] = category_codes(column, levels)

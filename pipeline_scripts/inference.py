@@ -29,6 +29,8 @@ from features import FEATURES_FILE, BadValue, FeatureSpec, SpecError
 MODEL_FILE = "model.txt"
 # A binary answer's label is the positive class from this probability on.
 THRESHOLD = 0.5
+# A CSV body of fewer lines is parsed by the csv module, a longer one by pandas' C parser.
+SMALL_BODY_LINES = 64
 
 
 class PayloadError(ValueError):
@@ -39,10 +41,11 @@ class ModelError(Exception):
     """A model artifact that cannot be loaded; the message names the file and what is wrong with it."""
 
 
-def read_csv(text: str, columns: Sequence[str], text_columns: Sequence[str]) -> pd.DataFrame:
-    """Headerless CSV records of exactly these columns (pandas' C parser); a first line naming them is skipped.
+def read_csv(text: str, columns: Sequence[str], text_columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Headerless CSV records of exactly these columns, as one array per column; a first line naming them is skipped.
 
-    `text_columns` keep their text as written (categories, ids); the others are read as numbers where they all are.
+    A long body goes through pandas' C parser: `text_columns` keep their text as written (categories, ids), the others
+    are read as numbers where they all are. A short one goes through the csv module, every column as text.
     """
     width = len(columns)
     body = text.lstrip("\r\n")
@@ -52,6 +55,9 @@ def read_csv(text: str, columns: Sequence[str], text_columns: Sequence[str]) -> 
     if not body.strip():
         raise PayloadError(f"no records; expected one or more rows of {','.join(columns)}")
     names = list(columns)
+    if body.count("\n") < SMALL_BODY_LINES:
+        # A request of a few records: the csv module costs less than starting pandas' parser.
+        return _small_csv(body, columns)
     try:
         frame = pd.read_csv(
             io.StringIO(body),
@@ -69,22 +75,44 @@ def read_csv(text: str, columns: Sequence[str], text_columns: Sequence[str]) -> 
         _check_field_counts(body, columns)
         if frame is None or frame.shape[1] != width:
             raise PayloadError(f"cannot read the body as CSV of {width} fields ({','.join(columns)})")
-    frame.columns = names
-    return frame
+    return {name: frame[position].to_numpy() for position, name in enumerate(names)}
+
+
+def _records(body: str, columns: Sequence[str]) -> list[list[str]]:
+    """Every non-blank CSV record, each of exactly the columns' count; PayloadError names the first that is not."""
+    records = []
+    try:
+        for fields in csv.reader(io.StringIO(body, newline="")):
+            if fields:
+                records.append(fields)
+                if len(fields) != len(columns):
+                    raise PayloadError(
+                        f"record {len(records)}: expected {len(columns)} fields ({','.join(columns)}), got {len(fields)}"
+                    )
+    except csv.Error as error:
+        raise PayloadError(f"record {len(records) + 1} is not CSV ({error})") from None
+    return records
 
 
 def _check_field_counts(body: str, columns: Sequence[str]) -> None:
-    reader = csv.reader(io.StringIO(body, newline=""))
-    number = 0
-    try:
-        for fields in reader:
-            if not fields:
-                continue
-            number += 1
-            if len(fields) != len(columns):
-                raise PayloadError(f"record {number}: expected {len(columns)} fields ({','.join(columns)}), got {len(fields)}")
-    except csv.Error as error:
-        raise PayloadError(f"record {number + 1} is not CSV ({error})") from None
+    _records(body, columns)
+
+
+def _columns(rows: list[list], columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """Rows of values (one per column) as one object array per column."""
+    arrays = {}
+    for name, values in zip(columns, zip(*rows, strict=True), strict=True):
+        arrays[name] = np.empty(len(rows), dtype=object)
+        arrays[name][:] = values
+    return arrays
+
+
+def _small_csv(body: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """The same columns as pandas' parser gives, every one text (features.py reads text and numbers alike)."""
+    records = _records(body, columns)
+    if not records:
+        raise PayloadError(f"no records; expected one or more rows of {','.join(columns)}")
+    return _columns(records, columns)
 
 
 def parse_json(text: str) -> list:
@@ -102,7 +130,7 @@ def parse_json(text: str) -> list:
     return payload
 
 
-def records_frame(records: list, columns: Sequence[str]) -> pd.DataFrame:
+def records_columns(records: list, columns: Sequence[str]) -> dict[str, np.ndarray]:
     """JSON records, each a list of values in column order or an object by column name (null is missing)."""
     if not records:
         raise PayloadError(f"no records; expected one or more rows of {','.join(columns)}")
@@ -118,7 +146,7 @@ def records_frame(records: list, columns: Sequence[str]) -> pd.DataFrame:
         else:
             got = len(record) if isinstance(record, list) else type(record).__name__
             raise PayloadError(f"record {number}: expected {len(columns)} fields ({','.join(columns)}), got {got}")
-    return pd.DataFrame(rows, columns=list(columns), dtype=object)
+    return _columns(rows, columns)
 
 
 class Model:
@@ -154,15 +182,15 @@ class Model:
             )
         self.fields = self.spec.prediction_fields
 
-    def read_csv(self, text: str) -> pd.DataFrame:
+    def read_csv(self, text: str) -> dict[str, np.ndarray]:
         return read_csv(text, self.columns, self.dataset.categorical_features)
 
-    def read_records(self, records: list) -> pd.DataFrame:
-        return records_frame(records, self.columns)
+    def read_records(self, records: list) -> dict[str, np.ndarray]:
+        return records_columns(records, self.columns)
 
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+    def encode(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         try:
-            return self.spec.encode(frame)
+            return self.spec.encode(columns)
         except BadValue as error:
             raise PayloadError(f"record {error.index + 1}: {error}") from None
 
@@ -171,8 +199,8 @@ class Model:
         probabilities per record."""
         return self.booster.predict(matrix, num_threads=1)
 
-    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.predict(self.encode(frame))
+    def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        return self.predict(self.encode(columns))
 
     def labels(self, predictions: np.ndarray) -> np.ndarray:
         """The predicted label of each record (classification only)."""

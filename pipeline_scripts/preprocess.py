@@ -136,7 +136,7 @@ def encode_target(raw: pd.DataFrame, dataset: Dataset) -> tuple[np.ndarray, tupl
     target = dataset.target
     if dataset.problem_type == "regression":
         try:
-            return numbers(raw[target]), None
+            return numbers(raw[target], target), None
         except BadValue as error:
             raise InputError(f"{_where(raw, error.index, target)}: expected a finite number, got {error.value!r}") from None
     labels = _canonical(raw[target])
@@ -241,7 +241,7 @@ def features_frame(raw: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
             frame[feature.name] = _canonical(raw[feature.name])
             continue
         try:
-            frame[feature.name] = numbers(raw[feature.name])
+            frame[feature.name] = numbers(raw[feature.name], feature.name)
         except BadValue as error:
             raise InputError(
                 f"{_where(raw, error.index, feature.name)}: expected a finite number or an empty field (missing), "

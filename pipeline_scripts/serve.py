@@ -81,7 +81,7 @@ class ModelServer:
         try:
             text = body.decode("utf-8")
             frame = self.model.read_csv(text) if content_type == CSV else self.model.read_records(parse_json(text))
-            predictions = self.model.predict_frame(frame)
+            predictions = self.model.predict_columns(frame)
         except UnicodeDecodeError:
             return self._reply(start_response, 400, "body is not UTF-8 text\n")
         except PayloadError as error:

@@ -751,3 +751,35 @@ def test_make_local_run_passes_workdir_to_the_runner_and_make_schema_drafts_the_
     assert make_dry_run("schema", "DATA=d.csv", "TARGET=y")[-1].endswith(
         "pipeline_scripts/dataset.py --data 'd.csv' --target 'y'"
     )
+
+
+def _with(rows: list[str], index: int, line: str) -> str:
+    return "\n".join([*rows[:index], line, *rows[index + 1 :]]) + "\n"
+
+
+def test_a_long_body_through_pandas_and_short_ones_through_the_csv_module_are_read_alike(trained):
+    """Past SMALL_BODY_LINES pandas' C parser reads the body: the same answers, and the same errors by record."""
+    inference = _script_module("inference")
+    model = inference.Model(trained[0] / "model")
+    rows = [",".join(map(str, row[:-1])) for row in abalone_rows(2 * inference.SMALL_BODY_LINES, seed=5)]
+    rows[3] = ",".join(["", *rows[3].split(",")[1:4], "", *rows[3].split(",")[5:]])
+    rows[7] = '"M",' + rows[7].split(",", 1)[1]
+
+    def answer(body: str) -> str:
+        return model.format_csv(model.predict_columns(model.read_csv(body)))
+
+    assert answer("\n".join(rows) + "\n") == "".join(answer(row + "\n") for row in rows)
+    assert answer(",".join(model.columns) + "\n" + "\n".join(rows)) == answer("\n".join(rows))
+    fields = rows[9].split(",")
+    for index, line, message in (
+        (70, ",".join(fields[:5]), "record 71: expected 8 fields (sex,length,"),
+        (0, rows[0] + ",1", "record 1: expected 8 fields (sex,length,"),
+        (80, ",".join([*fields[:3], "x", *fields[4:]]), "record 81: height must be a number, got 'x'"),
+        (90, ",".join([*fields[:3], "nan", *fields[4:]]), "record 91: height must be a number, got 'nan'"),
+    ):
+        for body in (_with(rows, index, line), line + "\n"):
+            number = index + 1 if len(body) > len(line) + 1 else 1
+            with pytest.raises(
+                inference.PayloadError, match=re.escape(message.replace(f"record {index + 1}", f"record {number}"))
+            ):
+                answer(body)

@@ -123,7 +123,7 @@ def test_server_predictions_match_the_batch_path(server, model_dir, tmp_path):
 
     _, _, body = server.request("POST", "/invocations", _csv(ROWS), {"Content-Type": "text/csv"})
     model = Model(model_dir)
-    expected = model.predict_frame(model.read_records([list(map(str, r)) for r in ROWS]))
+    expected = model.predict_columns(model.read_records([list(map(str, r)) for r in ROWS]))
     assert np.allclose([float(v) for v in body.split()], expected, atol=1e-6)
 
 
