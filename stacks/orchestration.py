@@ -8,6 +8,7 @@ from constructs import Construct
 
 from lambdas.common.contracts import SystemTestSettings
 from lambdas.common.names import ResourceNames
+from pipeline_scripts.dataset import Dataset
 from stacks.constructs.alerts import Alerts, AlertsProps
 from stacks.constructs.endpoint_deployer import EndpointDeployer, EndpointDeployerProps
 from stacks.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
@@ -28,6 +29,7 @@ class OrchestrationStack(Stack):
         construct_id: str,
         *,
         names: ResourceNames,
+        dataset: Dataset,
         environment: EnvironmentConfig,
         stores: DataStores,
         job_role: iam.IRole,
@@ -55,6 +57,7 @@ class OrchestrationStack(Stack):
                 "Monitoring",
                 props=ModelMonitoringProps(
                     names=names,
+                    captured_columns=dataset.captured_columns,
                     monitoring=environment.monitoring,
                     training_pipeline=self.training_pipeline,
                     artifacts_bucket=stores.artifacts_bucket,

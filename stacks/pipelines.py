@@ -10,6 +10,7 @@ from constructs import Construct
 from lambdas.common.contracts import PipelineSettings
 from lambdas.common.names import ResourceNames
 from layers.build_layer import LAMBDA_TARGET
+from pipeline_scripts.dataset import Dataset
 from stacks.constructs.batch_inputs_resolver import BatchInputsResolver, BatchInputsResolverProps
 from stacks.constructs.image_builds import ImageBuilds, ImageBuildsProps
 from stacks.constructs.model_package_group import ModelPackageGroup
@@ -31,6 +32,7 @@ class PipelinesStack(Stack):
         construct_id: str,
         *,
         names: ResourceNames,
+        dataset: Dataset,
         environment: EnvironmentConfig,
         storage: DataStores,
         **kwargs,
@@ -130,7 +132,8 @@ class PipelinesStack(Stack):
             resolve_batch_inputs_function_arn=self.resolver.function.function_arn,
             check_training_data_function_arn=self.training_data_check.function.function_arn,
             endpoint_instance_type=environment.endpoint.instance_type,
-            processing_timezone=environment.schedules.timezone,
+            timezone=environment.schedules.timezone,
+            dataset=dataset.to_dict(),
             training=environment.training,
             batch_prediction=environment.batch_prediction,
             data_quality_checks=environment.monitoring.enabled,

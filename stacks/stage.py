@@ -6,6 +6,7 @@ from aws_cdk import Environment, Stage, Tags
 from constructs import Construct
 
 from lambdas.common.names import ResourceNames
+from pipeline_scripts.dataset import Dataset
 from stacks.orchestration import OrchestrationStack
 from stacks.pipelines import PipelinesStack
 from stacks.storage import StorageStack
@@ -17,7 +18,13 @@ class MlopsStage(Stage):
     """All stacks of one environment; `cdk deploy '<env>/*'` deploys exactly this stage."""
 
     def __init__(
-        self, scope: Construct, *, project_name: str, environment: EnvironmentConfig, delivery_account: str | None = None
+        self,
+        scope: Construct,
+        *,
+        project_name: str,
+        dataset: Dataset,
+        environment: EnvironmentConfig,
+        delivery_account: str | None = None,
     ) -> None:
         env = Environment(account=environment.account, region=environment.region) if environment.account else None
         super().__init__(scope, environment.name, env=env)
@@ -26,11 +33,14 @@ class MlopsStage(Stage):
         names = ResourceNames(project_name, environment.name)
 
         self.storage = StorageStack(self, "Storage", names=names, environment=environment)
-        self.pipelines = PipelinesStack(self, "Pipelines", names=names, environment=environment, storage=self.storage.stores)
+        self.pipelines = PipelinesStack(
+            self, "Pipelines", names=names, dataset=dataset, environment=environment, storage=self.storage.stores
+        )
         self.orchestration = OrchestrationStack(
             self,
             "Orchestration",
             names=names,
+            dataset=dataset,
             environment=environment,
             stores=self.storage.stores,
             job_role=self.pipelines.roles.job_role,

@@ -296,6 +296,9 @@ ARN_OF = {
     "AWS::CloudWatch::Alarm": lambda name, account=ACCOUNT, region=REGION: (
         f"arn:{PARTITION}:cloudwatch:{region}:{account}:alarm:{name}"
     ),
+    "AWS::CloudWatch::CompositeAlarm": lambda name, account=ACCOUNT, region=REGION: (
+        f"arn:{PARTITION}:cloudwatch:{region}:{account}:alarm:{name}"
+    ),
     "AWS::Logs::LogGroup": lambda name, account=ACCOUNT, region=REGION: (
         f"arn:{PARTITION}:logs:{region}:{account}:log-group:{name}:*"
     ),
@@ -315,6 +318,7 @@ NAME_PROPERTY = {
     "AWS::Lambda::Function": "FunctionName",
     "AWS::ECR::Repository": "RepositoryName",
     "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::CompositeAlarm": "AlarmName",
     "AWS::SQS::Queue": "QueueName",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::Events::Rule": "Name",

@@ -14,6 +14,7 @@ import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
+import lambda_runtime
 from aws_cdk import App, Stack
 from aws_cdk.assertions import Template
 from aws_strict import Assembly, strict_validation
@@ -109,6 +110,17 @@ def load_lambda(name: str):
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
+# The context object a handler gets, as the Python runtime builds it: Powertools' inject_lambda_context reads it.
+LAMBDA_CONTEXT = lambda_runtime.Context(
+    {
+        "function_name": "function-under-test",
+        "invoked_function_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:function-under-test",
+        "memory_limit_in_mb": 256,
+        "aws_request_id": "6f1b3c1e-8d8a-4c1e-9a55-2f7c0f6f5a10",
+        "log_group_name": "/aws/lambda/function-under-test",
+    },
+    deadline=float(10**9),  # never near: no test runs out of time
+)
 
 
 @pytest.fixture(scope="session")

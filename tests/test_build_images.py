@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import ACCOUNT, REGION, REPO_ROOT, custom_resource_event, load_lambda
+from conftest import ACCOUNT, LAMBDA_CONTEXT, REGION, REPO_ROOT, custom_resource_event, load_lambda
 
 from common import aws as common_aws
 from common.contracts import ImageBuildSettings, SettingsError
@@ -102,9 +102,9 @@ def test_images_that_exist_start_no_build(stubs):
     ecr, _ = stubs
     _image_exists(ecr, SETTINGS.training_repository, SETTINGS.training_tag)
     _image_exists(ecr, SETTINGS.inference_repository, SETTINGS.inference_tag)
-    answer = build.on_event(_event(), None)
+    answer = build.on_event(_event(), LAMBDA_CONTEXT)
     assert answer == {"PhysicalResourceId": "images", "Data": {"BuildId": ""}}
-    assert build.is_complete({**_event(), **answer}, None) == {"IsComplete": True}
+    assert build.is_complete({**_event(), **answer}, LAMBDA_CONTEXT) == {"IsComplete": True}
 
 
 def test_only_the_missing_tag_is_built(stubs):
@@ -116,7 +116,7 @@ def test_only_the_missing_tag_is_built(stubs):
         {"build": _build("IN_PROGRESS")},
         _start_build_params(f"inference={SETTINGS.inference_repository}:{SETTINGS.inference_tag}"),
     )
-    assert build.on_event(_event("Update", PhysicalResourceId="images"), None)["Data"] == {"BuildId": BUILD_ID}
+    assert build.on_event(_event("Update", PhysicalResourceId="images"), LAMBDA_CONTEXT)["Data"] == {"BuildId": BUILD_ID}
 
 
 def test_a_zero_build_quota_names_the_quota_and_the_way_around_it(stubs):
@@ -132,7 +132,7 @@ def test_a_zero_build_quota_names_the_quota_and_the_way_around_it(stubs):
         expected_params=_start_build_params(f"inference={SETTINGS.inference_repository}:{SETTINGS.inference_tag}"),
     )
     with pytest.raises(build.BuildQuotaExceeded) as error:
-        build.on_event(_event(), None)
+        build.on_event(_event(), LAMBDA_CONTEXT)
     assert str(error.value) == (
         "CodeBuild refused the image build (Cannot have more than 0 builds in queue for the account): request an "
         f"increase of 'Concurrently running builds for Linux/Medium environment' in Service Quotas (AWS CodeBuild, {REGION}), "
@@ -149,7 +149,7 @@ def test_other_start_build_errors_propagate_unchanged(stubs):
     message = f"Project cannot be found: arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{SETTINGS.project_name}"
     codebuild.add_client_error("start_build", "ResourceNotFoundException", message, http_status_code=400)
     with pytest.raises(ClientError) as error:
-        build.on_event(_event(), None)
+        build.on_event(_event(), LAMBDA_CONTEXT)
     assert (error.value.response["Error"]["Code"], error.value.response["Error"]["Message"]) == (
         "ResourceNotFoundException",
         message,
@@ -160,14 +160,16 @@ def test_an_overridden_tag_is_the_users_to_push_and_never_built(stubs):
     ecr, _ = stubs
     settings = ImageBuildSettings.from_mapping({**SETTINGS.to_dict(), "build_training": False, "training_tag": "1.0.0"}, "x")
     _image_exists(ecr, SETTINGS.inference_repository, SETTINGS.inference_tag)
-    assert build.on_event(_event(settings=settings), None)["Data"] == {"BuildId": ""}
+    assert build.on_event(_event(settings=settings), LAMBDA_CONTEXT)["Data"] == {"BuildId": ""}
 
 
 @pytest.mark.parametrize(("status", "complete"), [("IN_PROGRESS", False), ("SUCCEEDED", True)])
 def test_the_poll_waits_for_the_build(stubs, status, complete):
     _, codebuild = stubs
     codebuild.add_response("batch_get_builds", {"builds": [_build(status)]}, {"ids": [BUILD_ID]})
-    assert build.is_complete(_event(Data={"BuildId": BUILD_ID}, PhysicalResourceId="images"), None) == {"IsComplete": complete}
+    assert build.is_complete(_event(Data={"BuildId": BUILD_ID}, PhysicalResourceId="images"), LAMBDA_CONTEXT) == {
+        "IsComplete": complete
+    }
 
 
 @pytest.mark.parametrize("status", ["FAILED", "FAULT", "STOPPED", "TIMED_OUT"])
@@ -175,7 +177,7 @@ def test_a_failed_build_fails_the_deploy_with_its_log_link(stubs, status):
     _, codebuild = stubs
     codebuild.add_response("batch_get_builds", {"builds": [_build(status, logs={"deepLink": LOG_LINK})]}, {"ids": [BUILD_ID]})
     with pytest.raises(build.BuildFailed) as error:
-        build.is_complete(_event(Data={"BuildId": BUILD_ID}), None)
+        build.is_complete(_event(Data={"BuildId": BUILD_ID}), LAMBDA_CONTEXT)
     assert str(error.value) == f"image build {BUILD_ID} ended {status}; its log: {LOG_LINK}"
 
 
@@ -187,16 +189,18 @@ def test_a_missing_repository_is_an_error_not_a_build(stubs):
         f"The repository with name '{SETTINGS.training_repository}' does not exist in the registry with id '{ACCOUNT}'",
     )
     with pytest.raises(ClientError, match="RepositoryNotFoundException"):
-        build.on_event(_event(), None)
+        build.on_event(_event(), LAMBDA_CONTEXT)
 
 
 def test_delete_builds_nothing_and_bad_events_are_named(stubs):
-    assert build.on_event(_event("Delete", PhysicalResourceId="images"), None) == {"PhysicalResourceId": "images"}
-    assert build.is_complete(_event("Delete", PhysicalResourceId="images"), None) == {"IsComplete": True}
+    assert build.on_event(_event("Delete", PhysicalResourceId="images"), LAMBDA_CONTEXT) == {"PhysicalResourceId": "images"}
+    assert build.is_complete(_event("Delete", PhysicalResourceId="images"), LAMBDA_CONTEXT) == {"IsComplete": True}
     with pytest.raises(build.RequestError, match="RequestType must be Create, Update or Delete"):
-        build.on_event({"RequestType": "Upsert"}, None)
+        build.on_event({"RequestType": "Upsert"}, LAMBDA_CONTEXT)
     with pytest.raises(SettingsError, match=r"^ResourceProperties\.Settings\.build_training = 'yes' must be true or false"):
-        build.on_event(_event(ResourceProperties={"Settings": json.dumps({**SETTINGS.to_dict(), "build_training": "yes"})}), None)
+        build.on_event(
+            _event(ResourceProperties={"Settings": json.dumps({**SETTINGS.to_dict(), "build_training": "yes"})}), LAMBDA_CONTEXT
+        )
 
 
 @pytest.fixture

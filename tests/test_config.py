@@ -1,25 +1,69 @@
-"""The typed configuration: cdk.json loads, and each bad value stops synth with one exact message."""
+"""The typed configuration: cdk.json loads, and each bad value stops synth with one exact message.
+
+The checks mutate a context of their own (`mlops()`), so they hold whatever a user's cdk.json describes.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from conftest import ENVIRONMENTS, REPO_ROOT, UNKNOWN_ENVIRONMENT, cdk_context
 
 from stacks.synth.config import ConfigError, load_config, refuse_unrepresentable_numbers
 
+BASE: dict[str, Any] = {
+    "project_name": "demo",
+    "dataset": {
+        "target": "y",
+        "problem_type": "regression",
+        "features": [{"name": "colour", "type": "categorical"}, {"name": "size", "type": "numeric"}],
+    },
+    "quality_gate": {"metric": "mse", "threshold": 6.0},
+    "environments": {"dev": {"production": False}, "prod": {"production": True}},
+}
 
-def test_cdk_json_loads_dev_and_prod():
+
+def mlops() -> dict[str, Any]:
+    return copy.deepcopy(BASE)
+
+
+def test_cdk_json_loads():
     config = load_config(cdk_context()["mlops"])
+    assert [e.name for e in config.environments] == list(ENVIRONMENTS)
+    assert all(e.training.model_approval_status == "PendingManualApproval" for e in config.environments if e.production)
+
+
+def test_an_environment_left_to_its_defaults_gets_those_of_its_kind():
+    config = load_config(mlops())
     dev, prod = config.environment("dev"), config.environment("prod")
-    assert (dev.production, prod.production) == (False, True)
     assert (dev.storage.retain_data, prod.storage.retain_data) == (False, True)
-    assert prod.training.model_approval_status == "PendingManualApproval"
-    assert dev.account is None and dev.region is None
+    assert (dev.training.model_approval_status, prod.training.model_approval_status) == ("Approved", "PendingManualApproval")
+    assert (dev.training.tuning_max_jobs, prod.training.tuning_max_jobs) == (4, 20)
+    assert (dev.endpoint.instance_type, prod.endpoint.instance_type) == ("ml.t2.medium", "ml.m5.large")
+    assert (dev.storage.log_retention_days, prod.storage.log_retention_days) == (14, 365)
+    assert dev.schedules == prod.schedules and dev.batch_prediction == prod.batch_prediction
+    assert dev.account is None and dev.region is None and dev.alert_email is None
+
+
+def test_a_value_given_replaces_its_default_and_nothing_else():
+    context = mlops()
+    context["environments"]["prod"]["endpoint"] = {"max_capacity": 9}
+    prod = load_config(context).environment("prod")
+    assert (prod.endpoint.max_capacity, prod.endpoint.min_capacity, prod.endpoint.instance_type) == (9, 2, "ml.m5.large")
+
+
+def test_each_environment_takes_the_project_gate_unless_it_has_its_own():
+    context = mlops()
+    context["environments"]["prod"]["training"] = {"quality_gate": {"metric": "rmse", "threshold": 2}}
+    config = load_config(context)
+    assert config.environment("dev").quality_gate.to_dict() == {"metric": "mse", "threshold": 6.0}
+    assert config.environment("prod").quality_gate.to_dict() == {"metric": "rmse", "threshold": 2.0}
 
 
 def test_unknown_environment_names_the_known_ones():
@@ -181,9 +225,26 @@ BAD_VALUES = [
         "'ops@example.com\\n' is invalid: must be an e-mail address, or left out for no e-mail subscription",
     ),
     (
-        "training.mse_threshold",
-        True,
-        "cdk.json context 'mlops.environments.dev.training.mse_threshold' = True is invalid: must be a number greater than 0",
+        "training.quality_gate",
+        {"metric": "mse", "threshold": True},
+        "cdk.json context 'mlops.environments.dev.training.quality_gate.threshold' = True is invalid: must be a finite number",
+    ),
+    (
+        "training.quality_gate",
+        {"metric": "auc", "threshold": 0.8},
+        "cdk.json context 'mlops.environments.dev.training.quality_gate.metric' = 'auc' is invalid: "
+        "a regression dataset is gated on one of mse, rmse, mae, r2",
+    ),
+    (
+        "training.quality_gate",
+        {"metric": "mse", "threshold": 6, "direction": "min"},
+        "cdk.json context 'mlops.environments.dev.training.quality_gate.direction' = 'min' is invalid: "
+        "unknown key; expected metric, threshold",
+    ),
+    (
+        "training",
+        [],
+        "cdk.json context 'mlops.environments.dev.training' = [] is invalid: must be an object",
     ),
     (
         "endpoint.data_capture_percentage",
@@ -210,9 +271,9 @@ BAD_VALUES = [
         "cdk.json context 'mlops.environments.dev.storage.retain_data' = 'yes' is invalid: must be true or false",
     ),
     (
-        "training.mse_threshold",
-        0,
-        "cdk.json context 'mlops.environments.dev.training.mse_threshold' = 0 is invalid: must be a number greater than 0",
+        "training.quality_gate",
+        {"metric": "mse", "threshold": -1},
+        "cdk.json context 'mlops.environments.dev.training.quality_gate.threshold' = -1 is invalid: mse is never negative",
     ),
     (
         "storage.retian_data",
@@ -291,10 +352,9 @@ BAD_VALUES = [
     ),
     # What a Python caller of load_config can pass and cdk.json cannot: NaN, infinities, True for 1, 14.0 for 14.
     (
-        "training.mse_threshold",
-        float("nan"),
-        "cdk.json context 'mlops.environments.dev.training.mse_threshold' = nan is invalid: "
-        "not a finite number; must be a number greater than 0",
+        "training.quality_gate",
+        {"metric": "mse", "threshold": float("nan")},
+        "cdk.json context 'mlops.environments.dev.training.quality_gate.threshold' = nan is invalid: must be a finite number",
     ),
     (
         "monitoring.drift_threshold",
@@ -325,9 +385,9 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("cron", ["cron(0 * ? * * *)", "cron(0 12 ? * * *)", "cron(0 17/12 ? * * *)", "cron(0 0/2 ? * * *)"])
 def test_every_model_monitor_schedule_form_is_accepted(cron):
-    mlops = cdk_context()["mlops"]
-    mlops["environments"]["dev"]["monitoring"]["schedule_cron"] = cron
-    assert load_config(mlops).environment("dev").monitoring.schedule_cron == cron
+    context = mlops()
+    _set(context["environments"]["dev"], "monitoring.schedule_cron", cron)
+    assert load_config(context).environment("dev").monitoring.schedule_cron == cron
 
 
 @pytest.mark.parametrize(
@@ -335,41 +395,41 @@ def test_every_model_monitor_schedule_form_is_accepted(cron):
     ["cron(0 2 L * ? *)", "cron(0 2 15W * ? *)", "cron(0 18 ? * MON-FRI *)", "cron(0 2 ? * 6L *)", "cron(0 2 ? * 3#2 *)"],
 )
 def test_documented_eventbridge_cron_forms_are_accepted(cron):
-    mlops = cdk_context()["mlops"]
-    mlops["environments"]["dev"]["schedules"]["retraining_cron"] = cron
-    assert load_config(mlops).environment("dev").schedules.retraining_cron == cron
+    context = mlops()
+    _set(context["environments"]["dev"], "schedules.retraining_cron", cron)
+    assert load_config(context).environment("dev").schedules.retraining_cron == cron
 
 
 def test_monitoring_can_be_disabled_without_data_capture():
-    mlops = cdk_context()["mlops"]
-    mlops["environments"]["dev"]["monitoring"]["enabled"] = False
-    mlops["environments"]["dev"]["endpoint"]["data_capture_percentage"] = 0
-    assert load_config(mlops).environment("dev").monitoring.enabled is False
+    context = mlops()
+    _set(context["environments"]["dev"], "monitoring.enabled", False)
+    _set(context["environments"]["dev"], "endpoint.data_capture_percentage", 0)
+    assert load_config(context).environment("dev").monitoring.enabled is False
 
 
 def _set(tree: dict, dotted: str, value) -> None:
     *parents, leaf = dotted.split(".")
     for part in parents:
-        tree = tree[part]
+        tree = tree.setdefault(part, {})
     tree[leaf] = value
 
 
 @pytest.mark.parametrize(("key", "value", "message"), BAD_VALUES, ids=[f"{b[0]}={b[1]!r}"[:60] for b in BAD_VALUES])
 def test_bad_value_gives_exact_message(key, value, message):
-    mlops = cdk_context()["mlops"]
-    _set(mlops["environments"]["dev"], key, value)
+    context = mlops()
+    _set(context["environments"]["dev"], key, value)
     if key == "account":
-        mlops["environments"]["dev"]["region"] = "eu-west-1"
+        context["environments"]["dev"]["region"] = "eu-west-1"
     with pytest.raises(ConfigError) as error:
-        load_config(mlops)
+        load_config(context)
     assert str(error.value) == message
 
 
 def test_production_cannot_auto_approve_models():
-    mlops = cdk_context()["mlops"]
-    mlops["environments"]["prod"]["training"]["model_approval_status"] = "Approved"
+    context = mlops()
+    _set(context["environments"]["prod"], "training.model_approval_status", "Approved")
     with pytest.raises(ConfigError) as error:
-        load_config(mlops)
+        load_config(context)
     assert str(error.value) == (
         "cdk.json context 'mlops.environments.prod.training.model_approval_status' = 'Approved' is invalid: "
         "a production environment must use PendingManualApproval"
@@ -377,49 +437,13 @@ def test_production_cannot_auto_approve_models():
 
 
 def test_account_without_region_is_rejected():
-    mlops = cdk_context()["mlops"]
-    mlops["environments"]["dev"]["account"] = "123456789012"
+    context = mlops()
+    context["environments"]["dev"]["account"] = "123456789012"
     with pytest.raises(ConfigError) as error:
-        load_config(mlops)
+        load_config(context)
     assert str(error.value) == (
         "cdk.json context 'mlops.environments.dev.region' = None is invalid: account and region are given together or not at all"
     )
-
-
-def _renamed(tree: dict, dotted: str, new_name: str) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        tree = tree[part]
-    tree[new_name] = tree.pop(leaf)
-
-
-MISSPELLED_KEYS = [
-    (
-        "training.training_instance_type",
-        "trainng_instance_type",
-        "'mlops.environments.dev.training.training_instance_type' = None is invalid: "
-        "is required; is 'trainng_instance_type' a misspelling of it?",
-    ),
-    (
-        "endpoint.max_capacity",
-        "max_capactiy",
-        "'mlops.environments.dev.endpoint.max_capacity' = None is invalid: is required; is 'max_capactiy' a misspelling of it?",
-    ),
-    (
-        "monitoring.enabled",
-        "enable",
-        "'mlops.environments.dev.monitoring.enabled' = None is invalid: is required; is 'enable' a misspelling of it?",
-    ),
-]
-
-
-@pytest.mark.parametrize(("key", "typo", "message"), MISSPELLED_KEYS, ids=[t for _, t, _ in MISSPELLED_KEYS])
-def test_a_missing_key_whose_misspelling_is_present_says_so(key, typo, message):
-    mlops = cdk_context()["mlops"]
-    _renamed(mlops["environments"]["dev"], key, typo)
-    with pytest.raises(ConfigError) as error:
-        load_config(mlops)
-    assert str(error.value) == "cdk.json context " + message
 
 
 @pytest.mark.parametrize(
@@ -432,57 +456,107 @@ def test_a_missing_key_whose_misspelling_is_present_says_so(key, typo, message):
         ),
         (
             "environments.dev.training",
-            "training_image_tga",
-            "'mlops.environments.dev.training.training_image_tga' = 'x' is invalid: "
-            "unknown key; did you mean 'training_image_tag'?",
+            "trainng_instance_type",
+            "'mlops.environments.dev.training.trainng_instance_type' = 'x' is invalid: "
+            "unknown key; did you mean 'training_instance_type'?",
+        ),
+        (
+            "environments.dev.endpoint",
+            "max_capactiy",
+            "'mlops.environments.dev.endpoint.max_capactiy' = 'x' is invalid: unknown key; did you mean 'max_capacity'?",
         ),
         ("", "delivry", "'mlops.delivry' = 'x' is invalid: unknown key; did you mean 'delivery'?"),
     ],
 )
-def test_a_misspelled_optional_key_is_named_next_to_the_key_it_probably_meant(where, typo, message):
-    mlops = cdk_context()["mlops"]
-    _set(mlops, f"{where}.{typo}" if where else typo, "x")
+def test_a_misspelled_key_is_named_next_to_the_key_it_probably_meant(where, typo, message):
+    """A misspelled setting would otherwise leave its default in place without a word."""
+    context = mlops()
+    _set(context, f"{where}.{typo}" if where else typo, "x")
     with pytest.raises(ConfigError) as error:
-        load_config(mlops)
+        load_config(context)
     assert str(error.value) == "cdk.json context " + message
 
 
 def test_an_unknown_key_like_no_known_one_lists_the_keys_of_its_section():
-    mlops = cdk_context()["mlops"]
-    mlops["environments"]["dev"]["batch_prediction"]["schedule"] = "daily"
+    context = mlops()
+    _set(context["environments"]["dev"], "batch_prediction.schedule", "daily")
     with pytest.raises(ConfigError) as error:
-        load_config(mlops)
+        load_config(context)
     assert str(error.value) == (
         "cdk.json context 'mlops.environments.dev.batch_prediction.schedule' = 'daily' is invalid: unknown key; "
         "expected instance_type, instance_count, input_prefix, output_prefix"
     )
 
 
-def test_missing_setting_is_named():
-    mlops = cdk_context()["mlops"]
-    del mlops["environments"]["prod"]["endpoint"]["max_latency_ms"]
+@pytest.mark.parametrize(
+    ("remove", "message"),
+    [
+        (("environments", "prod", "production"), "'mlops.environments.prod.production' = None is invalid: is required"),
+        (("quality_gate",), "'mlops.quality_gate' = None is invalid: is required"),
+        (("dataset",), "'mlops.dataset' = None is invalid: is required"),
+        (("environments",), "'mlops.environments' = None is invalid: is required"),
+    ],
+)
+def test_a_missing_required_setting_is_named(remove, message):
+    context = mlops()
+    *parents, leaf = remove
+    tree = context
+    for part in parents:
+        tree = tree[part]
+    del tree[leaf]
     with pytest.raises(ConfigError) as error:
-        load_config(mlops)
-    assert str(error.value) == "cdk.json context 'mlops.environments.prod.endpoint.max_latency_ms' = None is invalid: is required"
+        load_config(context)
+    assert str(error.value) == "cdk.json context " + message
+
+
+def test_a_required_key_whose_misspelling_is_present_says_so():
+    context = mlops()
+    context["environments"]["prod"]["prodution"] = context["environments"]["prod"].pop("production")
+    with pytest.raises(ConfigError) as error:
+        load_config(context)
+    assert str(error.value) == (
+        "cdk.json context 'mlops.environments.prod.production' = None is invalid: "
+        "is required; is 'prodution' a misspelling of it?"
+    )
+
+
+def test_the_project_gate_must_fit_the_dataset():
+    context = mlops()
+    context["quality_gate"] = {"metric": "auc", "threshold": 0.9}
+    with pytest.raises(ConfigError) as error:
+        load_config(context)
+    assert str(error.value) == (
+        "cdk.json context 'mlops.quality_gate.metric' = 'auc' is invalid: "
+        "a regression dataset is gated on one of mse, rmse, mae, r2"
+    )
+
+
+def test_a_dataset_error_names_its_key_under_mlops():
+    context = mlops()
+    context["dataset"]["features"][1]["type"] = "text"
+    with pytest.raises(ConfigError) as error:
+        load_config(context)
+    assert str(error.value) == (
+        "cdk.json context 'mlops.dataset.features[1].type' = 'text' is invalid: must be one of numeric, categorical"
+    )
 
 
 @pytest.mark.parametrize(
-    ("section", "key", "written"),
+    ("key", "written"),
     [
-        ("training", "mse_threshold", "1e999"),
-        ("endpoint", "max_latency_ms", "-" + "9" * 400),
-        ("monitoring", "drift_threshold", "NaN"),
+        ("quality_gate.threshold", "1e999"),
+        ("environments.dev.endpoint.max_latency_ms", "-" + "9" * 400),
+        ("environments.prod.monitoring.drift_threshold", "NaN"),
     ],
 )
-def test_a_number_cdk_json_cannot_carry_is_named_instead_of_reported_missing(section, key, written):
+def test_a_number_cdk_json_cannot_carry_is_named_instead_of_taking_the_default(key, written):
     """The CLI turns 1e999 into null and the app's context drops it: app.py reads cdk.json itself to name it."""
-    context = cdk_context()
-    name = next(iter(context["mlops"]["environments"]))
-    context["mlops"]["environments"][name][section][key] = "<number>"
+    context = mlops()
+    _set(context, key, "<number>")
     with pytest.raises(ConfigError) as error:
-        refuse_unrepresentable_numbers(json.dumps({"context": context}).replace('"<number>"', written))
+        refuse_unrepresentable_numbers(json.dumps({"context": {"mlops": context}}).replace('"<number>"', written))
     assert str(error.value) == (
-        f"cdk.json context 'mlops.environments.{name}.{section}.{key}' = {written} is invalid: "
+        f"cdk.json context 'mlops.{key}' = {written} is invalid: "
         "not a finite number; write a number a double can hold (at most about 1.8e308)"
     )
     refuse_unrepresentable_numbers((REPO_ROOT / "cdk.json").read_text())
@@ -517,11 +591,11 @@ def test_volume_key_rule_agrees_with_the_sagemaker_sdk_for_every_instance_type()
 
 
 def test_environment_names_must_leave_room_for_the_endpoint_name():
-    mlops = cdk_context()["mlops"]
-    mlops["project_name"] = "a-rather-long-project"
-    mlops["environments"]["a-long-environment-xy"] = mlops["environments"].pop("dev")
+    context = mlops()
+    context["project_name"] = "a-rather-long-project"
+    context["environments"]["a-long-environment-xy"] = context["environments"].pop("dev")
     with pytest.raises(ConfigError) as error:
-        load_config(mlops)
+        load_config(context)
     assert str(error.value) == (
         "cdk.json context 'mlops.environments' = 'a-long-environment-xy' is invalid: "
         "'a-rather-long-project-a-long-environment-xy' names the endpoint and must be at most 40 "

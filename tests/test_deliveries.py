@@ -130,7 +130,10 @@ def _to_queue(stage: Stage, service: str, source: str, queue_arn: str) -> list[s
 def test_every_alarm_action_reaches_its_topic(stage):
     """CloudWatch publishes alarm notifications as cloudwatch.amazonaws.com: the topic and its key must let it in."""
     problems, alarms = [], 0
-    for stack, logical_id, alarm in stage.assembly.resources("AWS::CloudWatch::Alarm"):
+    for stack, logical_id, alarm in [
+        *stage.assembly.resources("AWS::CloudWatch::Alarm"),
+        *stage.assembly.resources("AWS::CloudWatch::CompositeAlarm"),
+    ]:
         properties = stage.assembly.resolve(stack, alarm["Properties"])
         arn = stage.assembly.attribute(stack, logical_id, "Arn")
         for kind in ("AlarmActions", "OKActions", "InsufficientDataActions"):

@@ -12,7 +12,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import ACCOUNT, REGION, load_lambda, settings_environment, template_deployer_settings
+from conftest import ACCOUNT, LAMBDA_CONTEXT, REGION, load_lambda, settings_environment, template_deployer_settings
 from sagemaker_fakes import MonitoringSchedules
 
 from common.contracts import DeployerSettings, SettingsError
@@ -140,7 +140,7 @@ def deployer(sagemaker, config: DeployerSettings | None = None) -> deployer_modu
 
 def test_approval_event_creates_model_config_and_endpoint(deployment, config):
     arn = package(deployment)
-    result = deployer_module.handler(approval_event(arn), None)
+    result = deployer_module.handler(approval_event(arn), LAMBDA_CONTEXT)
     assert result["action"] == "created" and result["model"] == "abalone-mlops-dev-v1"
     endpoint_config = deployment.describe_endpoint_config(EndpointConfigName=result["endpoint_config"])
     variant = endpoint_config["ProductionVariants"][0]
@@ -164,7 +164,9 @@ def test_approval_event_creates_model_config_and_endpoint(deployment, config):
 def test_volume_key_only_where_the_stack_gives_one(deployment, config):
     assert (
         deployment.describe_endpoint_config(
-            EndpointConfigName=deployer_module.handler({"model_package_arn": package(deployment)}, None)["endpoint_config"]
+            EndpointConfigName=deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)[
+                "endpoint_config"
+            ]
         )["KmsKeyId"]
         == config.volume_kms_key_arn
     )
@@ -176,15 +178,15 @@ def test_volume_key_only_where_the_stack_gives_one(deployment, config):
 
 def test_same_package_again_is_a_no_op(deployment):
     arn = package(deployment)
-    first = deployer_module.handler({"model_package_arn": arn}, None)
-    again = deployer_module.handler({"model_package_arn": arn}, None)
+    first = deployer_module.handler({"model_package_arn": arn}, LAMBDA_CONTEXT)
+    again = deployer_module.handler({"model_package_arn": arn}, LAMBDA_CONTEXT)
     assert (first["action"], again["action"]) == ("created", "none")
     assert again["endpoint_config"] == first["endpoint_config"]
 
 
 def test_new_package_updates_with_blue_green_and_alarm_rollback(deployment, updates):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
-    result = deployer_module.handler(approval_event(package(deployment)), None)
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
+    result = deployer_module.handler(approval_event(package(deployment)), LAMBDA_CONTEXT)
     assert result["action"] == "updated" and result["model"] == "abalone-mlops-dev-v2"
     (call,) = updates
     assert call["EndpointName"] == "abalone-mlops-dev" and call["EndpointConfigName"] == result["endpoint_config"]
@@ -197,7 +199,7 @@ def test_new_package_updates_with_blue_green_and_alarm_rollback(deployment, upda
 
 
 def test_failed_endpoint_is_replaced(deployment, monkeypatch):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
     real_describe = deployment.describe_endpoint
     states = iter(["Failed"])
 
@@ -214,7 +216,7 @@ def test_failed_endpoint_is_replaced(deployment, monkeypatch):
 
 @pytest.mark.parametrize("status", ["Creating", "Updating", "RollingBack"])
 def test_busy_endpoint_defers_without_creating_anything(deployment, monkeypatch, status):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
     target = deployer(deployment)
     real_describe = target.sagemaker.describe_endpoint
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", lambda **kw: {**real_describe(**kw), "EndpointStatus": status})
@@ -224,13 +226,13 @@ def test_busy_endpoint_defers_without_creating_anything(deployment, monkeypatch,
 
 
 def test_in_service_event_registers_autoscaling(deployment):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
     event = {
         "source": "aws.sagemaker",
         "detail-type": "SageMaker Endpoint State Change",
         "detail": {"EndpointName": "abalone-mlops-dev", "EndpointStatus": "IN_SERVICE"},
     }
-    result = deployer_module.handler(event, None)
+    result = deployer_module.handler(event, LAMBDA_CONTEXT)
     assert result["action"] == "autoscaling" and result["converge"]["reason"] == "the latest approved package serves"
     scaling = boto3.client("application-autoscaling", region_name=REGION)
     (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
@@ -281,7 +283,7 @@ def test_pruning_spares_the_models_of_the_live_and_pending_configs(deployment, m
 
 
 def test_update_keeps_the_autoscaled_fleet_size_and_canaries_one_instance(deployment, updates, monkeypatch):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
     target = deployer(boto3.client("sagemaker", region_name=REGION))
     real_describe = target.sagemaker.describe_endpoint
 
@@ -394,33 +396,33 @@ BAD_INPUTS = [
 def test_malformed_events_are_rejected(deployer_env, event, message):
     """Each is refused while parsing the event, before any AWS call."""
     with pytest.raises(deployer_module.DeployError) as error:
-        deployer_module.handler(event, None)
+        deployer_module.handler(event, LAMBDA_CONTEXT)
     assert str(error.value) == message
 
 
 def test_event_from_another_group_is_rejected(deployment):
     event = approval_event(f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/other/1", group="other")
     with pytest.raises(deployer_module.DeployError, match="model package group 'other' is not this deployer's group"):
-        deployer_module.handler(event, None)
+        deployer_module.handler(event, LAMBDA_CONTEXT)
 
 
 def test_pending_package_event_is_ignored_and_deploys_nothing(deployment):
     arn = package(deployment, "PendingManualApproval")
-    assert deployer_module.handler(approval_event(arn, status="PendingManualApproval"), None) == {"action": "ignored"}
+    assert deployer_module.handler(approval_event(arn, status="PendingManualApproval"), LAMBDA_CONTEXT) == {"action": "ignored"}
     assert deployment.list_endpoints()["Endpoints"] == [] and deployment.list_models()["Models"] == []
 
 
 def test_direct_invocation_of_an_unapproved_package_is_refused(deployment):
     arn = package(deployment, "PendingManualApproval")
     with pytest.raises(deployer_module.DeployError) as error:
-        deployer_module.handler({"model_package_arn": arn}, None)
+        deployer_module.handler({"model_package_arn": arn}, LAMBDA_CONTEXT)
     assert str(error.value) == f"model package {arn} is PendingManualApproval; approve it in the Model Registry first"
 
 
 def test_missing_model_package(deployment):
     arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/42"
     with pytest.raises(deployer_module.DeployError) as error:
-        deployer_module.handler({"model_package_arn": arn}, None)
+        deployer_module.handler({"model_package_arn": arn}, LAMBDA_CONTEXT)
     assert str(error.value) == f"model package {arn} does not exist; check the ARN in the Model Registry"
 
 
@@ -430,13 +432,13 @@ def test_missing_or_malformed_settings_are_named(deployment, monkeypatch, config
     with pytest.raises(
         SettingsError, match=r"^SETTINGS must be a JSON object, got NoneType; the stack writes it, so redeploy the stack$"
     ):
-        deployer_module.handler({"model_package_arn": "x"}, None)
+        deployer_module.handler({"model_package_arn": "x"}, LAMBDA_CONTEXT)
     monkeypatch.setenv("SETTINGS", json.dumps({**config.to_dict(), "rollback_alarm_names": []}))
     deployer_module.settings.cache_clear()
     with pytest.raises(
         SettingsError, match=r"^SETTINGS.rollback_alarm_names = \[\] must be a non-empty list of non-empty strings"
     ):
-        deployer_module.handler({"model_package_arn": "x"}, None)
+        deployer_module.handler({"model_package_arn": "x"}, LAMBDA_CONTEXT)
 
 
 def test_resource_names_are_deterministic_and_valid(config):
@@ -553,7 +555,7 @@ def test_another_validation_error_is_not_mistaken_for_a_duplicate(stubbed):
 
 def test_a_rolled_back_package_is_not_retried_on_every_in_service_event(deployment):
     arn = package(deployment)
-    first = deployer_module.handler({"model_package_arn": arn}, None)
+    first = deployer_module.handler({"model_package_arn": arn}, LAMBDA_CONTEXT)
     target = deployer(deployment)
     deployment.update_endpoint = None  # nothing below may update the endpoint
     newer = package(deployment)
@@ -574,8 +576,8 @@ def in_service() -> dict:
 
 def test_in_service_attaches_the_schedule_to_the_serving_packages_baseline(deployment, schedules, config):
     arn = package(deployment)
-    deployer_module.handler({"model_package_arn": arn}, None)
-    monitoring = deployer_module.handler(in_service(), None)["monitoring"]
+    deployer_module.handler({"model_package_arn": arn}, LAMBDA_CONTEXT)
+    monitoring = deployer_module.handler(in_service(), LAMBDA_CONTEXT)["monitoring"]
     assert (monitoring["action"], monitoring["model_package_arn"]) == ("created", arn)
     schedule = schedules.schedules[config.monitoring_schedule_name]["MonitoringScheduleConfig"]
     assert schedule == {
@@ -601,13 +603,13 @@ def test_in_service_attaches_the_schedule_to_the_serving_packages_baseline(deplo
         config.monitor_image_uri,
     )
     assert definition["JobResources"]["ClusterConfig"]["InstanceType"] == config.monitoring.instance_type
-    again = deployer_module.handler(in_service(), None)["monitoring"]
+    again = deployer_module.handler(in_service(), LAMBDA_CONTEXT)["monitoring"]
     assert (again["action"], again["deleted"]) == ("none", [])
 
 
 def test_a_new_serving_package_moves_the_schedule_and_deletes_the_old_definition(deployment, schedules, config):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
-    first = deployer_module.handler(in_service(), None)["monitoring"]["definition"]
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
+    first = deployer_module.handler(in_service(), LAMBDA_CONTEXT)["monitoring"]["definition"]
     newer = deployment.describe_model_package(ModelPackageName=package(deployment))
     moved = deployer(deployment).monitor.ensure(newer)
     assert (moved["action"], moved["deleted"]) == ("updated", [first])
@@ -617,15 +619,15 @@ def test_a_new_serving_package_moves_the_schedule_and_deletes_the_old_definition
 
 
 def test_a_package_without_baseline_or_disabled_monitoring_removes_the_schedule(deployment, schedules, config):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
-    definition = deployer_module.handler(in_service(), None)["monitoring"]["definition"]
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
+    definition = deployer_module.handler(in_service(), LAMBDA_CONTEXT)["monitoring"]["definition"]
     bare = deployment.describe_model_package(
         ModelPackageName=package(deployment, status="PendingManualApproval", with_baseline=False)
     )
     removed = deployer(deployment).monitor.ensure(bare)
     assert (removed["action"], removed["deleted"]) == ("removed", [definition])
     assert "no data-quality baseline" in removed["reason"] and schedules.schedules == {}
-    deployer_module.handler(in_service(), None)
+    deployer_module.handler(in_service(), LAMBDA_CONTEXT)
     disabled = replace(config, monitoring=replace(config.monitoring, enabled=False))
     result = deployer(deployment, disabled).in_service("abalone-mlops-dev")["monitoring"]
     assert (result["action"], result["reason"]) == ("removed", "monitoring is disabled for this environment")
@@ -633,8 +635,8 @@ def test_a_package_without_baseline_or_disabled_monitoring_removes_the_schedule(
 
 
 def test_replacing_a_failed_endpoint_removes_its_schedule_first(deployment, schedules, monkeypatch):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
-    deployer_module.handler(in_service(), None)
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
+    deployer_module.handler(in_service(), LAMBDA_CONTEXT)
     target = deployer(deployment)
     real_describe = target.sagemaker.describe_endpoint
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", lambda **kw: {**real_describe(**kw), "EndpointStatus": "Failed"})
@@ -645,8 +647,8 @@ def test_replacing_a_failed_endpoint_removes_its_schedule_first(deployment, sche
 
 
 def test_a_pending_schedule_is_waited_for_and_then_named_in_a_timeout(deployment, schedules, config):
-    deployer_module.handler({"model_package_arn": package(deployment)}, None)
-    deployer_module.handler(in_service(), None)
+    deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
+    deployer_module.handler(in_service(), LAMBDA_CONTEXT)
     schedule = schedules.schedules[config.monitoring_schedule_name]
     schedule["MonitoringScheduleStatus"] = "Pending"
     waits: list[float] = []

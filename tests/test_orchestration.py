@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import replace
 
@@ -14,32 +15,41 @@ from conftest import ACCOUNT, REGION, cdk_context, synthesize, template_deployer
 from moto.events.models import EventPattern
 
 from lambdas.common.names import ResourceNames
+from pipeline_scripts.dataset import Dataset, Feature
 from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.orchestration import OrchestrationStack
 from stacks.storage import StorageStack
-from stacks.synth.config import load_config
+from stacks.synth.config import EnvironmentConfig, load_config
 from stacks.synth.image_sources import image_tag
 
 RAW_BUCKET = "raw-data-bucket"
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::URLSuffix": "amazonaws.com"}
 
 
-def resolve(value):
+ALARM_TYPES = ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+
+
+def resolve(value, resources: dict | None = None):
     """Concrete values for the intrinsics a rule pattern holds, as CloudFormation would deploy them."""
     if isinstance(value, list):
-        return [resolve(v) for v in value]
+        return [resolve(v, resources) for v in value]
     if not isinstance(value, dict):
         return value
     if "Ref" in value and value["Ref"] in PSEUDO:
         return PSEUDO[value["Ref"]]
     if "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
-        return separator.join(resolve(p) for p in parts)
+        return separator.join(resolve(p, resources) for p in parts)
     if "Fn::GetStackOutput" in value:
         output = value["Fn::GetStackOutput"]["OutputName"]
         assert "RawDataBucket" in output, output
         return RAW_BUCKET
-    return {k: resolve(v) for k, v in value.items()}
+    if "Fn::GetAtt" in value and resources is not None:
+        logical_id, attribute = value["Fn::GetAtt"]
+        alarm = resources[logical_id]
+        assert alarm["Type"] in ALARM_TYPES and attribute == "Arn", value
+        return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm['Properties']['AlarmName']}"
+    return {k: resolve(v, resources) for k, v in value.items()}
 
 
 def rule_pattern(template, description_start: str) -> EventPattern:
@@ -49,7 +59,7 @@ def rule_pattern(template, description_start: str) -> EventPattern:
         if r["Properties"].get("Description", "").startswith(description_start)
     ]
     assert len(rules) == 1, description_start
-    return EventPattern.load(json.dumps(resolve(rules[0]["EventPattern"])))
+    return EventPattern.load(json.dumps(resolve(rules[0]["EventPattern"], template.to_json()["Resources"])))
 
 
 def test_model_approval_rule(synthesized, environment):
@@ -286,7 +296,7 @@ def test_log_retention_and_email_subscription_follow_the_config(tmp_path):
     context["mlops"]["environments"] = {"prod": context["mlops"]["environments"]["prod"]}
     prod = context["mlops"]["environments"]["prod"]
     prod["alert_email"] = "oncall@example.com"
-    prod["schedules"].update(retraining_enabled=False, timezone="Europe/Berlin")
+    prod.setdefault("schedules", {}).update(retraining_enabled=False, timezone="Europe/Berlin")
     template = synthesize(context, tmp_path).template("prod", "orchestration")
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
     schedules = _schedules(template)
@@ -306,30 +316,36 @@ def test_prod_retains_and_dev_destroys_orchestration_state(synthesized, kind):
         assert resources and all(r["DeletionPolicy"] == policy for r in resources.values())
 
 
-def test_with_monitoring_disabled_there_is_no_schedule_role_alarm_or_retraining():
-    """Storage and Orchestration alone (the Pipelines stack's role and group stood in for): the one path the shipped
+def _orchestration(environment: EnvironmentConfig, dataset: Dataset) -> OrchestrationStack:
+    """Storage and Orchestration alone (the Pipelines stack's role and group stood in for): for paths the shipped
     cdk.json lacks."""
-    config = load_config(cdk_context()["mlops"])
-    first = config.environments[0]
-    first = replace(first, monitoring=replace(first.monitoring, enabled=False))
-    names = ResourceNames(config.project_name, first.name)
+    names = ResourceNames(load_config(cdk_context()["mlops"]).project_name, environment.name)
     app = App(context=cdk_context())
-    storage = StorageStack(app, "Storage", names=names, environment=first)
+    storage = StorageStack(app, "Storage", names=names, environment=environment)
     registry = Stack(app, "Registry")
     job_role = iam.Role(registry, "Job", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
     group = ModelPackageGroup(
         registry, "Group", name=names.model_package_group, description="models", removal_policy=RemovalPolicy.DESTROY
     )
-    stack = OrchestrationStack(
+    return OrchestrationStack(
         app,
         "Orchestration",
         names=names,
-        environment=first,
+        environment=environment,
+        dataset=dataset,
         stores=storage.stores,
         job_role=job_role,
         training_image_tag="sha-0123456789abcdef",
         model_package_group=group,
     )
+
+
+def test_with_monitoring_disabled_there_is_no_schedule_role_alarm_or_retraining():
+    config = load_config(cdk_context()["mlops"])
+    first = config.environments[0]
+    first = replace(first, monitoring=replace(first.monitoring, enabled=False))
+    names = ResourceNames(config.project_name, first.name)
+    stack = _orchestration(first, config.dataset)
     template = Template.from_stack(stack)
     descriptions = [f["Properties"]["Description"] for f in template.find_resources("AWS::Lambda::Function").values()]
     assert not [d for d in descriptions if d.startswith("Drift alarm")], "no retraining on drift"
@@ -339,3 +355,41 @@ def test_with_monitoring_disabled_there_is_no_schedule_role_alarm_or_retraining(
     alarms = [a["Properties"].get("AlarmName") for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
     assert names.alarm("data-drift") not in alarms
     assert not [r for r in template.find_resources("AWS::IAM::Role") if r.startswith("Monitoring")]
+
+
+def test_thirty_features_are_watched_by_ten_per_alarm_and_one_composite_that_alerts_and_retrains():
+    """A metric-math alarm holds at most 10 metrics (CloudWatch User Guide): 30 features take three member alarms,
+    and the composite alarm under the drift alarm's name is what alerts and what retraining listens to."""
+    config = load_config(cdk_context()["mlops"])
+    environment = config.environments[0]
+    features = tuple(Feature(f"f{index}", "numeric") for index in range(30))
+    names = ResourceNames(config.project_name, environment.name)
+    template = Template.from_stack(_orchestration(environment, replace(config.dataset, features=features)))
+    members = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"].startswith(names.alarm("data-drift-"))
+    }
+    assert sorted(members) == [names.alarm(f"data-drift-{n}") for n in (1, 2, 3)]
+    watched = sorted(m["MetricStat"]["Metric"]["MetricName"] for a in members.values() for m in a["Metrics"] if "MetricStat" in m)
+    assert watched == sorted(f"feature_baseline_drift__c{index}" for index in range(30))
+    assert all("AlarmActions" not in a for a in members.values()), "one notification, from the composite"
+    (composite,) = template.find_resources("AWS::CloudWatch::CompositeAlarm").values()
+    properties = composite["Properties"]
+    assert properties["AlarmName"] == names.alarm("data-drift")
+    (topic_id,) = template.find_resources("AWS::SNS::Topic")
+    assert properties["AlarmActions"] == [{"Ref": topic_id}]
+    composite_arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{properties['AlarmName']}"
+    (policy,) = template.find_resources("AWS::SNS::TopicPolicy").values()
+    publishers = [
+        resolve(s["Condition"]["ArnLike"]["aws:SourceArn"])
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert [p for p in publishers if fnmatch.fnmatchcase(composite_arn, p)], "the topic's policy lets the composite in"
+    member_ids = {a["Properties"]["AlarmName"]: k for k, a in template.find_resources("AWS::CloudWatch::Alarm").items()}
+    rule = json.dumps(properties["AlarmRule"])
+    assert all(f'"{member_ids[name]}", "Arn"' in rule for name in members) and rule.count("ALARM(") == 3
+    retrain = rule_pattern(template, "The drift alarm entering ALARM")
+    assert retrain.matches_event(aws_events.cloudwatch_alarm_state_change(names.alarm("data-drift"), "ALARM"))
+    assert not retrain.matches_event(aws_events.cloudwatch_alarm_state_change(names.alarm("data-drift-1"), "ALARM"))

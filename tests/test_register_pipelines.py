@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -11,16 +12,16 @@ from dataclasses import fields, replace
 
 import boto3
 import pytest
-from conftest import ACCOUNT, REGION, REPO_ROOT, custom_resource_event, load_lambda, settings_environment
+from conftest import ACCOUNT, LAMBDA_CONTEXT, REGION, REPO_ROOT, custom_resource_event, load_lambda, settings_environment
 
-from common.contracts import BatchInputsRequest, PipelineSettings, SettingsError, TrainingDataRequest
+from common.contracts import BatchInputsRequest, PipelineSettings, QualityGateConfig, SettingsError, TrainingDataRequest
+from pipeline_scripts import dataset as contract
 
 register = load_lambda("register_pipelines")
 scripts_module = sys.modules["bundled_scripts"]
 training_module = sys.modules["training_pipeline"]
 sys.path.insert(0, str(REPO_ROOT / "pipeline_scripts"))
 import preprocess
-import train
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +32,13 @@ def S(pipeline_settings) -> PipelineSettings:
         training_instance_type="ml.m5.2xlarge",
         tuning_max_jobs=6,
         tuning_max_parallel_jobs=3,
-        mse_threshold=5.5,
+        quality_gate=QualityGateConfig("mse", 5.5),
         model_approval_status="PendingManualApproval",
     )
     return replace(
         pipeline_settings,
         training=training,
-        processing_timezone="Europe/Berlin",
+        timezone="Europe/Berlin",
         batch_prediction=replace(pipeline_settings.batch_prediction, instance_count=2),
     )
 
@@ -110,7 +111,7 @@ def test_training_steps_and_branches(definitions):
         "DataQualityBaseline",
         "TuneLightGBM",
         "EvaluateModel",
-        "CheckMse",
+        "QualityGate",
     ]
     assert has_data["ElseSteps"] == [], "no training data ends as a success, not a failure alert"
     check_data = _step(training, "CheckTrainingData")
@@ -118,9 +119,9 @@ def test_training_steps_and_branches(definitions):
         "input_data_uri": {"Get": "Parameters.InputDataUri"},
         "execution_id": {"Get": "Execution.PipelineExecutionId"},
     }
-    check = _step(training, "CheckMse")["Arguments"]
+    check = _step(training, "QualityGate")["Arguments"]
     assert [s["Name"] for s in check["IfSteps"]] == ["RegisterModel-RegisterModel"]
-    assert [s["Name"] for s in check["ElseSteps"]] == ["MseAboveThreshold"]
+    assert [s["Name"] for s in check["ElseSteps"]] == ["QualityGateFailed"]
     assert set(check_data["Arguments"]) == {f.name for f in fields(TrainingDataRequest)}, "the step sends the check's contract"
 
 
@@ -134,7 +135,7 @@ def test_training_parameters_and_defaults_come_from_the_stack(definitions, S):
         "TrainingInstanceCount": ("Integer", 1),
         "TrainingImageUri": ("String", S.training_image_uri),
         "InferenceImageUri": ("String", S.inference_image_uri),
-        "MseThreshold": ("Float", 5.5),
+        "QualityGateThreshold": ("Float", 5.5),
         "ModelApprovalStatus": ("String", "PendingManualApproval"),
     }
 
@@ -152,12 +153,15 @@ def test_steps_depend_on_each_other_through_their_properties(definitions):
     assert {"Get": "Steps.TuneLightGBM.TrainingJobSummaries[0].TrainingJobName"} in inputs["model"]["Std:Join"]["Values"]
 
 
-def test_preprocessing_writes_the_features_bucket_in_the_sklearn_container(definitions, S):
+def test_preprocessing_runs_in_the_training_image_and_writes_the_features_bucket(built, S):
+    definitions, uploaded = built
     preprocess = _step(definitions["training"], "Preprocess")["Arguments"]
-    assert (
-        preprocess["AppSpecification"]["ImageUri"]
-        == f"141502667606.dkr.ecr.{REGION}.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-    )
+    assert preprocess["AppSpecification"]["ImageUri"] == {"Get": "Parameters.TrainingImageUri"}
+    entrypoint = preprocess["AppSpecification"]["ContainerEntrypoint"]
+    runner = next(i["S3Input"] for i in preprocess["ProcessingInputs"] if i["InputName"] == "entrypoint")
+    assert entrypoint == ["/bin/bash", f"{runner['LocalPath']}/runproc.sh"]
+    script = uploaded[runner["S3Uri"].removeprefix(f"s3://{S.artifacts_bucket}/")].decode()
+    assert "python3 preprocess.py" in script, "the training image's interpreter runs the bundled script"
     outputs = {
         o["OutputName"]: o["S3Output"]["S3Uri"]["Std:Join"]["Values"] for o in preprocess["ProcessingOutputConfig"]["Outputs"]
     }
@@ -187,9 +191,14 @@ def test_tuning_objective_ranges_and_limits(definitions, S):
     }
 
 
-def test_objective_regex_parses_the_training_scripts_metric_line():
-    line = train.metric_line("validation", "rmse", 2.13)
-    regex = next(d["Regex"] for d in training_module.METRIC_DEFINITIONS if d["Name"] == training_module.OBJECTIVE)
+def test_objective_regex_parses_the_line_the_training_script_prints(definitions):
+    job = _step(definitions["training"], "TuneLightGBM")["Arguments"]["TrainingJobDefinition"]
+    objective = _step(definitions["training"], "TuneLightGBM")["Arguments"]["HyperParameterTuningJobConfig"][
+        "HyperParameterTuningJobObjective"
+    ]["MetricName"]
+    regex = next(d["Regex"] for d in job["AlgorithmSpecification"]["MetricDefinitions"] if d["Name"] == objective)
+    channel, metric = objective.split(":")
+    line = contract.metric_line(channel, metric, 2.13)
     assert float(re.search(regex, f"[0]\ttrain\n{line}\n").group(1)) == pytest.approx(2.13)
 
 
@@ -198,8 +207,8 @@ def test_preprocessing_keeps_enough_train_rows_for_every_min_data_in_leaf_the_tu
     assert preprocess.MIN_ROWS["train"] == 2 * int(training_module.HYPERPARAMETER_RANGES["min_data_in_leaf"].max_value)
 
 
-def test_condition_compares_the_reported_mse_with_the_threshold(definitions):
-    check = _step(definitions["training"], "CheckMse")["Arguments"]["Conditions"]
+def test_quality_gate_compares_the_reported_metric_with_the_threshold(definitions):
+    check = _step(definitions["training"], "QualityGate")["Arguments"]["Conditions"]
     assert check == [
         {
             "Type": "LessThanOrEqualTo",
@@ -209,11 +218,12 @@ def test_condition_compares_the_reported_mse_with_the_threshold(definitions):
                     "Path": "regression_metrics.mse.value",
                 }
             },
-            "RightValue": {"Get": "Parameters.MseThreshold"},
+            "RightValue": {"Get": "Parameters.QualityGateThreshold"},
         }
     ]
-    message = _step(definitions["training"], "MseAboveThreshold")["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
-    assert message[0] == "Model rejected: test MSE" and message[-1] == {"Get": "Parameters.MseThreshold"}
+    message = _step(definitions["training"], "QualityGateFailed")["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    assert message[0] == "Model rejected: test mse" and message[2] == "must be at most"
+    assert message[-1] == {"Get": "Parameters.QualityGateThreshold"}
 
 
 def test_register_step_uses_the_inference_image_and_evaluation_metrics(definitions, S):
@@ -387,18 +397,22 @@ def _settings_json(settings: PipelineSettings, **changes) -> str:
 
 
 def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch, S):
-    first = register.handler({}, None)
+    first = register.handler({}, LAMBDA_CONTEXT)
     assert first == {
         "pipelines": {
             "training": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.training_pipeline_name}",
             "batch-prediction": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{S.batch_pipeline_name}",
         }
     }
-    monkeypatch.setenv("SETTINGS", _settings_json(replace(S, training=replace(S.training, mse_threshold=4.25))))
-    assert register.handler({"pipelines": ["training"]}, None) == {"pipelines": {"training": first["pipelines"]["training"]}}
+    monkeypatch.setenv(
+        "SETTINGS", _settings_json(replace(S, training=replace(S.training, quality_gate=QualityGateConfig("mse", 4.25))))
+    )
+    assert register.handler({"pipelines": ["training"]}, LAMBDA_CONTEXT) == {
+        "pipelines": {"training": first["pipelines"]["training"]}
+    }
     assert len(lambda_env.list_pipelines()["PipelineSummaries"]) == 2
     definition = json.loads(lambda_env.describe_pipeline(PipelineName=S.training_pipeline_name)["PipelineDefinition"])
-    assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["MseThreshold"] == 4.25
+    assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["QualityGateThreshold"] == 4.25
 
 
 @pytest.mark.parametrize(
@@ -413,7 +427,7 @@ def test_handler_creates_then_updates_the_same_pipelines(lambda_env, monkeypatch
 )
 def test_handler_rejects_malformed_events(function_env, event, message):
     with pytest.raises(register.RequestError) as error:
-        register.handler(event, None)
+        register.handler(event, LAMBDA_CONTEXT)
     assert str(error.value) == message
 
 
@@ -427,7 +441,7 @@ def test_handler_rejects_malformed_events(function_env, event, message):
             "the stack writes it, so redeploy the stack",
         ),
         ({"region": ""}, "SETTINGS.region = '' must be a non-empty string; the stack writes it, so redeploy the stack"),
-        ({"training": {"tuning_max_jobs": "many"}}, "SETTINGS.training lacks processing_instance_type, "),
+        ({"training": {"tuning_max_jobs": "many"}}, "SETTINGS.training.tuning_max_jobs = 'many' must be an integer; "),
         (
             {"training": "ml.m5.large"},
             "SETTINGS.training must be a JSON object, got str; the stack writes it, so redeploy the stack",
@@ -441,7 +455,7 @@ def test_bad_settings_are_named(function_env, monkeypatch, S, change, message):
     else:
         monkeypatch.setenv("SETTINGS", change if isinstance(change, str) else _settings_json(S, **change))
     with pytest.raises(SettingsError) as error:
-        register.handler({}, None)
+        register.handler({}, LAMBDA_CONTEXT)
     assert str(error.value).startswith(message)
 
 
@@ -450,29 +464,34 @@ def test_a_nested_setting_of_the_wrong_type_is_named_with_its_path(S):
     del values["kms_key_arn"]
     with pytest.raises(SettingsError, match=r"^Settings lacks kms_key_arn; the stack writes them"):
         PipelineSettings.from_mapping(values, "Settings")
-    values = {**S.to_dict(), "training": {**S.training.to_dict(), "mse_threshold": True}}
-    with pytest.raises(SettingsError, match=r"^Settings.training.mse_threshold = True must be a finite number; the stack writes"):
+    values = {**S.to_dict(), "training": {**S.training.to_dict(), "tuning_max_jobs": True}}
+    with pytest.raises(SettingsError, match=r"^Settings.training.tuning_max_jobs = True must be an integer; the stack writes"):
         PipelineSettings.from_mapping(values, "Settings")
 
 
 @pytest.mark.parametrize(
-    ("key", "written", "message"),
+    ("path", "written", "message"),
     [
-        ("mse_threshold", "NaN", "= nan must be a finite number"),
-        ("mse_threshold", "Infinity", "= inf must be a finite number"),
-        ("mse_threshold", "-1e999", "= -inf must be a finite number"),
-        ("mse_threshold", "false", "= False must be a finite number"),
+        ("quality_gate.threshold", "NaN", "= nan must be a finite number"),
+        ("quality_gate.threshold", "Infinity", "= inf must be a finite number"),
+        ("quality_gate.threshold", "-1e999", "= -inf must be a finite number"),
+        ("quality_gate.threshold", "false", "= False must be a finite number"),
         ("tuning_max_jobs", "true", "= True must be an integer"),
         ("tuning_max_jobs", "NaN", "= nan must be an integer"),
     ],
 )
-def test_a_numeric_setting_takes_neither_a_boolean_nor_nan_nor_infinity(S, key, written, message):
+def test_a_numeric_setting_takes_neither_a_boolean_nor_nan_nor_infinity(S, path, written, message):
     """Python's json reads NaN and Infinity, which JSON itself has not; a threshold of NaN would pass every model."""
-    values = {**S.to_dict(), "training": {**S.training.to_dict(), key: "<number>"}}
+    values = S.to_dict()
+    *parents, key = ["training", *path.split(".")]
+    target = values
+    for parent in parents:
+        target = target[parent]
+    target[key] = "<number>"
     text = json.dumps(values).replace('"<number>"', written)
     with pytest.raises(SettingsError) as error:
         PipelineSettings.from_json(text)
-    assert str(error.value) == f"SETTINGS.training.{key} {message}; the stack writes it, so redeploy the stack"
+    assert str(error.value) == f"SETTINGS.training.{path} {message}; the stack writes it, so redeploy the stack"
 
 
 def _cfn_event(request_type: str, settings: PipelineSettings, **extra) -> dict:
@@ -481,10 +500,12 @@ def _cfn_event(request_type: str, settings: PipelineSettings, **extra) -> dict:
 
 def test_update_builds_from_the_resource_properties_not_the_environment(lambda_env, monkeypatch, S, stack_id):
     """A rollback sends the previous properties; the pipelines must be rebuilt from them."""
-    monkeypatch.setenv("SETTINGS", _settings_json(replace(S, training=replace(S.training, mse_threshold=9.0))))
-    register.on_event(_cfn_event("Update", S, PhysicalResourceId="a|b", StackId=stack_id), None)
+    monkeypatch.setenv(
+        "SETTINGS", _settings_json(replace(S, training=replace(S.training, quality_gate=QualityGateConfig("mse", 9.0))))
+    )
+    register.on_event(_cfn_event("Update", S, PhysicalResourceId="a|b", StackId=stack_id), LAMBDA_CONTEXT)
     definition = json.loads(lambda_env.describe_pipeline(PipelineName=S.training_pipeline_name)["PipelineDefinition"])
-    assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["MseThreshold"] == 5.5
+    assert {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}["QualityGateThreshold"] == 5.5
 
 
 def test_a_failed_first_create_leaves_no_pipeline_behind(lambda_env, monkeypatch, S):
@@ -498,19 +519,19 @@ def test_a_failed_first_create_leaves_no_pipeline_behind(lambda_env, monkeypatch
 
     monkeypatch.setattr(register, "build_pipelines", lambda *a, **kw: {**real_build(*a, **kw), "batch-prediction": Rejected()})
     with pytest.raises(RuntimeError, match="batch pipeline rejected"):
-        register.on_event(_cfn_event("Create", S), None)
+        register.on_event(_cfn_event("Create", S), LAMBDA_CONTEXT)
     assert lambda_env.list_pipelines()["PipelineSummaries"] == []
 
 
 def test_bad_custom_resource_events_raise_clear_errors(function_env, S):
     with pytest.raises(register.RequestError, match="RequestType must be Create, Update or Delete"):
-        register.on_event({"RequestType": "Upsert"}, None)
+        register.on_event({"RequestType": "Upsert"}, LAMBDA_CONTEXT)
     with pytest.raises(SettingsError, match=r"ResourceProperties\.Settings must be a JSON object"):
-        register.on_event(_cfn_event("Create", S, ResourceProperties={}), None)
+        register.on_event(_cfn_event("Create", S, ResourceProperties={}), LAMBDA_CONTEXT)
 
 
 def test_delete_after_a_failed_create_deletes_nothing(lambda_env, S):
-    assert register.on_event(_cfn_event("Delete", S, PhysicalResourceId="log-stream-of-a-failed-create"), None) == {
+    assert register.on_event(_cfn_event("Delete", S, PhysicalResourceId="log-stream-of-a-failed-create"), LAMBDA_CONTEXT) == {
         "PhysicalResourceId": "log-stream-of-a-failed-create"
     }
 
@@ -545,3 +566,61 @@ def test_without_model_monitor_neither_pipeline_runs_the_analyzer(S, buckets):
         "CreateModel-CreateModel",
         "BatchTransform",
     ]
+
+
+def test_preprocessing_reads_the_dataset_block_from_a_file_named_by_its_content(built, S):
+    """Container arguments hold 256 characters each; the block travels as a file, and a new block is a new key."""
+    definitions, uploaded = built
+    preprocess = _step(definitions["training"], "Preprocess")["Arguments"]
+    (source,) = [i["S3Input"] for i in preprocess["ProcessingInputs"] if i["InputName"] == "dataset"]
+    assert source["LocalPath"] == "/opt/ml/processing/dataset"
+    body = uploaded[source["S3Uri"].removeprefix(f"s3://{S.artifacts_bucket}/")]
+    assert json.loads(body) == S.dataset
+    digest = hashlib.sha256(body).hexdigest()
+    assert source["S3Uri"] == f"s3://{S.artifacts_bucket}/code/{S.training_pipeline_name}/dataset/{digest}/dataset.json"
+
+
+@pytest.fixture(scope="module")
+def binary_definitions(S) -> dict[str, dict]:
+    """A binary dataset with an id column, gated on AUC: the other direction and batch transform's filters."""
+    from moto import mock_aws
+
+    block = {
+        "target": "churned",
+        "problem_type": "binary",
+        "features": [{"name": "tenure", "type": "numeric"}, {"name": "plan", "type": "categorical"}],
+        "id_columns": ["customer_id"],
+    }
+    settings = replace(S, dataset=block, training=replace(S.training, quality_gate=QualityGateConfig("auc", 0.8)))
+    original, scripts_module.BUNDLED_SCRIPTS = scripts_module.BUNDLED_SCRIPTS, REPO_ROOT / "pipeline_scripts"
+    session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    try:
+        with mock_aws():
+            _create_buckets(session.client("s3"), settings)
+            pipelines = register.build_pipelines(settings, boto_session=session)
+            return {name: json.loads(p.definition()) for name, p in pipelines.items()}
+    finally:
+        scripts_module.BUNDLED_SCRIPTS = original
+
+
+def test_a_metric_that_is_better_higher_gates_at_least_its_threshold(binary_definitions):
+    (condition,) = _step(binary_definitions["training"], "QualityGate")["Arguments"]["Conditions"]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == "binary_classification_metrics.auc.value"
+    message = _step(binary_definitions["training"], "QualityGateFailed")["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
+    assert message[0] == "Model rejected: test auc" and message[2] == "must be at least"
+    tuning = _step(binary_definitions["training"], "TuneLightGBM")["Arguments"]["HyperParameterTuningJobConfig"]
+    assert tuning["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "validation:logloss"}
+    parameters = {p["Name"]: p.get("DefaultValue") for p in binary_definitions["training"]["Parameters"]}
+    assert parameters["QualityGateThreshold"] == 0.8
+
+
+def test_batch_transform_passes_the_id_columns_through_and_feeds_the_model_the_features(binary_definitions, definitions):
+    """The model sees the features; each output row keeps the ids and the answer ("Associate Prediction Results
+    with Input Records"). Without id columns the rows go through whole, as before."""
+    transform = _step(binary_definitions["batch-prediction"], "BatchTransform")["Arguments"]
+    assert transform["DataProcessing"] == {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,3,4]"}
+    plain = _step(definitions["batch-prediction"], "BatchTransform")["Arguments"]
+    assert plain["DataProcessing"] == {"InputFilter": "$", "JoinSource": "None", "OutputFilter": "$"}
+    checks = [s for s in _all_steps(binary_definitions["batch-prediction"]["Steps"]).values() if s["Type"] == "QualityCheck"]
+    assert checks == [], "the analyzer would read the id columns as features"

@@ -13,6 +13,7 @@ A function, custom resource, rule target or task that no wire below reaches fail
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import threading
@@ -178,6 +179,22 @@ def test_every_function_is_deployable_and_known(stage):
     assert problems == []
     unknown = [f.logical_id for f in stage.functions.values() if not f.is_python and f.handler not in CDK_HANDLERS]
     assert unknown == [], "Node.js functions the rehearsal does not know; follow their wires in tests/test_rehearsal.py"
+
+
+def test_every_python_entry_point_logs_with_the_lambda_context(stage):
+    """Powertools' inject_lambda_context on the function each synthesized Handler names, in its bundled asset: every
+    log line then carries the request id and the function's name."""
+    undecorated = []
+    for function in stage.functions.values():
+        if not function.is_python:
+            continue
+        module, _, name = function.handler.rpartition(".")
+        tree = ast.parse((function.code / f"{module.replace('.', '/')}.py").read_text())
+        (entry,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
+        decorators = [ast.unparse(d) for d in entry.decorator_list]
+        if "logger.inject_lambda_context" not in decorators:
+            undecorated.append(f"{function.logical_id}: {function.handler}")
+    assert undecorated == []
 
 
 def _create_everything(stage: Stage) -> dict[str, rehearsal.CustomResourceResponse]:
@@ -372,6 +389,7 @@ def test_every_wire_is_followed(stage):
 RESOURCE_TYPES = {
     "AWS::CDK::Metadata": "no wire",
     "AWS::CloudWatch::Alarm": "alarm actions: tests/test_deliveries.py",
+    "AWS::CloudWatch::CompositeAlarm": "alarm actions: tests/test_deliveries.py (over ten features)",
     "AWS::CodeBuild::Project": "started by the image build custom resource here; its role: tests/test_strict_aws.py",
     "AWS::ECR::Repository": "read by the functions here; pulled by the jobs: tests/test_strict_aws.py",
     "AWS::Events::Rule": "Lambda targets here; every target: tests/test_deliveries.py",

@@ -9,7 +9,7 @@ import aws_events
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import ACCOUNT, REGION, load_lambda, settings_environment
+from conftest import ACCOUNT, LAMBDA_CONTEXT, REGION, load_lambda, settings_environment
 from moto.events.models import EventPattern
 
 from common.contracts import RetrainingSettings, SettingsError
@@ -194,10 +194,10 @@ def test_the_handler_reads_its_settings_and_names_a_bad_one(monkeypatch):
     retrain_module.settings.cache_clear()
     monkeypatch.setenv("SETTINGS", '{"training_pipeline_name": "p", "drift_alarm_name": "a"}')
     with pytest.raises(SettingsError, match="SETTINGS lacks quiet_period_hours"):
-        retrain_module.handler(aws_events.cloudwatch_alarm_state_change(ALARM, "ALARM"), None)
+        retrain_module.handler(aws_events.cloudwatch_alarm_state_change(ALARM, "ALARM"), LAMBDA_CONTEXT)
     retrain_module.settings.cache_clear()
     settings = RetrainingSettings(training_pipeline_name=PIPELINE, drift_alarm_name=ALARM, quiet_period_hours=1)
     for key, value in settings_environment(settings).items():
         monkeypatch.setenv(key, value)
-    assert retrain_module.handler(aws_events.cloudwatch_alarm_state_change(ALARM, "OK"), None)["action"] == "ignored"
+    assert retrain_module.handler(aws_events.cloudwatch_alarm_state_change(ALARM, "OK"), LAMBDA_CONTEXT)["action"] == "ignored"
     retrain_module.settings.cache_clear()

@@ -33,6 +33,7 @@ from aws_strict import (
 from botocore.awsrequest import AWSResponse
 from conftest import (
     ENVIRONMENTS,
+    LAMBDA_CONTEXT,
     REPO_ROOT,
     approved_package,
     function_properties,
@@ -109,11 +110,11 @@ def test_deployer_role_allows_create_update_autoscaling_and_pruning(assemblies, 
     with recording() as calls:
         approval = aws_events.model_package_state_change(config.model_package_group_name, "Approved", version=1)
         assert approval["detail"]["ModelPackageArn"] == first
-        assert deployer_module.handler(approval, None)["action"] == "created"
-        in_service = deployer_module.handler(aws_events.endpoint_state_change(config.endpoint_name, "IN_SERVICE"), None)
+        assert deployer_module.handler(approval, LAMBDA_CONTEXT)["action"] == "created"
+        in_service = deployer_module.handler(aws_events.endpoint_state_change(config.endpoint_name, "IN_SERVICE"), LAMBDA_CONTEXT)
         assert in_service["converge"]["action"] == "updated" and in_service["converge"]["model_package_arn"] == second
         # moto keeps the first config (the update is only recorded): the next InService event monitors what serves.
-        monitored = deployer_module.handler(aws_events.endpoint_state_change(config.endpoint_name, "IN_SERVICE"), None)
+        monitored = deployer_module.handler(aws_events.endpoint_state_change(config.endpoint_name, "IN_SERVICE"), LAMBDA_CONTEXT)
         assert monitored["monitoring"]["action"] == "created"
         assert deployer_module.EndpointDeployer(config, sagemaker, None).monitor.remove("test")["action"] == "removed"
     deployer_module.settings.cache_clear()

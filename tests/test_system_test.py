@@ -14,7 +14,7 @@ import pytest
 from aws_strict import Call, permissions_for
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from conftest import ACCOUNT, ENVIRONMENTS, REGION, UNKNOWN_ENVIRONMENT, function_properties, load_lambda
+from conftest import ACCOUNT, ENVIRONMENTS, LAMBDA_CONTEXT, REGION, UNKNOWN_ENVIRONMENT, function_properties, load_lambda
 
 from common.contracts import SystemTestSettings
 
@@ -520,11 +520,11 @@ def test_the_handler_names_an_unknown_check(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     system_test.settings.cache_clear()
     with pytest.raises(system_test.EventError, match="unknown check 'everything'; send"):
-        system_test.handler({"check": "everything"}, None)
+        system_test.handler({"check": "everything"}, LAMBDA_CONTEXT)
     with pytest.raises(system_test.EventError, match=r"unknown check \['buckets_encrypted'\]; send"):
-        system_test.handler({"check": ["buckets_encrypted"]}, None)
+        system_test.handler({"check": ["buckets_encrypted"]}, LAMBDA_CONTEXT)
     with pytest.raises(system_test.EventError, match="event must be a JSON object"):
-        system_test.handler(["check"], None)
+        system_test.handler(["check"], LAMBDA_CONTEXT)
     system_test.settings.cache_clear()
 
 

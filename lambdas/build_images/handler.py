@@ -80,6 +80,7 @@ def _request(event: Any) -> CloudFormationCustomResourceEvent:
     return CloudFormationCustomResourceEvent(event)
 
 
+@logger.inject_lambda_context
 def on_event(event: Any, context: Any) -> dict:
     request = _request(event)
     if request.request_type == "Delete":
@@ -97,6 +98,7 @@ def on_event(event: Any, context: Any) -> dict:
     return {"PhysicalResourceId": PHYSICAL_ID, "Data": {"BuildId": build["id"]}}
 
 
+@logger.inject_lambda_context
 def is_complete(event: Any, context: Any) -> dict:
     """The Provider framework passes the request with what on_event returned (Data.BuildId)."""
     request = _request(event)

@@ -37,6 +37,7 @@ def check(event: Any, s3: Any) -> dict:
     }
 
 
+@logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict:
     result = check(event, aws.s3())
     # "message" is a reserved LogRecord attribute: logging refuses it as an extra key.

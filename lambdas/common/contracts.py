@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 SETTINGS_VARIABLE = "SETTINGS"
 
@@ -25,7 +25,7 @@ class SettingsError(ValueError):
 
 
 def _check(cls: type[Settings], name: str, value: Any, hint: Any, source: str) -> Any:
-    """`value` converted to `hint` (str, int, float, bool, tuple[str, ...] or X | None), or SettingsError."""
+    """`value` converted to `hint` (str, int, float, bool, tuple[str, ...], a JSON object or X | None), or SettingsError."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
         return None if value is None or value == "" else _check(cls, name, value, inner, source)
@@ -37,6 +37,11 @@ def _check(cls: type[Settings], name: str, value: Any, hint: Any, source: str) -
         if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v for v in value):
             return tuple(value)
         expected = "a non-empty list of non-empty strings"
+    elif typing.get_origin(hint) is dict:
+        # A block another module validates (the dataset, pipeline_scripts/dataset.py): only its shape is checked here.
+        if isinstance(value, dict) and value:
+            return value
+        expected = "a non-empty JSON object"
     elif hint is float:
         # JSON and CloudFormation write 6.0 as 6: a float setting takes either. Python's json reads NaN and Infinity.
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -52,7 +57,8 @@ def _check(cls: type[Settings], name: str, value: Any, hint: Any, source: str) -
         expected = "a non-empty string" if hint is str else "an integer"
     else:
         raise TypeError(
-            f"{cls.__name__}.{name}: settings support str, int, float, bool, tuple[str, ...], Settings and X | None, not {hint}"
+            f"{cls.__name__}.{name}: settings support str, int, float, bool, tuple[str, ...], dict, Settings and X | None, "
+            f"not {hint}"
         )
     raise SettingsError(f"{source}.{name} = {value!r} must be {expected}; {cls.WRITER} writes it{cls.FIX}")
 
@@ -114,59 +120,139 @@ def _json_ready(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Sections of cdk.json that reach a Lambda as they are: stacks/config.py validates their values and
-# builds them, the functions read them inside their settings.
+# --- cdk.json sections -------------------------------------------------------------------------------------------
+#
+# Each setting is declared once, next to its field: its type, its default (and production's, where it differs) and
+# a Setting with its bounds and its meaning. stacks/synth/config.py reads them to validate cdk.json, fill in what an
+# environment leaves out and write the README's table of settings. The sections a Lambda needs live here, because
+# their values reach the functions inside their settings.
+
+SAME = "<same as other environments>"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a setting means, the values it takes and, where production differs, production's default.
+
+    `form` names a check of stacks/synth/config.py beyond the type and bounds: an instance type for a use
+    (`instance_type:<hosting|transform|processing|training>`), a `cron`, a `monitor_cron`, a `timezone`, an S3
+    `prefix`, a file name `suffix`, an image `tag`.
+    """
+
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    choices: tuple[Any, ...] = ()
+    form: str | None = None
+    production: Any = SAME
+
+
+@dataclass(frozen=True)
+class QualityGateConfig(Settings):
+    """A package registers only if its test metric is on the right side of `threshold` (the metric's direction).
+
+    stacks/synth/config.py checks the metric against the dataset's problem type (pipeline_scripts/dataset.py).
+    """
+
+    metric: Annotated[
+        str,
+        Setting("Test metric the gate compares: mse, rmse, mae, r2; auc, accuracy, f1, logloss; accuracy, weighted_f1, logloss"),
+    ]
+    threshold: Annotated[float, Setting("At most this for a metric that is better lower, at least for one better higher")]
 
 
 @dataclass(frozen=True)
 class TrainingConfig(Settings):
     """cdk.json `training`: jobs, tuning and the model gate of the training pipeline."""
 
-    processing_instance_type: str
-    processing_instance_count: int
-    training_instance_type: str
-    training_instance_count: int
-    tuning_max_jobs: int
-    tuning_max_parallel_jobs: int
-    mse_threshold: float
-    model_approval_status: str
-    # Left out, the tag is the digest of the image's build context (stacks/images.py) and the deploy builds it.
-    training_image_tag: str | None = None
-    inference_image_tag: str | None = None
+    processing_instance_type: Annotated[
+        str, Setting("Preprocessing, evaluation and data-quality jobs", form="instance_type:processing")
+    ] = "ml.m5.xlarge"
+    processing_instance_count: Annotated[int, Setting("Instances of the preprocessing job", minimum=1, maximum=10)] = 1
+    training_instance_type: Annotated[str, Setting("Each tuning job's training", form="instance_type:training")] = "ml.m5.xlarge"
+    training_instance_count: Annotated[int, Setting("Instances of each training job", minimum=1, maximum=10)] = 1
+    tuning_max_jobs: Annotated[int, Setting("Training jobs the tuner runs in all", minimum=1, maximum=100, production=20)] = 4
+    tuning_max_parallel_jobs: Annotated[
+        int, Setting("Training jobs the tuner runs at once (at most tuning_max_jobs)", minimum=1, maximum=10, production=4)
+    ] = 2
+    model_approval_status: Annotated[
+        str,
+        Setting(
+            "Status a gated package registers with; production must be PendingManualApproval",
+            choices=("Approved", "PendingManualApproval"),
+            production="PendingManualApproval",
+        ),
+    ] = "Approved"
+    quality_gate: Annotated[QualityGateConfig | None, Setting("The gate of this environment; left out, mlops.quality_gate")] = (
+        None
+    )
+    training_image_tag: Annotated[
+        str | None, Setting("An image tag you push instead of the one the deploy builds", form="tag")
+    ] = None
+    inference_image_tag: Annotated[
+        str | None, Setting("An image tag you push instead of the one the deploy builds", form="tag")
+    ] = None
 
 
 @dataclass(frozen=True)
 class BatchPredictionConfig(Settings):
     """cdk.json `batch_prediction`: the transform fleet and where the daily data comes from and goes."""
 
-    instance_type: str
-    instance_count: int
-    input_prefix: str
-    output_prefix: str
+    instance_type: Annotated[str, Setting("Batch transform instances", form="instance_type:transform")] = "ml.m5.xlarge"
+    instance_count: Annotated[int, Setting("Batch transform instances", minimum=1, maximum=10)] = 1
+    input_prefix: Annotated[str, Setting("Raw-data bucket prefix of the days' inputs (`<prefix><date>/`)", form="prefix")] = (
+        "batch-input/"
+    )
+    output_prefix: Annotated[
+        str, Setting("Artifacts bucket prefix of the days' predictions (`<prefix><date>/`)", form="prefix")
+    ] = "batch-predictions/"
 
 
 @dataclass(frozen=True)
 class EndpointConfig(Settings):
     """cdk.json `endpoint`: how every version of the real-time endpoint is served and scaled."""
 
-    instance_type: str
-    initial_instance_count: int
-    min_capacity: int
-    max_capacity: int
-    target_invocations_per_instance: int
-    data_capture_percentage: int
-    max_latency_ms: int
+    instance_type: Annotated[
+        str,
+        Setting("Endpoint instances (real-time hosting has no ml.t3)", form="instance_type:hosting", production="ml.m5.large"),
+    ] = "ml.t2.medium"
+    initial_instance_count: Annotated[
+        int, Setting("Instances of a new endpoint (between min and max capacity)", minimum=1, maximum=10, production=2)
+    ] = 1
+    min_capacity: Annotated[int, Setting("Fewest instances autoscaling keeps", minimum=1, maximum=10, production=2)] = 1
+    max_capacity: Annotated[int, Setting("Most instances autoscaling adds", minimum=1, maximum=20, production=6)] = 2
+    target_invocations_per_instance: Annotated[
+        int, Setting("Invocations per instance and minute autoscaling aims at", minimum=1, maximum=100000)
+    ] = 1000
+    data_capture_percentage: Annotated[
+        int, Setting("Share of requests captured for monitoring", minimum=0, maximum=100, production=20)
+    ] = 100
+    max_latency_ms: Annotated[
+        int, Setting("p99 model latency that rolls an update back, and the system test's p95 limit", minimum=1, maximum=60000)
+    ] = 200
 
 
 @dataclass(frozen=True)
 class MonitoringConfig(Settings):
     """cdk.json `monitoring`: Model Monitor's data-quality schedule on the endpoint and retraining on drift."""
 
+    enabled: Annotated[bool, Setting("Model Monitor's baselines, schedule and batch checks (closed to new customers)")] = True
+    schedule_cron: Annotated[str, Setting("When the data-quality job runs (UTC)", form="monitor_cron")] = "cron(0 * ? * * *)"
+    instance_type: Annotated[str, Setting("The data-quality jobs", form="instance_type:processing")] = "ml.m5.large"
+    drift_threshold: Annotated[float, Setting("A feature's distance from the baseline that alarms", above=0)] = 0.1
+    retraining_quiet_period_hours: Annotated[
+        int, Setting("Hours after a drift-started training before drift retrains again", minimum=1, maximum=2160, production=72)
+    ] = 24
+
+
+@dataclass(frozen=True)
+class MonitoringScheduleConfig(Settings):
+    """What the deployer needs of `monitoring` to keep the endpoint's data-quality schedule."""
+
     enabled: bool
     schedule_cron: str
     instance_type: str
-    drift_threshold: float
-    retraining_quiet_period_hours: int
 
 
 @dataclass(frozen=True)
@@ -190,7 +276,9 @@ class PipelineSettings(Settings):
     resolve_batch_inputs_function_arn: str
     check_training_data_function_arn: str
     endpoint_instance_type: str
-    processing_timezone: str
+    timezone: str
+    # cdk.json's `dataset` block, read with pipeline_scripts/dataset.py, which the function bundles.
+    dataset: dict[str, Any]
     training: TrainingConfig
     batch_prediction: BatchPredictionConfig
     # Model Monitor's analyzer baselines the training data and checks batch input; off with monitoring, for
@@ -209,7 +297,7 @@ class DeployerSettings(Settings):
     kms_key_arn: str
     rollback_alarm_names: tuple[str, ...]
     endpoint: EndpointConfig
-    monitoring: MonitoringConfig
+    monitoring: MonitoringScheduleConfig
     # The schedule's name is fixed per endpoint: the drift alarm watches the metrics it publishes under that name.
     monitoring_schedule_name: str
     # What the schedule's jobs run with; left out when monitoring is disabled.
@@ -244,7 +332,7 @@ class SystemTestSettings(Settings):
     """system_test: what a deployed environment must have, and how fast its endpoint must answer.
 
     The same object is a stack output, so `make validate` checks a deployed environment with it. The model's
-    quality is not here: the training pipeline gates it (training.mse_threshold) before a package is registered.
+    quality is not here: the training pipeline gates it (training.quality_gate) before a package is registered.
     """
 
     environment: str

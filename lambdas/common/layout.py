@@ -21,6 +21,14 @@ REPORT_FILE = "evaluation.json"
 BATCH_INPUT_CHECK = "data-quality"
 
 
+DATASET_FILE = "dataset.json"
+
+
+def dataset_file(training_pipeline: str, digest: str) -> str:
+    """cdk.json's dataset block as the training pipeline's preprocessing reads it, beside the scripts."""
+    return f"{CODE}/{training_pipeline}/dataset/{digest}/{DATASET_FILE}"
+
+
 def execution_prefix(training_pipeline: str, execution_id: str) -> str:
     return f"{training_pipeline}/{execution_id}"
 

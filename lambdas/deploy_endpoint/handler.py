@@ -459,6 +459,7 @@ class EndpointDeployer:
         ]
 
 
+@logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict:
     try:
         config = settings()

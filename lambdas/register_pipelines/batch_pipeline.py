@@ -4,6 +4,8 @@ A day with no data or no approved model is not a failure: the execution succeeds
 transform, and the resolve step's `message` output says why. A malformed input fails the resolve step.
 Beside the transform, Model Monitor's analyzer checks the day's input against the package's data-quality
 baseline and writes its report next to the predictions; a violation is reported, it does not fail the run.
+The dataset's id columns lead each input record: the transform gives the model the features alone and
+writes each record's ids before its answer (pipeline_scripts/dataset.py, batch_data_processing).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sagemaker.workflow.quality_check_step import DataQualityCheckConfig, Qualit
 from sagemaker.workflow.steps import TransformStep
 
 from common.contracts import PipelineSettings
+from pipeline_scripts.dataset import Dataset
 
 RESOLVED_OUTPUTS = (
     "status",
@@ -44,6 +47,7 @@ READY = "ready"
 
 def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -> Pipeline:
     s = settings
+    dataset = Dataset.from_dict(s.dataset)
     input_prefix = ParameterString("InputPrefixUri", default_value=f"s3://{s.raw_data_bucket}/{s.batch_prediction.input_prefix}")
     output_prefix = ParameterString(
         "OutputPrefixUri", default_value=f"s3://{s.artifacts_bucket}/{s.batch_prediction.output_prefix}"
@@ -60,7 +64,7 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
             "input_prefix_uri": input_prefix,
             "output_prefix_uri": output_prefix,
             "processing_date": processing_date,
-            "timezone": s.processing_timezone,
+            "timezone": s.timezone,
             "execution_id": ExecutionVariables.PIPELINE_EXECUTION_ID,
         },
         outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String) for name in RESOLVED_OUTPUTS],
@@ -91,9 +95,17 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
         volume_kms_key=s.kms_key_arn if instance_supports_kms(s.batch_prediction.instance_type) else None,
         base_transform_job_name=f"{s.batch_pipeline_name}-transform",
     )
+    filters = dataset.batch_data_processing()
     transform = TransformStep(
         name="BatchTransform",
-        step_args=transformer.transform(data=resolved["input_uri"], content_type="text/csv", split_type="Line"),
+        step_args=transformer.transform(
+            data=resolved["input_uri"],
+            content_type="text/csv",
+            split_type="Line",
+            input_filter=filters["InputFilter"],
+            join_source=filters["JoinSource"],
+            output_filter=filters["OutputFilter"],
+        ),
     )
     # The day's records against the baseline the package was trained with: the same headerless CSV records
     # the endpoint captures. fail_on_violation=False: a drifted day is scored and its report says so.
@@ -117,10 +129,12 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
         if_steps=[check_input],
         else_steps=[],
     )
+    # The analyzer compares whole records with the baseline's features: input that leads with ids is not checked.
+    checks_input = s.data_quality_checks and not dataset.id_columns
     gate = ConditionStep(
         name="CheckModelAndData",
         conditions=[ConditionEquals(left=resolved["status"], right=READY)],
-        if_steps=[create_model, transform, has_baseline] if s.data_quality_checks else [create_model, transform],
+        if_steps=[create_model, transform, has_baseline] if checks_input else [create_model, transform],
         else_steps=[],
     )
     return Pipeline(

@@ -98,6 +98,7 @@ def delete(pipeline_names: list[str], client) -> None:
             logger.info("already deleted", extra={"pipeline": name})
 
 
+@logger.inject_lambda_context
 def on_event(event: Any, context: Any) -> dict:
     """The Provider framework's onEvent handler: raise to fail, return the physical id and data to succeed."""
     if not isinstance(event, dict) or event.get("RequestType") not in ("Create", "Update", "Delete"):
@@ -174,6 +175,7 @@ def requested_names(event: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+@logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict:
     if isinstance(event, dict) and "RequestType" in event:
         return on_event(event, context)

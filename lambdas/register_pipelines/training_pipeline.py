@@ -1,11 +1,15 @@
-"""The training pipeline: check for data -> preprocess -> tune LightGBM -> evaluate -> MSE gate -> register or fail.
+"""The training pipeline: check for data -> preprocess -> tune LightGBM -> evaluate -> quality gate -> register or fail.
 
 No training data under InputDataUri (a fresh environment, or a schedule that finds nothing) ends the
-execution as a success without training; the check step's `message` output says so.
+execution as a success without training; the check step's `message` output says so. The dataset block
+(pipeline_scripts/dataset.py) decides the tuner's objective, the metrics the jobs report and where the gate
+finds its metric in the evaluation report; preprocessing reads the block itself, as a file beside its code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter, ParameterRange
 from sagemaker.utils import instance_supports_kms
 from sagemaker.workflow.condition_step import ConditionStep
-from sagemaker.workflow.conditions import ConditionEquals, ConditionLessThanOrEqualTo
+from sagemaker.workflow.conditions import ConditionEquals, ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
 from sagemaker.workflow.entities import PipelineVariable
 from sagemaker.workflow.execution_variables import ExecutionVariables
 from sagemaker.workflow.fail_step import FailStep
@@ -37,15 +41,12 @@ from sagemaker.workflow.properties import PropertyFile
 from sagemaker.workflow.quality_check_step import DataQualityCheckConfig, QualityCheckStep
 from sagemaker.workflow.steps import ProcessingStep, TuningStep
 
+from common import layout
 from common.contracts import PipelineSettings
+from pipeline_scripts.dataset import MIN, Dataset, QualityGate
 
+# FrameworkProcessor's packaging of source_dir (runproc.sh, sourcedir.tar.gz); the jobs run the training image.
 SKLEARN_VERSION = "1.2-1"
-OBJECTIVE = "validation:rmse"
-METRIC_DEFINITIONS: list[dict[str, str | PipelineVariable]] = [
-    {"Name": f"{channel}:{metric}", "Regex": f"{channel}:{metric}=([0-9.]+)"}
-    for channel in ("train", "validation")
-    for metric in ("rmse", "mse")
-]
 HYPERPARAMETER_RANGES: dict[str | PipelineVariable, ParameterRange] = {
     "num_leaves": IntegerParameter(7, 63),
     "learning_rate": ContinuousParameter(0.01, 0.2, scaling_type="Logarithmic"),
@@ -63,6 +64,10 @@ def _s3(bucket: str, *parts) -> Join:
 
 def build_training_pipeline(settings: PipelineSettings, session: PipelineSession, scripts: Path) -> Pipeline:
     s = settings
+    dataset = Dataset.from_dict(s.dataset)
+    assert s.training.quality_gate is not None, "the stack writes every environment's gate"
+    quality_gate = QualityGate.from_dict(s.training.quality_gate.to_dict(), dataset.problem_type)
+    objective = dataset.tuner_objective
     input_data = ParameterString("InputDataUri", default_value=f"s3://{s.raw_data_bucket}/{s.raw_data_prefix}")
     processing_type = ParameterString("ProcessingInstanceType", default_value=s.training.processing_instance_type)
     processing_count = ParameterInteger("ProcessingInstanceCount", default_value=s.training.processing_instance_count)
@@ -70,7 +75,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     training_count = ParameterInteger("TrainingInstanceCount", default_value=s.training.training_instance_count)
     training_image = ParameterString("TrainingImageUri", default_value=s.training_image_uri)
     inference_image = ParameterString("InferenceImageUri", default_value=s.inference_image_uri)
-    mse_threshold = ParameterFloat("MseThreshold", default_value=s.training.mse_threshold)
+    threshold = ParameterFloat("QualityGateThreshold", default_value=quality_gate.threshold)
     approval_status = ParameterString("ModelApprovalStatus", default_value=s.training.model_approval_status)
     run_prefix = [s.training_pipeline_name, ExecutionVariables.PIPELINE_EXECUTION_ID]
 
@@ -84,9 +89,12 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     # pipeline execution role is only allowed to start isolated jobs (stacks/sagemaker_roles.job_conditions).
     isolated = NetworkConfig(enable_network_isolation=True)
 
+    # Preprocessing and evaluation run in the training image: the same pinned libraries as training and the tests.
     preprocessor = FrameworkProcessor(
         estimator_cls=SKLearn,
         framework_version=SKLEARN_VERSION,
+        image_uri=training_image,
+        command=["python3"],
         instance_type=processing_type,
         instance_count=processing_count,
         base_job_name=f"{s.training_pipeline_name}-preprocess",
@@ -99,7 +107,14 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         step_args=preprocessor.run(
             code="preprocess.py",
             source_dir=str(scripts),
-            inputs=[ProcessingInput(source=input_data, destination="/opt/ml/processing/input", input_name="raw")],
+            inputs=[
+                ProcessingInput(source=input_data, destination="/opt/ml/processing/input", input_name="raw"),
+                ProcessingInput(
+                    source=upload_dataset(s, session),
+                    destination="/opt/ml/processing/dataset",
+                    input_name="dataset",
+                ),
+            ],
             outputs=[
                 ProcessingOutput(
                     output_name=split,
@@ -133,7 +148,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         instance_count=training_count,
         output_path=f"s3://{s.artifacts_bucket}/{s.training_pipeline_name}/models",
         hyperparameters=STATIC_HYPERPARAMETERS,
-        metric_definitions=METRIC_DEFINITIONS,
+        metric_definitions=_metric_definitions(dataset),
         enable_network_isolation=True,
         base_job_name=f"{s.training_pipeline_name}-train",
         **common,
@@ -141,10 +156,10 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     )
     tuner = HyperparameterTuner(
         estimator=estimator,
-        objective_metric_name=OBJECTIVE,
-        objective_type="Minimize",
+        objective_metric_name=objective.metric_name,
+        objective_type=objective.objective_type,
         hyperparameter_ranges=HYPERPARAMETER_RANGES,
-        metric_definitions=METRIC_DEFINITIONS,
+        metric_definitions=_metric_definitions(dataset),
         strategy="Bayesian",
         max_jobs=s.training.tuning_max_jobs,
         max_parallel_jobs=s.training.tuning_max_parallel_jobs,
@@ -195,7 +210,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         ),
         property_files=[report],
     )
-    test_mse = JsonGet(step_name=evaluate.name, property_file=report, json_path="regression_metrics.mse.value")
+    test_metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=quality_gate.json_path)
 
     model = Model(image_uri=inference_image, model_data=best_model, role=s.job_role_arn, sagemaker_session=session)
     register = ModelStep(
@@ -223,9 +238,13 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             drift_check_baselines=baselines.get("drift_check"),
         ),
     )
+    better = "at most" if quality_gate.direction == MIN else "at least"
     reject = FailStep(
-        name="MseAboveThreshold",
-        error_message=Join(on=" ", values=["Model rejected: test MSE", test_mse, "is above the threshold", mse_threshold]),
+        name="QualityGateFailed",
+        error_message=Join(
+            on=" ",
+            values=[f"Model rejected: test {quality_gate.metric}", test_metric, f"must be {better}", threshold],
+        ),
     )
     check_data = LambdaStep(
         name="CheckTrainingData",
@@ -233,10 +252,11 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         inputs={"input_data_uri": input_data, "execution_id": ExecutionVariables.PIPELINE_EXECUTION_ID},
         outputs=[LambdaOutput(output_name=name, output_type=LambdaOutputTypeEnum.String) for name in ("status", "message")],
     )
+    passes = ConditionLessThanOrEqualTo if quality_gate.direction == MIN else ConditionGreaterThanOrEqualTo
     gate = ConditionStep(
-        name="CheckMse",
+        name="QualityGate",
         # JsonGet is a documented left operand of conditions; the SDK's annotation leaves it out.
-        conditions=[ConditionLessThanOrEqualTo(left=test_mse, right=mse_threshold)],  # type: ignore[arg-type]
+        conditions=[passes(left=test_metric, right=threshold)],  # type: ignore[arg-type]
         if_steps=[register],
         else_steps=[reject],
     )
@@ -250,7 +270,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
             training_count,
             training_image,
             inference_image,
-            mse_threshold,
+            threshold,
             approval_status,
         ],
         steps=[
@@ -266,6 +286,17 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         # No SageMaker Experiments trial per execution: nothing reads one, and the role is not granted it.
         pipeline_experiment_config=None,
     )
+
+
+def upload_dataset(settings: PipelineSettings, session: PipelineSession) -> str:
+    """The dataset block as preprocessing reads it, under a key named by its content (what runs keeps its file)."""
+    body = json.dumps(settings.dataset, indent=2, sort_keys=True)
+    key = layout.dataset_file(settings.training_pipeline_name, hashlib.sha256(body.encode()).hexdigest())
+    return session.upload_string_as_file_body(body, settings.artifacts_bucket, key)
+
+
+def _metric_definitions(dataset: Dataset) -> list[dict[str, str | PipelineVariable]]:
+    return [dict(definition) for definition in dataset.metric_definitions]
 
 
 def _registered_baselines(baseline: QualityCheckStep) -> dict[str, Any]:

@@ -78,6 +78,7 @@ def resolve(event: Any, sagemaker: Any, s3: Any) -> dict:
     return {**answer, "status": "ready", "message": f"scoring {input_uri} with {answer['model_package_arn']}"}
 
 
+@logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict:
     result = resolve(event, aws.sagemaker(), aws.s3())
     # "message" is a reserved LogRecord attribute: logging refuses it as an extra key.

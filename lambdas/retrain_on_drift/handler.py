@@ -95,6 +95,7 @@ def retrain(event: Any, config: RetrainingSettings, sagemaker: Any, now: datetim
     return {"action": "started", "execution": response["PipelineExecutionArn"]}
 
 
+@logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict:
     try:
         result = retrain(event, settings(), aws.sagemaker(), datetime.now(UTC))

@@ -83,6 +83,7 @@ def report(results: Any, config: SystemTestSettings, sns: Any) -> dict:
     return {"environment": config.environment, "passed": passed, "summary": summary, "checks": flat}
 
 
+@logger.inject_lambda_context
 def handler(event: Any, context: Any) -> dict:
     try:
         config = settings()

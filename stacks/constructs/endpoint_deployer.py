@@ -16,7 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from lambdas.common import layout, names
-from lambdas.common.contracts import DeployerSettings, EndpointConfig, MonitoringConfig
+from lambdas.common.contracts import DeployerSettings, EndpointConfig, MonitoringConfig, MonitoringScheduleConfig
 from lambdas.common.names import VARIANT, EndpointResources, ResourceNames
 from stacks.constructs.alerts import alarm
 from stacks.constructs.model_monitoring import ModelMonitoring
@@ -68,7 +68,11 @@ class EndpointDeployer(Construct):
             kms_key_arn=props.data_key.key_arn,
             volume_kms_key_arn=props.data_key.key_arn if supports_volume_kms(endpoint.instance_type) else None,
             rollback_alarm_names=tuple(a.alarm_name for a in self.rollback_alarms),
-            monitoring=props.monitoring,
+            monitoring=MonitoringScheduleConfig(
+                enabled=props.monitoring.enabled,
+                schedule_cron=props.monitoring.schedule_cron,
+                instance_type=props.monitoring.instance_type,
+            ),
             monitoring_schedule_name=props.names.monitoring_schedule,
             **self._monitoring_settings(props),
         )

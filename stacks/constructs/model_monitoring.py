@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -26,7 +27,6 @@ from constructs import Construct
 from lambdas.common import layout, names
 from lambdas.common.contracts import MonitoringConfig, RetrainingSettings
 from lambdas.common.names import ResourceNames
-from pipeline_scripts.raw_columns import CAPTURED_COLUMNS
 from stacks.constructs.alerts import alarm
 from stacks.constructs.platform_function import PlatformFunction
 from stacks.synth.bundling import function_code
@@ -55,13 +55,21 @@ def analyzer_registries() -> dict[str, str]:
     return dict(sorted(version["registries"].items()))
 
 
-def drift_metric_names() -> list[str]:
-    return [f"feature_baseline_drift__c{index}" for index in range(len(CAPTURED_COLUMNS))]
+def drift_metric_names(columns: int) -> list[str]:
+    """The analyzer's per-feature drift metrics of a headerless CSV: its columns are named _c0, _c1, ..."""
+    return [f"feature_baseline_drift__c{index}" for index in range(columns)]
+
+
+# "You can include up to 10 metrics in a metric math alarm" (CloudWatch User Guide, metric math alarms): beyond ten
+# features, one alarm per ten and a composite alarm of them.
+METRICS_PER_ALARM = 10
 
 
 @dataclass(frozen=True)
 class ModelMonitoringProps:
     names: ResourceNames
+    # A request's record as the endpoint captures it: the features in order (pipeline_scripts/dataset.py).
+    captured_columns: tuple[str, ...]
     monitoring: MonitoringConfig
     training_pipeline: sagemaker.IPipeline
     artifacts_bucket: s3.IBucket
@@ -134,36 +142,70 @@ class ModelMonitoring(Construct):
         )
         return role
 
-    def _drift_alarm(self, props: ModelMonitoringProps) -> cloudwatch.Alarm:
+    def _drift_alarm(self, props: ModelMonitoringProps) -> cloudwatch.AlarmBase:
         dimensions = {"Endpoint": props.names.endpoint, "MonitoringSchedule": self.schedule_name}
-        metrics = {
-            f"c{index}": cloudwatch.Metric(
-                namespace=DATA_METRICS_NAMESPACE,
-                metric_name=metric_name,
-                dimensions_map=dimensions,
-                statistic="Maximum",
+        metric_names = drift_metric_names(len(props.captured_columns))
+        threshold = props.monitoring.drift_threshold
+        description = (
+            f"A feature of the captured requests drifted at least {threshold} from the serving model's training "
+            "baseline; the training pipeline starts (at most once per quiet period). Reports are under "
+            f"{layout.monitoring_reports(props.names.endpoint)}/ in the artifacts bucket"
+        )
+
+        def largest(first: int) -> cloudwatch.MathExpression:
+            metrics = {
+                f"c{index}": cloudwatch.Metric(
+                    namespace=DATA_METRICS_NAMESPACE,
+                    metric_name=metric_names[index],
+                    dimensions_map=dimensions,
+                    statistic="Maximum",
+                    period=Duration.hours(1),
+                )
+                for index in range(first, min(first + METRICS_PER_ALARM, len(metric_names)))
+            }
+            return cloudwatch.MathExpression(
+                expression=f"MAX([{', '.join(metrics)}])",
+                using_metrics=metrics,
+                label="largest feature drift from the baseline",
                 period=Duration.hours(1),
             )
-            for index, metric_name in enumerate(drift_metric_names())
-        }
-        drift = cloudwatch.MathExpression(
-            expression=f"MAX([{', '.join(metrics)}])",
-            using_metrics=metrics,
-            label="largest feature drift from the baseline",
-            period=Duration.hours(1),
-        )
-        threshold = props.monitoring.drift_threshold
-        return alarm(
+
+        if len(metric_names) <= METRICS_PER_ALARM:
+            return alarm(
+                self,
+                "DriftAlarm",
+                largest(0),
+                props.alerts,
+                threshold=threshold,
+                alarm_name=self.drift_alarm_name,
+                description=description,
+            )
+        parts = [
+            cloudwatch.Alarm(
+                self,
+                f"DriftAlarm{number}",
+                metric=largest(first),
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_name=props.names.alarm(f"data-drift-{number}"),
+                alarm_description=f"Features {first}-{min(first + METRICS_PER_ALARM, len(metric_names)) - 1} of the "
+                f"drift alarm {self.drift_alarm_name}",
+            )
+            for number, first in enumerate(range(0, len(metric_names), METRICS_PER_ALARM), start=1)
+        ]
+        composite = cloudwatch.CompositeAlarm(
             self,
             "DriftAlarm",
-            drift,
-            props.alerts,
-            threshold=threshold,
-            alarm_name=self.drift_alarm_name,
-            description=f"A feature of the captured requests drifted at least {threshold} from the serving model's "
-            "training baseline; the training pipeline starts (at most once per quiet period). Reports are under "
-            f"{layout.monitoring_reports(props.names.endpoint)}/ in the artifacts bucket",
+            composite_alarm_name=self.drift_alarm_name,
+            alarm_rule=cloudwatch.AlarmRule.any_of(
+                *(cloudwatch.AlarmRule.from_alarm(a, cloudwatch.AlarmState.ALARM) for a in parts)
+            ),
+            alarm_description=description,
         )
+        composite.add_alarm_action(cloudwatch_actions.SnsAction(props.alerts))
+        return composite
 
     def _retraining(self, props: ModelMonitoringProps) -> None:
         role = iam.Role(

@@ -17,6 +17,7 @@ def build_app(app: App, config: ProjectConfig) -> dict[str, MlopsStage]:
         environment.name: MlopsStage(
             app,
             project_name=config.project_name,
+            dataset=config.dataset,
             environment=environment,
             delivery_account=delivery.account if delivery and environment.name in delivery.environments else None,
         )

@@ -11,16 +11,27 @@ import difflib
 import json
 import math
 import re
+import types
+import typing
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 import botocore.session
 from botocore.model import StringShape
 
-from lambdas.common.contracts import BatchPredictionConfig, EndpointConfig, MonitoringConfig, TrainingConfig
+from lambdas.common.contracts import (
+    SAME,
+    BatchPredictionConfig,
+    EndpointConfig,
+    MonitoringConfig,
+    QualityGateConfig,
+    Setting,
+    TrainingConfig,
+)
+from pipeline_scripts.dataset import Dataset, DatasetError, QualityGate
 
 # Each use of an instance type is an enum of its own in SageMaker's API model: real-time hosting has
 # no ml.t3 types, processing has no ml.t2, and so on. botocore ships that model, so it is the oracle.
@@ -123,55 +134,90 @@ class ConfigError(ValueError):
         self.key = key
 
 
+# A CodeStar connection (GitHub, GitLab, Bitbucket); its ARN kept the old service name when the service was
+# renamed to CodeConnections, so both are accepted.
+_CONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]{36}$"
+)
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+_BRANCH = re.compile(r"^(?![/.-])[A-Za-z0-9._/-]{1,255}(?<![/.])$")
+
+
 @dataclass(frozen=True)
 class StorageConfig:
-    retain_data: bool
-    noncurrent_version_expiration_days: int
-    access_log_expiration_days: int
-    log_retention_days: int
-    raw_data_prefix: str
-    training_trigger_suffix: str
+    """cdk.json `storage`: what is kept, for how long, and where training data arrives."""
+
+    retain_data: Annotated[
+        bool, Setting("Keep keys, buckets, repositories, log groups and the package group when the stack goes", production=True)
+    ] = False
+    noncurrent_version_expiration_days: Annotated[
+        int, Setting("Days a replaced object version is kept", minimum=1, maximum=MAX_DAYS, production=90)
+    ] = 7
+    access_log_expiration_days: Annotated[
+        int, Setting("Days S3 server access logs are kept", minimum=1, maximum=MAX_DAYS, production=365)
+    ] = 30
+    log_retention_days: Annotated[
+        int, Setting("Days CloudWatch keeps every log group", choices=LOG_RETENTION_DAYS, production=365)
+    ] = 14
+    raw_data_prefix: Annotated[str, Setting("Raw-data bucket prefix of training data", form="prefix")] = "incoming/"
+    training_trigger_suffix: Annotated[
+        str, Setting("Object name that ends an upload of training data and starts training", form="suffix")
+    ] = "_SUCCESS"
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    timezone: str
-    retraining_enabled: bool
-    retraining_cron: str
-    batch_prediction_enabled: bool
-    batch_prediction_cron: str
+    """cdk.json `schedules`: when training and batch prediction run by themselves."""
+
+    timezone: Annotated[str, Setting("IANA time zone of the two crons and of batch prediction's day", form="timezone")] = "UTC"
+    retraining_enabled: Annotated[bool, Setting("Retrain every night on everything under the raw-data prefix")] = True
+    retraining_cron: Annotated[str, Setting("When the nightly retraining runs", form="cron")] = "cron(0 2 * * ? *)"
+    batch_prediction_enabled: Annotated[bool, Setting("Score each day's batch input")] = True
+    batch_prediction_cron: Annotated[str, Setting("When the daily batch prediction runs", form="cron")] = "cron(0 6 * * ? *)"
 
 
 @dataclass(frozen=True)
 class EnvironmentConfig:
+    """cdk.json `environments.<name>`: one deployable stage; every section may be left out for its defaults."""
+
     name: str
-    account: str | None
-    region: str | None
-    production: bool
-    alert_email: str | None
+    production: Annotated[bool, Setting("Production defaults, manual approval of models, no system test in delivery")]
+    # Each section left out is its defaults for the environment's kind (load_section).
     storage: StorageConfig
     training: TrainingConfig
     batch_prediction: BatchPredictionConfig
     endpoint: EndpointConfig
     schedules: ScheduleConfig
     monitoring: MonitoringConfig
+    account: Annotated[str | None, Setting("AWS account to pin the stage to (with region)", form="account")] = None
+    region: Annotated[str | None, Setting("AWS region to pin the stage to (with account)", form="region")] = None
+    alert_email: Annotated[str | None, Setting("E-mail subscription of the alerts topic", form="email")] = None
+
+    @property
+    def quality_gate(self) -> QualityGateConfig:
+        assert self.training.quality_gate is not None, "load_config fills every environment's gate"
+        return self.training.quality_gate
 
 
 @dataclass(frozen=True)
 class DeliveryConfig:
     """cdk.json `delivery`: the optional self-mutating pipeline that takes a branch through the environments."""
 
-    account: str
-    region: str
-    connection_arn: str
-    repository: str
-    branch: str
-    environments: tuple[str, ...]
+    account: Annotated[str, Setting("The pipeline's account", form="pipeline_account")]
+    region: Annotated[str, Setting("The pipeline's region", form="pipeline_region")]
+    connection_arn: Annotated[str, Setting("CodeConnections connection to GitHub, GitLab or Bitbucket", form="connection")]
+    repository: Annotated[str, Setting("owner/repository as the connection's provider names it", form="repository")]
+    branch: Annotated[str, Setting("The branch the pipeline delivers", form="branch")]
+    environments: Annotated[tuple[str, ...], Setting("Environments in deployment order (each with account and region)")]
 
 
 @dataclass(frozen=True)
 class ProjectConfig:
-    project_name: str
+    """cdk.json `mlops`: what every environment shares, and the environments."""
+
+    project_name: Annotated[str, Setting("Prefix of every resource name: `<project>-<environment>-...`", form="name")]
+    dataset: Annotated[Dataset, Setting("The dataset contract: target, problem type, features (README, Bring your own dataset)")]
+    quality_gate: Annotated[QualityGateConfig, Setting("Every environment's gate unless its training block sets one")]
     environments: tuple[EnvironmentConfig, ...]
     delivery: DeliveryConfig | None = None
 
@@ -197,11 +243,14 @@ class _Reader:
     def key(self, name: str) -> str:
         return f"{self._path}.{name}" if self._path else name
 
+    def has(self, name: str) -> bool:
+        return name in self._raw
+
     def entries(self) -> dict[str, Any]:
         self._used.update(self._raw)
         return dict(self._raw)
 
-    def _get(self, name: str) -> Any:
+    def get(self, name: str) -> Any:
         self._used.add(name)
         if name not in self._raw:
             strangers = [k for k in self._raw if isinstance(k, str) and k not in self._keys]
@@ -212,103 +261,6 @@ class _Reader:
     def optional(self, name: str) -> Any:
         self._used.add(name)
         return self._raw.get(name)
-
-    def section(self, name: str, config: type | None = None) -> _Reader:
-        """The reader of an object whose keys are the fields of `config` (any keys without one)."""
-        return _Reader(self._get(name), self.key(name), _keys(config) if config else ())
-
-    def boolean(self, name: str) -> bool:
-        value = self._get(name)
-        if not isinstance(value, bool):
-            raise ConfigError(self.key(name), value, "must be true or false")
-        return value
-
-    def integer(self, name: str, minimum: int, maximum: int | None = None) -> int:
-        value = self._get(name)
-        in_range = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
-        if not in_range or (maximum is not None and value > maximum):
-            upper = f" and at most {maximum}" if maximum is not None else ""
-            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be an integer of at least {minimum}{upper}")
-        return value
-
-    def positive_number(self, name: str) -> float:
-        value = self._get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be a number greater than 0")
-        return float(value)
-
-    def choice(self, name: str, allowed: tuple[Any, ...]) -> Any:
-        value = self._get(name)
-        # Python counts True as 1 and 14.0 as 14; JSON does not.
-        if not any(type(value) is type(option) and value == option for option in allowed):
-            raise ConfigError(self.key(name), value, f"{_not_finite(value)}must be one of {', '.join(map(str, allowed))}")
-        return value
-
-    def matching(self, name: str, pattern: re.Pattern[str], allowed: str, optional: bool = False) -> Any:
-        value = self.optional(name) if optional else self._get(name)
-        if value is None and optional:
-            return None
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise ConfigError(self.key(name), value, allowed)
-        return value
-
-    def instance_type(self, name: str, use: str) -> str:
-        value = self._get(name)
-        allowed = instance_types(use)
-        if value not in allowed:
-            family = value.rsplit(".", 1)[0] + "." if isinstance(value, str) and "." in value else "ml."
-            same_family = [t for t in allowed if t.startswith(family)] or [t for t in allowed if t.startswith("ml.m5.")]
-            raise ConfigError(
-                self.key(name),
-                value,
-                f"is not a SageMaker {use} instance type (SageMaker API model); for example {', '.join(same_family[:6])}",
-            )
-        return value
-
-    def cron(self, name: str) -> str:
-        """An EventBridge Scheduler cron: six fields in range, exactly one of day-of-month and day-of-week is '?'."""
-        value = self._get(name)
-        fields = value[5:-1].split(" ") if isinstance(value, str) and value.startswith("cron(") and value.endswith(")") else []
-        if len(fields) != 6 or "?" not in (fields[2], fields[4]):
-            raise ConfigError(
-                self.key(name),
-                value,
-                "must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in day-of-month "
-                "or day-of-week, e.g. 'cron(0 2 * * ? *)'",
-            )
-        if fields[2] == fields[4] == "?":
-            raise ConfigError(self.key(name), value, "day-of-month and day-of-week are both '?'; give one of them a value or '*'")
-        for field, (label, low, high, names, wildcards) in zip(fields, _CRON_FIELDS, strict=True):
-            if not _cron_field_ok(field, low, high, names, label, wildcards):
-                raise ConfigError(
-                    self.key(name),
-                    value,
-                    f"{label} field {field!r} is out of range; allowed {low}-{high}"
-                    + (f" or {names[0]}-{names[-1]}" if names else "")
-                    + f", with {wildcards}",
-                )
-        return value
-
-    def monitor_cron(self, name: str) -> str:
-        value = self._get(name)
-        match = _MONITOR_CRON.fullmatch(value) if isinstance(value, str) else None
-        hour, every = (match["hour"], match["every"]) if match else (None, None)
-        if not match or (hour is not None and int(hour) > 23) or (every is not None and not 1 <= int(every) <= 24):
-            raise ConfigError(
-                self.key(name),
-                value,
-                "Model Monitor accepts only 'cron(0 * ? * * *)' (hourly), 'cron(0 H ? * * *)' (daily at hour H, UTC) "
-                "or 'cron(0 H/N ? * * *)' (every N hours from hour H), with H 0-23 and N 1-24",
-            )
-        return value
-
-    def timezone(self, name: str) -> str:
-        value = self._get(name)
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-            raise ConfigError(self.key(name), value, "must be an IANA time zone such as 'UTC' or 'Europe/Berlin'") from None
-        return value
 
     def done(self) -> None:
         unknown = sorted(set(self._raw) - self._used)
@@ -323,158 +275,300 @@ def _keys(config: type, *derived: str) -> tuple[str, ...]:
     return tuple(f.name for f in fields(config) if f.name not in derived)
 
 
-def _storage(r: _Reader) -> StorageConfig:
-    config = StorageConfig(
-        retain_data=r.boolean("retain_data"),
-        noncurrent_version_expiration_days=r.integer("noncurrent_version_expiration_days", 1, MAX_DAYS),
-        access_log_expiration_days=r.integer("access_log_expiration_days", 1, MAX_DAYS),
-        log_retention_days=r.choice("log_retention_days", LOG_RETENTION_DAYS),
-        raw_data_prefix=r.matching(
-            "raw_data_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/', e.g. 'incoming/'"
-        ),
-        training_trigger_suffix=r.matching(
-            "training_trigger_suffix",
-            re.compile(r"^[A-Za-z0-9._-]+$"),
-            "must be a file name suffix such as '_SUCCESS' or '.manifest'",
-        ),
+# --- one value, checked by its declaration ---------------------------------------------------------------------
+
+_FORMS: dict[str, tuple[re.Pattern[str], str]] = {
+    "name": (_NAME, "must be 2-21 lower-case letters, digits or '-', starting with a letter"),
+    "prefix": (_PREFIX, "must be an S3 prefix of lower-case segments ending in '/', e.g. 'incoming/'"),
+    "suffix": (re.compile(r"^[A-Za-z0-9._-]+$"), "must be a file name suffix such as '_SUCCESS' or '.manifest'"),
+    "tag": (
+        re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"),
+        "must be a Docker image tag of an image you push, or left out to build it on deploy",
+    ),
+    "account": (_ACCOUNT, "must be a 12-digit AWS account id, or left out for an environment-agnostic synth"),
+    "region": (_REGION, "must be an AWS region such as 'eu-west-1', or left out for an environment-agnostic synth"),
+    "pipeline_account": (_ACCOUNT, "must be the 12-digit account id of the account the pipeline runs in"),
+    "pipeline_region": (_REGION, "must be the AWS region the pipeline runs in, such as 'eu-west-1'"),
+    "email": (_EMAIL, "must be an e-mail address, or left out for no e-mail subscription"),
+    "connection": (
+        _CONNECTION_ARN,
+        "must be the ARN of a CodeStar connection to GitHub, GitLab or Bitbucket "
+        "(arn:aws:codeconnections:<region>:<account>:connection/<id>); CodeCommit is closed to new customers",
+    ),
+    "repository": (_REPOSITORY, "must be 'owner/repository' as the connection's provider names it"),
+    "branch": (_BRANCH, "must be a branch name such as 'main'"),
+}
+
+
+def _unwrap(hint: Any) -> tuple[Any, Setting | None]:
+    """(type, its Setting) of an Annotated hint; X | None stays itself."""
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        return base, next((e for e in extras if isinstance(e, Setting)), None)
+    return hint, None
+
+
+def _optional(hint: Any) -> Any | None:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return inner
+    return None
+
+
+def _value(key: str, value: Any, hint: Any, setting: Setting | None, production: bool) -> Any:
+    """`value` checked against its declared type and Setting; ConfigError names the key and what is allowed."""
+    inner = _optional(hint)
+    if inner is not None:
+        return None if value is None else _value(key, value, inner, setting, production)
+    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
+        return load_section(hint, value, key, production)
+    rule = setting or Setting(doc="")
+    if rule.choices:
+        # Python counts True as 1 and 14.0 as 14; JSON does not.
+        if not any(type(value) is type(option) and value == option for option in rule.choices):
+            raise ConfigError(key, value, f"{_not_finite(value)}must be one of {', '.join(map(str, rule.choices))}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, value, "must be true or false")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool) or not _in_range(value, rule):
+            raise ConfigError(key, value, f"{_not_finite(value)}must be an integer{_bounds(rule)}")
+        return value
+    if hint is float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not _in_range(value, rule)
+        ):
+            raise ConfigError(key, value, f"{_not_finite(value)}must be a number{_bounds(rule)}")
+        return float(value)
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(key, value, "must be a non-empty list of names")
+        return tuple(value)
+    if hint is str:
+        return _text(key, value, rule.form)
+    raise TypeError(f"{key}: configuration of type {hint} has no check; add one to stacks/synth/config.py")
+
+
+def _in_range(value: float, rule: Setting) -> bool:
+    return (
+        (rule.minimum is None or value >= rule.minimum)
+        and (rule.maximum is None or value <= rule.maximum)
+        and (rule.above is None or value > rule.above)
     )
+
+
+def _bounds(rule: Setting) -> str:
+    if rule.above is not None:
+        return f" greater than {rule.above:g}"
+    parts = [
+        f"of at least {rule.minimum:g}" if rule.minimum is not None else "",
+        f"at most {rule.maximum:g}" if rule.maximum is not None else "",
+    ]
+    return " " + " and ".join(p for p in parts if p) if any(parts) else ""
+
+
+def _text(key: str, value: Any, form: str | None) -> str:
+    if form is None:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(key, value, "must be a non-empty string")
+        return value
+    if form.startswith("instance_type:"):
+        return _instance_type(key, value, form.split(":", 1)[1])
+    if form == "cron":
+        return _cron(key, value)
+    if form == "monitor_cron":
+        return _monitor_cron(key, value)
+    if form == "timezone":
+        return _timezone(key, value)
+    pattern, allowed = _FORMS[form]
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ConfigError(key, value, allowed)
+    return value
+
+
+def _instance_type(key: str, value: Any, use: str) -> str:
+    allowed = instance_types(use)
+    if value not in allowed:
+        family = value.rsplit(".", 1)[0] + "." if isinstance(value, str) and "." in value else "ml."
+        same_family = [t for t in allowed if t.startswith(family)] or [t for t in allowed if t.startswith("ml.m5.")]
+        raise ConfigError(
+            key, value, f"is not a SageMaker {use} instance type (SageMaker API model); for example {', '.join(same_family[:6])}"
+        )
+    return value
+
+
+def _cron(key: str, value: Any) -> str:
+    """An EventBridge Scheduler cron: six fields in range, exactly one of day-of-month and day-of-week is '?'."""
+    fields_ = value[5:-1].split(" ") if isinstance(value, str) and value.startswith("cron(") and value.endswith(")") else []
+    if len(fields_) != 6 or "?" not in (fields_[2], fields_[4]):
+        raise ConfigError(
+            key,
+            value,
+            "must be 'cron(minutes hours day-of-month month day-of-week year)' with '?' in day-of-month "
+            "or day-of-week, e.g. 'cron(0 2 * * ? *)'",
+        )
+    if fields_[2] == fields_[4] == "?":
+        raise ConfigError(key, value, "day-of-month and day-of-week are both '?'; give one of them a value or '*'")
+    for field, (label, low, high, names, wildcards) in zip(fields_, _CRON_FIELDS, strict=True):
+        if not _cron_field_ok(field, low, high, names, label, wildcards):
+            raise ConfigError(
+                key,
+                value,
+                f"{label} field {field!r} is out of range; allowed {low}-{high}"
+                + (f" or {names[0]}-{names[-1]}" if names else "")
+                + f", with {wildcards}",
+            )
+    return value
+
+
+def _monitor_cron(key: str, value: Any) -> str:
+    match = _MONITOR_CRON.fullmatch(value) if isinstance(value, str) else None
+    hour, every = (match["hour"], match["every"]) if match else (None, None)
+    if not match or (hour is not None and int(hour) > 23) or (every is not None and not 1 <= int(every) <= 24):
+        raise ConfigError(
+            key,
+            value,
+            "Model Monitor accepts only 'cron(0 * ? * * *)' (hourly), 'cron(0 H ? * * *)' (daily at hour H, UTC) "
+            "or 'cron(0 H/N ? * * *)' (every N hours from hour H), with H 0-23 and N 1-24",
+        )
+    return value
+
+
+def _timezone(key: str, value: Any) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(key, value, "must be an IANA time zone such as 'UTC' or 'Europe/Berlin'") from None
+    return value
+
+
+def default(config: type, name: str, production: bool) -> Any:
+    """The value a section takes for a key cdk.json leaves out: production's where it differs, else the field's."""
+    (field,) = [f for f in fields(config) if f.name == name]
+    _, setting = _unwrap(typing.get_type_hints(config, include_extras=True)[name])
+    if production and setting is not None and setting.production != SAME:
+        return setting.production
+    if field.default is not MISSING:
+        return field.default
+    if field.default_factory is not MISSING:
+        return field.default_factory()
+    return MISSING
+
+
+def load_section(config: type, raw: Any, path: str, production: bool, derived: tuple[str, ...] = ()) -> Any:
+    """A section of cdk.json as `config`: each key checked by its declaration, each left out taken from its default.
+
+    A nested section left out is the section's own defaults, for this environment's kind.
+    """
+    r = _Reader({} if raw is None else raw, path, _keys(config, *derived))
+    hints = typing.get_type_hints(config, include_extras=True)
+    values = {}
+    for field in fields(config):
+        if field.name in derived:
+            continue
+        hint, setting = _unwrap(hints[field.name])
+        if r.has(field.name):
+            values[field.name] = _value(r.key(field.name), r.get(field.name), hint, setting, production)
+        elif isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
+            values[field.name] = load_section(hint, None, r.key(field.name), production)
+        else:
+            fallback = default(config, field.name, production)
+            if fallback is MISSING:
+                r.get(field.name)
+            values[field.name] = fallback
     r.done()
-    return config
+    return values
 
 
-def _training(r: _Reader, production: bool) -> TrainingConfig:
-    tag = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-    config = TrainingConfig(
-        processing_instance_type=r.instance_type("processing_instance_type", "processing"),
-        processing_instance_count=r.integer("processing_instance_count", 1, 10),
-        training_instance_type=r.instance_type("training_instance_type", "training"),
-        training_instance_count=r.integer("training_instance_count", 1, 10),
-        tuning_max_jobs=r.integer("tuning_max_jobs", 1, 100),
-        tuning_max_parallel_jobs=r.integer("tuning_max_parallel_jobs", 1, 10),
-        mse_threshold=r.positive_number("mse_threshold"),
-        model_approval_status=r.choice("model_approval_status", APPROVAL_STATUSES),
-        training_image_tag=r.matching(
-            "training_image_tag",
-            tag,
-            "must be a Docker image tag of an image you push, or left out to build it on deploy",
-            optional=True,
-        ),
-        inference_image_tag=r.matching(
-            "inference_image_tag",
-            tag,
-            "must be a Docker image tag of an image you push, or left out to build it on deploy",
-            optional=True,
-        ),
-    )
+# --- checks across a section's settings -----------------------------------------------------------------------
+
+
+def _training(values: dict, key: str, production: bool) -> TrainingConfig:
+    config = TrainingConfig(**values)
     if config.tuning_max_parallel_jobs > config.tuning_max_jobs:
         raise ConfigError(
-            r.key("tuning_max_parallel_jobs"),
+            f"{key}.tuning_max_parallel_jobs",
             config.tuning_max_parallel_jobs,
             f"must not exceed tuning_max_jobs ({config.tuning_max_jobs})",
         )
     if production and config.model_approval_status != "PendingManualApproval":
         raise ConfigError(
-            r.key("model_approval_status"),
+            f"{key}.model_approval_status",
             config.model_approval_status,
             "a production environment must use PendingManualApproval",
         )
-    r.done()
     return config
 
 
-def _batch(r: _Reader) -> BatchPredictionConfig:
-    config = BatchPredictionConfig(
-        instance_type=r.instance_type("instance_type", "transform"),
-        instance_count=r.integer("instance_count", 1, 10),
-        input_prefix=r.matching("input_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/'"),
-        output_prefix=r.matching("output_prefix", _PREFIX, "must be an S3 prefix of lower-case segments ending in '/'"),
-    )
-    r.done()
-    return config
-
-
-def _endpoint(r: _Reader) -> EndpointConfig:
-    config = EndpointConfig(
-        instance_type=r.instance_type("instance_type", "hosting"),
-        initial_instance_count=r.integer("initial_instance_count", 1, 10),
-        min_capacity=r.integer("min_capacity", 1, 10),
-        max_capacity=r.integer("max_capacity", 1, 20),
-        target_invocations_per_instance=r.integer("target_invocations_per_instance", 1, 100000),
-        data_capture_percentage=r.integer("data_capture_percentage", 0, 100),
-        max_latency_ms=r.integer("max_latency_ms", 1, 60000),
-    )
+def _endpoint(values: dict, key: str) -> EndpointConfig:
+    config = EndpointConfig(**values)
     if config.min_capacity > config.max_capacity:
-        raise ConfigError(r.key("min_capacity"), config.min_capacity, f"must not exceed max_capacity ({config.max_capacity})")
+        raise ConfigError(f"{key}.min_capacity", config.min_capacity, f"must not exceed max_capacity ({config.max_capacity})")
     if not config.min_capacity <= config.initial_instance_count <= config.max_capacity:
         raise ConfigError(
-            r.key("initial_instance_count"),
+            f"{key}.initial_instance_count",
             config.initial_instance_count,
             f"must lie between min_capacity ({config.min_capacity}) and max_capacity ({config.max_capacity})",
         )
-    r.done()
     return config
 
 
-def _schedules(r: _Reader) -> ScheduleConfig:
-    config = ScheduleConfig(
-        timezone=r.timezone("timezone"),
-        retraining_enabled=r.boolean("retraining_enabled"),
-        retraining_cron=r.cron("retraining_cron"),
-        batch_prediction_enabled=r.boolean("batch_prediction_enabled"),
-        batch_prediction_cron=r.cron("batch_prediction_cron"),
-    )
-    r.done()
-    return config
-
-
-def _monitoring(r: _Reader, endpoint: EndpointConfig) -> MonitoringConfig:
-    config = MonitoringConfig(
-        enabled=r.boolean("enabled"),
-        schedule_cron=r.monitor_cron("schedule_cron"),
-        # A monitoring job is a processing job: its ClusterConfig takes the processing instance types.
-        instance_type=r.instance_type("instance_type", "processing"),
-        drift_threshold=r.positive_number("drift_threshold"),
-        retraining_quiet_period_hours=r.integer("retraining_quiet_period_hours", 1, 24 * 90),
-    )
+def _monitoring(values: dict, key: str, endpoint: EndpointConfig) -> MonitoringConfig:
+    config = MonitoringConfig(**values)
     if config.enabled and endpoint.data_capture_percentage == 0:
         raise ConfigError(
-            r.key("enabled"),
+            f"{key}.enabled",
             True,
             "monitoring reads the endpoint's captured data; set endpoint.data_capture_percentage above 0 or disable monitoring",
         )
-    r.done()
     return config
 
 
-def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
-    r = _Reader(raw, f"environments.{name}", _keys(EnvironmentConfig, "name"))
+def _gate(raw: Any, key: str, dataset: Dataset) -> QualityGateConfig:
+    """A gate whose metric is one of the dataset's problem type, its threshold in that metric's range."""
+    try:
+        gate = QualityGate.from_dict(raw, dataset.problem_type, key=key)
+    except DatasetError as error:
+        raise ConfigError(error.key, error.value, error.allowed) from None
+    return QualityGateConfig(metric=gate.metric, threshold=gate.threshold)
+
+
+def _environment(project_name: str, name: str, raw: Any, dataset: Dataset, project_gate: QualityGateConfig) -> EnvironmentConfig:
+    path = f"environments.{name}"
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(
             "environments", name, "environment names are 2-21 lower-case letters, digits or '-', starting with a letter"
         )
-    production = r.boolean("production")
-    endpoint = _endpoint(r.section("endpoint", EndpointConfig))
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, raw, "must be an object")
+    production = _value(f"{path}.production", _Reader(raw, path).get("production"), bool, None, False)
+    # The gate is checked against the dataset, which the section alone does not know.
+    training_raw, gate_raw = raw.get("training"), None
+    if isinstance(training_raw, Mapping):
+        training_raw = dict(training_raw)
+        gate_raw = training_raw.pop("quality_gate", None)
+    values = load_section(
+        EnvironmentConfig, {**raw, "training": training_raw} if "training" in raw else raw, path, production, derived=("name",)
+    )
+    endpoint = _endpoint(values["endpoint"], f"{path}.endpoint")
+    gate = project_gate if gate_raw is None else _gate(gate_raw, f"{path}.training.quality_gate", dataset)
     config = EnvironmentConfig(
         name=name,
-        account=r.matching(
-            "account", _ACCOUNT, "must be a 12-digit AWS account id, or left out for an environment-agnostic synth", optional=True
-        ),
-        region=r.matching(
-            "region",
-            _REGION,
-            "must be an AWS region such as 'eu-west-1', or left out for an environment-agnostic synth",
-            optional=True,
-        ),
         production=production,
-        alert_email=r.matching(
-            "alert_email", _EMAIL, "must be an e-mail address, or left out for no e-mail subscription", optional=True
-        ),
-        storage=_storage(r.section("storage", StorageConfig)),
-        training=_training(r.section("training", TrainingConfig), production),
-        batch_prediction=_batch(r.section("batch_prediction", BatchPredictionConfig)),
+        storage=StorageConfig(**values["storage"]),
+        training=replace(_training(values["training"], f"{path}.training", production), quality_gate=gate),
+        batch_prediction=BatchPredictionConfig(**values["batch_prediction"]),
         endpoint=endpoint,
-        schedules=_schedules(r.section("schedules", ScheduleConfig)),
-        monitoring=_monitoring(r.section("monitoring", MonitoringConfig), endpoint),
+        schedules=ScheduleConfig(**values["schedules"]),
+        monitoring=_monitoring(values["monitoring"], f"{path}.monitoring", endpoint),
+        account=values["account"],
+        region=values["region"],
+        alert_email=values["alert_email"],
     )
     if len(f"{project_name}-{name}") > MAX_ENDPOINT_NAME:
         raise ConfigError(
@@ -485,33 +579,27 @@ def _environment(project_name: str, name: str, raw: Any) -> EnvironmentConfig:
         )
     if (config.account is None) != (config.region is None):
         raise ConfigError(
-            r.key("account" if config.account is None else "region"), None, "account and region are given together or not at all"
+            f"{path}.{'account' if config.account is None else 'region'}",
+            None,
+            "account and region are given together or not at all",
         )
-    r.done()
     return config
 
 
-# A CodeStar connection (GitHub, GitLab, Bitbucket); its ARN kept the old service name when the service was
-# renamed to CodeConnections, so both are accepted.
-_CONNECTION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]{36}$"
-)
-_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
-_BRANCH = re.compile(r"^(?![/.-])[A-Za-z0-9._/-]{1,255}(?<![/.])$")
-
-
-def _delivery(r: _Reader, environments: tuple[EnvironmentConfig, ...]) -> DeliveryConfig:
+def _delivery(raw: Any, environments: tuple[EnvironmentConfig, ...]) -> DeliveryConfig:
     by_name = {e.name: e for e in environments}
-    names = r.optional("environments")
+    names = raw.get("environments") if isinstance(raw, Mapping) else None
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ConfigError(
-            r.key("environments"), names, "must be a list of environment names in deployment order, e.g. ['dev', 'prod']"
+            "delivery.environments", names, "must be a list of environment names in deployment order, e.g. ['dev', 'prod']"
         )
     for name in names:
         if name not in by_name:
-            raise ConfigError(r.key("environments"), name, f"is not an environment of mlops.environments ({', '.join(by_name)})")
+            raise ConfigError(
+                "delivery.environments", name, f"is not an environment of mlops.environments ({', '.join(by_name)})"
+            )
         if names.count(name) > 1:
-            raise ConfigError(r.key("environments"), name, "is listed twice; each environment is deployed once")
+            raise ConfigError("delivery.environments", name, "is listed twice; each environment is deployed once")
         if by_name[name].account is None:
             raise ConfigError(
                 f"environments.{name}.account", None, "the delivery pipeline deploys only to environments with account and region"
@@ -519,25 +607,11 @@ def _delivery(r: _Reader, environments: tuple[EnvironmentConfig, ...]) -> Delive
     for index, name in enumerate(names):
         if by_name[name].production and not any(not by_name[n].production for n in names[:index]):
             raise ConfigError(
-                r.key("environments"),
+                "delivery.environments",
                 names,
                 f"production environment {name!r} must follow a non-production one, whose system test gates it",
             )
-    config = DeliveryConfig(
-        account=r.matching("account", _ACCOUNT, "must be the 12-digit account id of the pipeline's account"),
-        region=r.matching("region", _REGION, "must be the AWS region of the pipeline, such as 'eu-west-1'"),
-        connection_arn=r.matching(
-            "connection_arn",
-            _CONNECTION_ARN,
-            "must be the ARN of a CodeStar connection to GitHub, GitLab or Bitbucket "
-            "(arn:aws:codeconnections:<region>:<account>:connection/<id>); CodeCommit is closed to new customers",
-        ),
-        repository=r.matching("repository", _REPOSITORY, "must be 'owner/repository' as the connection's provider names it"),
-        branch=r.matching("branch", _BRANCH, "must be a branch name such as 'main'"),
-        environments=tuple(names),
-    )
-    r.done()
-    return config
+    return DeliveryConfig(**load_section(DeliveryConfig, raw, "delivery", False))
 
 
 class _Unrepresentable(str):
@@ -581,17 +655,24 @@ def load_config(context: Any) -> ProjectConfig:
     """Validate the raw `mlops` context block and return the typed project configuration."""
     if context is None:
         raise ConfigError("", None, "the 'mlops' block is missing from cdk.json context")
-    r = _Reader(context, "", _keys(ProjectConfig))
-    project_name = r.matching("project_name", _NAME, "must be 2-21 lower-case letters, digits or '-', starting with a letter")
-    raw_envs = r.section("environments").entries()
+    r = _Reader(context, "", ("project_name", "dataset", "quality_gate", "environments", "delivery"))
+    project_name = _text("project_name", r.get("project_name"), "name")
+    try:
+        dataset = Dataset.from_dict(r.get("dataset"))
+    except DatasetError as error:
+        raise ConfigError(error.key, error.value, error.allowed) from None
+    project_gate = _gate(r.get("quality_gate"), "quality_gate", dataset)
+    raw_envs = _Reader(r.get("environments"), "environments").entries()
     if not raw_envs:
         raise ConfigError("environments", raw_envs, "define at least one environment")
-    environments = tuple(_environment(project_name, name, raw) for name, raw in raw_envs.items())
+    environments = tuple(_environment(project_name, name, raw, dataset, project_gate) for name, raw in raw_envs.items())
     delivery = r.optional("delivery")
     config = ProjectConfig(
         project_name=project_name,
+        dataset=dataset,
+        quality_gate=project_gate,
         environments=environments,
-        delivery=None if delivery is None else _delivery(_Reader(delivery, "delivery", _keys(DeliveryConfig)), environments),
+        delivery=None if delivery is None else _delivery(delivery, environments),
     )
     r.done()
     return config
