@@ -69,9 +69,13 @@ def _local_run(data: Path, config: Path, workdir: Path, *split: str) -> tuple[di
 def train_and_evaluate(data: Path, workdir: Path) -> dict:
     """The default split (seed 42) keeps its model for serving; five folds give the cross-validated figure."""
     config = workdir.with_name("cdk.json")
-    config.write_text(
-        json.dumps({"context": {"mlops": {"dataset": ABALONE, "quality_gate": {"metric": "mse", "threshold": 6.0}}}})
-    )
+    mlops = {
+        "project_name": "abalone-bench",
+        "dataset": ABALONE,
+        "quality_gate": {"metric": "mse", "threshold": 6.0},
+        "environments": {"dev": {"production": False}},
+    }
+    config.write_text(json.dumps({"context": {"mlops": mlops}}))
     summary, wall = _local_run(data, config, workdir)
     folds = [
         _local_run(data, config, workdir.with_name(f"fold-{k}"), "--folds", str(FOLDS), "--fold", str(k))[0][

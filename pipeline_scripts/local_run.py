@@ -2,8 +2,9 @@
 
 Each script runs as its own process with SM_BASE_DIR pointing at a temporary /opt/ml, exactly as the pipeline's jobs
 run them, for the dataset cdk.json describes (context.mlops.dataset) and gated as the environment's training
-pipeline gates (its training.quality_gate, else context.mlops.quality_gate). Prints one JSON summary: the evaluation
-report, a constant predictor's score, the quality gate's verdict, the batch output's size and layout, and timings.
+pipeline gates (its training.quality_gate, else context.mlops.quality_gate), both read by synth's own loader. Prints
+one JSON summary: the evaluation report, a constant predictor's score, the quality gate's verdict, the batch output's
+size and layout, and timings.
 
     python pipeline_scripts/local_run.py --data path/to/file.csv    (make local-run DATA=...)
 """
@@ -25,35 +26,31 @@ from typing import Any
 
 import numpy as np
 
-from dataset import Dataset, DatasetError, QualityGate
+from dataset import Dataset, QualityGate
 
 SCRIPTS = Path(__file__).resolve().parent
-CDK_JSON = SCRIPTS.parent / "cdk.json"
+REPO_ROOT = SCRIPTS.parent
+CDK_JSON = REPO_ROOT / "cdk.json"
 
 
 class StepFailed(Exception):
     """A step's script exited non-zero (it has already printed its own error), or the run cannot start."""
 
 
-# Stands in for the project-config loader of stacks/synth/config.py until that reads the dataset block and the
-# quality gates from cdk.json: the same keys, read without the rest of the configuration's checks.
 def project_settings(cdk_json: Path, environment: str) -> tuple[Dataset, QualityGate]:
-    """The dataset block and the environment's quality gate (its own, else the project's) from cdk.json."""
+    """The dataset block and the environment's quality gate, as synth reads them (stacks/synth/config.py)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from stacks.synth.config import ConfigError, load_config
+
     try:
-        mlops = json.loads(cdk_json.read_text(encoding="utf-8"))["context"]["mlops"]
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+        config = load_config(json.loads(cdk_json.read_text(encoding="utf-8"))["context"].get("mlops"))
+        gate = config.environment(environment).quality_gate
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, AttributeError) as error:
         raise StepFailed(f"{cdk_json}: cannot read context.mlops ({type(error).__name__}: {error})") from None
-    try:
-        dataset = Dataset.from_dict(mlops.get("dataset"), key="context.mlops.dataset")
-        training = ((mlops.get("environments") or {}).get(environment) or {}).get("training") or {}
-        key = f"context.mlops.environments.{environment}.training.quality_gate"
-        raw_gate = training.get("quality_gate")
-        if raw_gate is None:
-            key, raw_gate = "context.mlops.quality_gate", mlops.get("quality_gate")
-        gate = QualityGate.from_dict(raw_gate, dataset.problem_type, key=key)
-    except DatasetError as error:
+    except ConfigError as error:
         raise StepFailed(f"{cdk_json}: {error}") from None
-    return dataset, gate
+    return config.dataset, QualityGate.from_dict(gate.to_dict(), config.dataset.problem_type)
 
 
 def _run(script: str, base: Path, *args: str) -> float:

@@ -456,10 +456,12 @@ def test_evaluate_names_a_corrupt_archive(tmp_path, in_process):
 
 def write_config(path, block=None, gate=None, environment=None):
     """A cdk.json with the mlops keys local_run reads: the dataset block, the project's gate, an environment's own."""
+    dev = {"production": False, **({"training": {"quality_gate": environment}} if environment else {})}
     mlops = {
+        "project_name": "local-run",
         "dataset": BLOCK if block is None else block,
         "quality_gate": gate or {"metric": "mse", "threshold": 6.0},
-        "environments": {"dev": {"training": {"quality_gate": environment}} if environment else {}},
+        "environments": {"dev": dev},
     }
     path.write_text(json.dumps({"app": "python3 app.py", "context": {"mlops": mlops}}))
     return path
@@ -479,8 +481,8 @@ def test_local_run_ends_a_failed_step_with_one_clear_line(tmp_path, capfd):
     write_config(config, gate={"metric": "auc", "threshold": 0.9})
     assert local_run.main(["--data", str(bad), "--config", str(config)]) == 1
     assert capfd.readouterr().err == (
-        f"local run failed: {config}: context.mlops.quality_gate.metric = 'auc' is invalid: a regression dataset is "
-        "gated on one of mse, rmse, mae, r2\n"
+        f"local run failed: {config}: cdk.json context 'mlops.quality_gate.metric' = 'auc' is invalid: a regression "
+        "dataset is gated on one of mse, rmse, mae, r2\n"
     )
 
 
