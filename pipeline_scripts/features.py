@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -69,39 +70,53 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _floats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Values of any shape as floats (NaN where missing), and where a value is not a number."""
+    if values.dtype.kind in "fiu":
+        result = values.astype(np.float64)
+        return result, np.isinf(result)
+    values = values.astype(object)
+    try:
+        # numpy converts each value as float() does, in one C loop; a blank text or a word stops it.
+        result = values.astype(np.float64)
+        nan = np.isnan(result)
+        bad = ~np.isfinite(result)
+        bad[nan] = [not _missing(value) for value in values[nan]]
+        bad |= np.fromiter((type(value) is bool for value in values.flat), dtype=bool, count=values.size).reshape(values.shape)
+    except (TypeError, ValueError):
+        converted = [_number(value) for value in values.flat]
+        bad = np.fromiter((number is None for number in converted), dtype=bool, count=values.size).reshape(values.shape)
+        result = np.array([math.nan if n is None else n for n in converted], dtype=np.float64).reshape(values.shape)
+    return result, bad
+
+
 def numbers(column: Any, name: str) -> np.ndarray:
     """A numeric feature's values (an array or a Series) as floats, NaN where missing; BadValue names the first value
     that is not a number."""
     values = np.asarray(column)
-    if values.dtype.kind in "fiu":
-        result = values.astype(np.float64)
-        bad = np.isinf(result)
-    else:
-        values = values.astype(object)
-        try:
-            # numpy converts each value as float() does, in one C loop; a blank text or a word stops it.
-            result = values.astype(np.float64)
-            nan = np.isnan(result)
-            bad = ~np.isfinite(result)
-            bad[nan] = [not _missing(value) for value in values[nan]]
-            bad |= np.fromiter((type(value) is bool for value in values), dtype=bool, count=len(values))
-        except (TypeError, ValueError):
-            converted = [_number(value) for value in values]
-            bad = np.fromiter((number is None for number in converted), dtype=bool, count=len(values))
-            result = np.array([math.nan if number is None else number for number in converted], dtype=np.float64)
+    result, bad = _floats(values)
     if bad.any():
         index = int(np.argmax(bad))
         raise BadValue(index, name, values[index])
-    result[np.isnan(result)] = np.nan
     return result
+
+
+# Fewer values are coded one by one; more through pandas' hash table, one lookup per distinct value.
+_FEW = 64
 
 
 def category_codes(column: Any, levels: Mapping[str, int]) -> np.ndarray:
     """Each value's code among the levels, NaN for a missing value or a level the model does not know."""
-    codes, uniques = pd.factorize(np.asarray(column, dtype=object), use_na_sentinel=True)
-    lookup = [levels.get(canonical_value(str(value)), np.nan) for value in uniques]
+
+    def code(value: Any) -> float:
+        return math.nan if _missing(value) else levels.get(canonical_value(str(value)), math.nan)
+
+    values = np.asarray(column, dtype=object)
+    if len(values) < _FEW:
+        return np.array([code(value) for value in values], dtype=np.float64)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     # Code -1 (missing) picks the last entry.
-    return np.array([*lookup, np.nan], dtype=np.float64)[codes]
+    return np.array([*map(code, uniques), math.nan], dtype=np.float64)[codes]
 
 
 @dataclass(frozen=True)
@@ -170,15 +185,25 @@ class FeatureSpec:
         names = self.dataset.feature_names
         return [names.index(name) for name in self.dataset.categorical_features]
 
+    @cached_property
+    def level_codes(self) -> dict[str, dict[str, int]]:
+        return {name: {level: code for code, level in enumerate(levels)} for name, levels in self.categories.items()}
+
     def encode(self, columns: Mapping[str, Any]) -> np.ndarray:
         """The model's float matrix of one column (an array or a Series) per feature; other columns are not read."""
-        rows = len(columns[self.dataset.features[0].name])
-        matrix = np.empty((rows, len(self.dataset.features)), dtype=np.float64)
-        for position, feature in enumerate(self.dataset.features):
-            column = columns[feature.name]
-            if feature.type == "numeric":
-                matrix[:, position] = numbers(column, feature.name)
-            else:
-                levels = {level: code for code, level in enumerate(self.categories[feature.name])}
-                matrix[:, position] = category_codes(column, levels)
+        features = self.dataset.features
+        rows = len(columns[features[0].name])
+        matrix = np.empty((rows, len(features)), dtype=np.float64)
+        numeric = [position for position, feature in enumerate(features) if feature.type == "numeric"]
+        if numeric:
+            # All numeric columns at once: one conversion, whatever the number of features.
+            block = np.column_stack([np.asarray(columns[features[p].name]) for p in numeric])
+            values, bad = _floats(block)
+            if bad.any():
+                row, column = np.unravel_index(int(np.argmax(bad)), bad.shape)
+                raise BadValue(int(row), features[numeric[column]].name, block[row, column])
+            matrix[:, numeric] = values
+        for position, feature in enumerate(features):
+            if feature.type == "categorical":
+                matrix[:, position] = category_codes(columns[feature.name], self.level_codes[feature.name])
         return matrix
