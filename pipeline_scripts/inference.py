@@ -72,7 +72,7 @@ def read_csv(text: str, columns: Sequence[str], text_columns: Sequence[str]) -> 
     # The C parser pads a short row with missing values, which are allowed; a short row is found by counting
     # separators (quoted fields may hold commas: then each record is counted with the csv module).
     if frame is None or frame.shape[1] != width or ('"' in body or body.count(",") != len(frame) * (width - 1)):
-        _check_field_counts(body, columns)
+        _records(body, columns)
         if frame is None or frame.shape[1] != width:
             raise PayloadError(f"cannot read the body as CSV of {width} fields ({','.join(columns)})")
     return {name: frame[position].to_numpy() for position, name in enumerate(names)}
@@ -92,10 +92,6 @@ def _records(body: str, columns: Sequence[str]) -> list[list[str]]:
     except csv.Error as error:
         raise PayloadError(f"record {len(records) + 1} is not CSV ({error})") from None
     return records
-
-
-def _check_field_counts(body: str, columns: Sequence[str]) -> None:
-    _records(body, columns)
 
 
 def _columns(rows: list[list], columns: Sequence[str]) -> dict[str, np.ndarray]:
