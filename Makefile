@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_VERSION_CHECK := true
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup synth test check snapshots deploy validate bench local-run clean
+.PHONY: setup synth test check snapshots deploy validate bench local-run schema clean
 
 setup: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WHEELS)
 
@@ -60,7 +60,7 @@ validate: setup
 	@test -n "$(ENV)" || { echo "usage: make validate ENV=<environment from cdk.json>"; exit 2; }
 	PYTHONPATH=lambdas $(PYTHON) lambdas/system_test/validate.py --environment '$(ENV)'
 
-# The UCI Abalone CSV for bench and local-run: make bench DATA=path/to/abalone.csv
+# The CSV for local-run and schema (any dataset cdk.json describes), and the UCI Abalone CSV for bench.
 DATA ?= ../shared/data/abalone.csv
 
 # Prints the figures recorded in BENCHMARKS.md; without DATA the scripts' benchmark says so and the others still run.
@@ -70,11 +70,16 @@ bench: setup
 	$(PYTHON) benchmarks/function_bench.py
 	$(PYTHON) benchmarks/pipeline_scripts_bench.py --data '$(DATA)'
 
-# preprocess -> train -> evaluate -> batch inference on DATA, in a SageMaker-shaped temporary tree,
-# or in WORKDIR (a new directory) to keep it: make local-run DATA=abalone.csv WORKDIR=run-1
+# preprocess -> train -> evaluate -> batch inference on DATA for cdk.json's dataset, gated as dev gates, in a
+# SageMaker-shaped temporary tree, or in WORKDIR (a new directory) to keep it: make local-run DATA=data.csv WORKDIR=run-1
 WORKDIR ?=
 local-run: setup
 	$(PYTHON) pipeline_scripts/local_run.py --data '$(DATA)'$(if $(WORKDIR), --workdir '$(WORKDIR)')
+
+# Drafts cdk.json's dataset block from a CSV with a header row (the last column is the target unless TARGET names it).
+TARGET ?=
+schema: setup
+	$(PYTHON) pipeline_scripts/dataset.py --data '$(DATA)'$(if $(TARGET), --target '$(TARGET)')
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -339,6 +339,14 @@ class Dataset:
             raise DatasetError("classes", None, "a multiclass answer has one probability per class; pass the model's classes")
         return (*(f"probability_{c}" for c in order), "label")
 
+    def is_positive(self, label: str) -> bool | None:
+        """Whether a binary label (after canonical_value) is the positive class; None for a label the block does not
+        know. With positive_class set, every other label is negative: preprocessing checks the data holds only one."""
+        if self.positive_class is not None:
+            return label == self.positive_class
+        spelled = label.lower()
+        return True if spelled in POSITIVE_LABELS else False if spelled in NEGATIVE_LABELS else None
+
     def batch_output_columns(self, classes: Sequence[str] | None = None) -> tuple[str, ...]:
         """A batch output record: the id columns passed through, then the prediction fields."""
         return self.id_columns + self.prediction_fields(classes)

@@ -1,9 +1,12 @@
 """SageMaker Processing script: score the trained model on the held-out test set.
 
-Reads <base>/processing/model/model.tar.gz (the training job's artifact) and the test CSVs under
-<base>/processing/test (target first, no header), and writes
-<base>/processing/evaluation/evaluation.json in the Model Registry's regression-metrics shape, which
-the pipeline's condition step reads through a PropertyFile. Next to it, holdout.jsonl holds the
+Reads <base>/processing/model/model.tar.gz (the training job's artifact) and the test split under
+<base>/processing/test (preprocess.py's: target first, no header, and its preprocessing.json), and writes
+<base>/processing/evaluation/evaluation.json in SageMaker's model-quality shape for the dataset's problem type
+(metrics.py: regression_metrics, binary_classification_metrics or multiclass_classification_metrics, each metric
+{"value": ...}, a confusion matrix for classification), which the pipeline's quality gate reads through a
+PropertyFile (dataset.metric_json_path). Under "preprocessing" the report also holds preprocessing's counts: the
+rows of each split, the rows dropped for a missing target and the columns ignored. Next to it, holdout.jsonl holds the
 held-out sample preprocessing drew (<base>/processing/holdout/requests.csv) with this package's own
 answers: one JSON object a line, {"request": <a text/csv request body>, "answer": <the text/csv body
 the server answers it with>}, computed through the server's path (inference.py, as serve.py answers
@@ -21,25 +24,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from inference import Model, ModelError, PayloadError, format_csv, parse_csv
-from train import TrainingError, load_channel
+from inference import Model, ModelError, PayloadError
+from metrics import report
+from preprocess import REPORT_FILE
+from train import TrainingError, check_target, load_channel
 
 SAMPLE_FILE = "holdout.jsonl"
-
-
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict:
-    errors = predicted - actual
-    squared, absolute = errors**2, np.abs(errors)
-    total = float(np.sum((actual - actual.mean()) ** 2))
-    mse = float(squared.mean())
-    return {
-        "mse": {"value": mse, "standard_deviation": float(squared.std())},
-        "rmse": {"value": mse**0.5},
-        "mae": {"value": float(absolute.mean()), "standard_deviation": float(absolute.std())},
-        "r2": {"value": 1.0 - float(squared.sum()) / total if total > 0 else 0.0},
-    }
 
 
 def extract_model(archive: Path, destination: Path) -> Path:
@@ -62,11 +52,10 @@ def offline_answers(model: Model, requests_file: Path) -> list[dict]:
     requests = [line for line in requests_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not requests:
         raise TrainingError(f"{requests_file} holds no records; rerun preprocessing")
-    header = ",".join(model.raw_columns)
     answers = []
     for number, request in enumerate(requests, start=1):
         try:
-            answer = format_csv(model.predict_records(parse_csv(request, header)))
+            answer = model.format_csv(model.predict_columns(model.read_csv(request)))
         except PayloadError as error:
             raise TrainingError(f"{requests_file} line {number}: {error}; rerun preprocessing") from None
         answers.append({"request": request, "answer": answer})
@@ -85,17 +74,21 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as scratch:
             model = Model(extract_model(args.model_archive, Path(scratch)))
             features, actual = load_channel(args.test_dir, "test")
-            if features.shape[1] != len(model.features):
-                raise TrainingError(f"test set has {features.shape[1]} feature columns; the model expects {len(model.features)}")
-            report = {"regression_metrics": regression_metrics(actual, model.predict(features))}
+            if features.shape[1] != len(model.columns):
+                raise TrainingError(f"test set has {features.shape[1]} feature columns; the model expects {len(model.columns)}")
+            check_target(actual, model.spec, "test")
+            quality = report(model.dataset.problem_type, actual, model.predict(features), model.spec.classes)
+            counts = args.test_dir / REPORT_FILE
+            if counts.is_file():
+                quality["preprocessing"] = json.loads(counts.read_text(encoding="utf-8"))
             sample = offline_answers(model, args.holdout_file)
     except (TrainingError, ModelError) as error:
         print(f"evaluation error: {error}", file=sys.stderr)
         return 1
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / SAMPLE_FILE).write_text("".join(json.dumps(pair) + "\n" for pair in sample))
-    (args.output_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report))
+    (args.output_dir / "evaluation.json").write_text(json.dumps(quality, indent=2))
+    print(json.dumps(quality))
     return 0
 
 

@@ -3,7 +3,8 @@
 
 `serve` (this file, as SageMaker runs it in the inference image) starts gunicorn with one worker per
 CPU; each worker loads the model once from /opt/ml/model (SM_MODEL_DIR). Batch transform jobs use the
-same server. Bad payloads get 400, unsupported content types 415, and the server keeps serving.
+same server. Requests and answers are inference.py's; bad payloads get 400, unsupported content types 415, and the
+server keeps serving.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inference import Model, ModelError, PayloadError, format_csv, format_json, parse_csv, parse_json
+from inference import Model, ModelError, PayloadError, parse_json
 
 MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", 100 * 1024 * 1024))
 CSV, JSON = "text/csv", "application/json"
@@ -40,7 +41,6 @@ class ModelServer:
         self.load_error = ""
         try:
             self.model = Model(model_dir)
-            self.header = ",".join(self.model.raw_columns)
         except (ModelError, OSError) as error:
             self.load_error = str(error)
             log.error("model not loaded: %s", error)
@@ -80,8 +80,8 @@ class ModelServer:
         body = environ["wsgi.input"].read(length) if length else b""
         try:
             text = body.decode("utf-8")
-            records = parse_csv(text, self.header) if content_type == CSV else parse_json(text)
-            predictions = self.model.predict_records(records)
+            frame = self.model.read_csv(text) if content_type == CSV else self.model.read_records(parse_json(text))
+            predictions = self.model.predict_columns(frame)
         except UnicodeDecodeError:
             return self._reply(start_response, 400, "body is not UTF-8 text\n")
         except PayloadError as error:
@@ -91,8 +91,8 @@ class ModelServer:
             return self._reply(start_response, 400, "JSON body is nested too deeply; send a list of records\n")
         wants_json = JSON in accept or (content_type == JSON and CSV not in accept)
         if wants_json:
-            return self._reply(start_response, 200, format_json(predictions), JSON)
-        return self._reply(start_response, 200, format_csv(predictions), CSV)
+            return self._reply(start_response, 200, self.model.format_json(predictions), JSON)
+        return self._reply(start_response, 200, self.model.format_csv(predictions), CSV)
 
     @staticmethod
     def _reply(start_response, status: int, body: str, content_type: str = "text/plain"):

@@ -1,10 +1,15 @@
-"""SageMaker training script: LightGBM regression with early stopping on the validation channel.
+"""SageMaker training script: LightGBM for the dataset's problem type, with early stopping on the validation channel.
 
-Follows the training contract: channels under <base>/input/data/<channel> (or SM_CHANNEL_<NAME>),
+The channels are preprocess.py's splits: the target first, then the features (an empty field is missing), no header,
+and features.json, the spec the model is served with. The spec's dataset block decides the objective: regression
+(early stopping on rmse), binary (binary logloss) or multiclass (multiclass logloss over the spec's classes);
+categorical features are LightGBM's own (categorical_feature), coded by the spec's levels, NaN for a missing or
+unseen category (features.py). Follows the training contract: channels under <base>/input/data/<channel> (or SM_CHANNEL_<NAME>),
 hyperparameters as command-line arguments and from <base>/input/config/hyperparameters.json (what a
 bring-your-own container receives), the model to SM_MODEL_DIR (<base>/model), a failure reason to
-<base>/output/failure. The final metrics are printed as `<channel>:<metric>=<value>` lines, which the
-training job's metric definitions and the tuner's objective parse.
+<base>/output/failure. The final metrics, dataset.TRAINING_METRICS of the problem type, are printed as
+dataset.metric_line `<channel>:<metric>=<value>` lines, which the training job's metric definitions and the tuner's
+objective (dataset.metric_definitions, dataset.tuner_objective) parse.
 """
 
 from __future__ import annotations
@@ -24,11 +29,17 @@ import lightgbm as lgb
 import numpy as np
 from utf8_text import NotUtf8, read_utf8
 
-from inference import ModelError, read_feature_spec
+from dataset import TRAINING_METRICS, metric_line
+from features import FEATURES_FILE, FeatureSpec, SpecError
+from inference import MODEL_FILE
+from metrics import report
 
-METRIC_LINE = "{channel}:{metric}={value:.6f}"
-MODEL_FILE = "model.txt"
-FEATURES_FILE = "features.json"
+# LightGBM's objective and the metric early stopping watches, per problem type.
+OBJECTIVES = {
+    "regression": ("regression", "rmse"),
+    "binary": ("binary", "binary_logloss"),
+    "multiclass": ("multiclass", "multi_logloss"),
+}
 
 
 class TrainingError(Exception):
@@ -40,7 +51,8 @@ def channel_dir(base: Path, name: str) -> Path:
 
 
 def read_numeric_csv(file: Path) -> np.ndarray:
-    """Rows of finite numbers, target first, no header; a bad value is named by its row and column (from 1)."""
+    """Rows of numbers, a finite target first, no header, an empty feature field missing (NaN); a bad value is named
+    by its row and column (from 1)."""
     try:
         text = read_utf8(file)
     except NotUtf8 as error:
@@ -54,6 +66,9 @@ def read_numeric_csv(file: Path) -> np.ndarray:
             raise TrainingError(f"{file}: row {row} has {len(fields)} fields, the rows before it {len(rows[0])}")
         values = []
         for column, field in enumerate(fields, start=1):
+            if column > 1 and not field.strip():
+                values.append(math.nan)
+                continue
             try:
                 value = float(field)
             except ValueError:
@@ -61,7 +76,7 @@ def read_numeric_csv(file: Path) -> np.ndarray:
             if not math.isfinite(value):
                 raise TrainingError(
                     f"{file}: row {row} column {column}: {field!r} is not a finite number; "
-                    "expected numbers only, the target first and no header"
+                    "expected numbers (a feature may be empty), the target first and no header"
                 )
             values.append(value)
         rows.append(values)
@@ -85,8 +100,8 @@ def load_channel(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     return data[:, 1:], data[:, 0]
 
 
-def channel_features(path: Path, name: str, width: int) -> list[str]:
-    """The features of the channel's spec, read as serving reads the model's copy; they must be its columns."""
+def channel_spec(path: Path, name: str, width: int) -> FeatureSpec:
+    """The channel's feature spec, read as serving reads the model's copy; its features must be the channel's columns."""
     spec = path / FEATURES_FILE
     if not spec.is_file():
         raise TrainingError(
@@ -94,12 +109,27 @@ def channel_features(path: Path, name: str, width: int) -> list[str]:
             "and serving cannot load a model without it"
         )
     try:
-        features = read_feature_spec(spec)[1]
-    except ModelError as error:
+        features = FeatureSpec.read(spec)
+    except SpecError as error:
         raise TrainingError(str(error)) from None
-    if len(features) != width:
-        raise TrainingError(f"{spec} lists {len(features)} features but channel '{name}' has {width} feature columns")
+    if len(features.dataset.features) != width:
+        raise TrainingError(
+            f"{spec} lists {len(features.dataset.features)} features but channel '{name}' has {width} feature columns"
+        )
     return features
+
+
+def check_target(y: np.ndarray, spec: FeatureSpec, name: str) -> None:
+    """A classification target is a class index of the spec's classes (preprocessing writes it so)."""
+    if spec.classes is None:
+        return
+    bad = (y != np.round(y)) | (y < 0) | (y >= len(spec.classes))
+    if bad.any():
+        row = int(np.argmax(bad)) + 1
+        raise TrainingError(
+            f"channel '{name}' row {row}: target {y[row - 1]!r} is not a class index of the spec's "
+            f"{len(spec.classes)} classes (0 to {len(spec.classes) - 1}); rerun preprocessing"
+        )
 
 
 class _HyperparameterParser(argparse.ArgumentParser):
@@ -124,8 +154,7 @@ def _at_least_one(text: str) -> int:
 
 
 def parse_hyperparameters(argv: list[str], hyperparameters_file: Path) -> argparse.Namespace:
-    parser = _HyperparameterParser(description="LightGBM regression under the SageMaker training contract")
-    parser.add_argument("--objective", choices=("regression", "poisson", "huber"), default="regression")
+    parser = _HyperparameterParser(description="LightGBM under the SageMaker training contract")
     parser.add_argument("--num_leaves", type=int, default=15)
     parser.add_argument("--learning_rate", type=_finite, default=0.03)
     parser.add_argument("--num_boost_round", type=_at_least_one, default=3000)
@@ -196,11 +225,14 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
     x_valid, y_valid = load_channel(valid_dir, "validation")
     if x_train.shape[1] != x_valid.shape[1]:
         raise TrainingError(f"train has {x_train.shape[1]} feature columns but validation has {x_valid.shape[1]}")
-    if channel_features(train_dir, "train", x_train.shape[1]) != channel_features(valid_dir, "validation", x_valid.shape[1]):
+    spec = channel_spec(train_dir, "train", x_train.shape[1])
+    if spec != channel_spec(valid_dir, "validation", x_valid.shape[1]):
         raise TrainingError(
             f"{valid_dir / FEATURES_FILE} lists other features than {train_dir / FEATURES_FILE}; "
             "give both channels the output of one preprocessing run"
         )
+    check_target(y_train, spec, "train")
+    check_target(y_valid, spec, "validation")
     # LightGBM splits a node only when both sides keep min_data_in_leaf rows; with fewer, it fits a constant.
     if len(y_train) < 2 * params.min_data_in_leaf:
         rows = f"{len(y_train)} row" + ("s" if len(y_train) != 1 else "")
@@ -208,9 +240,12 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
             f"channel 'train' has {rows}; LightGBM needs at least 2 x min_data_in_leaf = {2 * params.min_data_in_leaf} "
             "to split, so give it more rows or a smaller --min_data_in_leaf"
         )
+    problem_type = spec.dataset.problem_type
+    objective, stopping_metric = OBJECTIVES[problem_type]
     lgb_params = {
-        "objective": params.objective,
-        "metric": "rmse",
+        "objective": objective,
+        "metric": stopping_metric,
+        **({"num_class": len(spec.classes)} if problem_type == "multiclass" else {}),
         "verbosity": -1,
         "seed": params.seed,
         "deterministic": True,
@@ -224,8 +259,9 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
     }
     try:
         with _native_errors_held():
-            train_set = lgb.Dataset(x_train, y_train)
-            valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set)
+            columns = {"feature_name": list(spec.dataset.feature_names), "categorical_feature": spec.categorical_indexes}
+            train_set = lgb.Dataset(x_train, y_train, **columns)
+            valid_set = lgb.Dataset(x_valid, y_valid, reference=train_set, **columns)
             booster = lgb.train(
                 lgb_params,
                 train_set,
@@ -239,11 +275,11 @@ def train(params: argparse.Namespace, base: Path, model_dir: Path) -> dict:
     model_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(model_dir / MODEL_FILE), num_iteration=booster.best_iteration)
     shutil.copy(train_dir / FEATURES_FILE, model_dir / FEATURES_FILE)
-    metrics = {}
+    metrics = {"problem_type": problem_type, "best_iteration": booster.best_iteration}
     for channel, x, y in (("train", x_train, y_train), ("validation", x_valid, y_valid)):
-        mse = float(np.mean((booster.predict(x, num_iteration=booster.best_iteration) - y) ** 2))
-        metrics[channel] = {"mse": mse, "rmse": mse**0.5}
-    metrics["best_iteration"] = booster.best_iteration
+        predicted = booster.predict(x, num_iteration=booster.best_iteration)
+        (values,) = report(problem_type, y, predicted, spec.classes).values()
+        metrics[channel] = {metric: values[metric]["value"] for metric in TRAINING_METRICS[problem_type]}
     return metrics
 
 
@@ -261,8 +297,10 @@ def main(argv=None) -> int:
             failure.write_text(message)
         return 1
     for channel in ("train", "validation"):
-        for metric in ("rmse", "mse"):
-            print(METRIC_LINE.format(channel=channel, metric=metric, value=metrics[channel][metric]))
+        for metric, value in metrics[channel].items():
+            # An undefined metric ("NaN": AUC of a channel holding one class) is left out, as the regex could not read it.
+            if value != "NaN":
+                print(metric_line(channel, metric, value))
     print(f"best_iteration={metrics['best_iteration']}")
     return 0
 

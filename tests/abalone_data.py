@@ -8,6 +8,12 @@ from pathlib import Path
 import numpy as np
 
 HEADER = ["sex", "length", "diameter", "height", "whole_weight", "shucked_weight", "viscera_weight", "shell_weight", "rings"]
+# cdk.json's dataset block for these columns.
+BLOCK = {
+    "target": "rings",
+    "problem_type": "regression",
+    "features": [{"name": "sex", "type": "categorical"}, *({"name": name, "type": "numeric"} for name in HEADER[1:-1])],
+}
 
 
 def abalone_rows(n: int, seed: int = 7) -> list[list]:
@@ -25,11 +31,12 @@ def abalone_rows(n: int, seed: int = 7) -> list[list]:
     ]
 
 
-def write_csv(path: Path, rows: list[list], header: bool = True) -> Path:
+def write_csv(path: Path, rows: list[list], header: bool | list[str] = True) -> Path:
+    """The rows under HEADER, another header, or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
         if header:
-            writer.writerow(HEADER)
+            writer.writerow(HEADER if header is True else header)
         writer.writerows(rows)
     return path

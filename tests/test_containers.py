@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -102,9 +103,39 @@ def test_training_entry_point_is_the_training_script():
 
 def test_inference_image_serves_as_non_root_with_serve_on_path():
     steps = instructions(DOCKERFILES["inference"])
-    assert ("COPY", "pipeline_scripts/inference.py pipeline_scripts/serve.py /opt/program/") in steps
+    served = ("dataset.py", "features.py", "inference.py", "serve.py")
+    assert ("COPY", " ".join(f"pipeline_scripts/{name}" for name in served) + " /opt/program/") in steps
     run = " ".join(args for op, args in steps if op == "RUN")
     assert "ln -s /opt/program/serve.py /opt/program/serve" in run
     assert 'PATH="/opt/program:${PATH}"' in dict(steps)["ENV"]
     assert dict(steps)["USER"] != "root" and dict(steps)["EXPOSE"] == "8080"
     assert (REPO_ROOT / "pipeline_scripts" / "serve.py").read_text().startswith("#!/usr/bin/env python3\n")
+
+
+def _local_imports(script: Path) -> set[str]:
+    """The pipeline scripts a script imports (top-level `import x` and `from x import ...`)."""
+    names = set()
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return {name for name in names if (script.parent / f"{name}.py").is_file()}
+
+
+def test_the_inference_image_copies_every_script_the_server_imports():
+    """serve.py imports inference, which imports features and dataset: a module left out fails only at start-up."""
+    copied = {
+        Path(source).name
+        for op, args in instructions(DOCKERFILES["inference"])
+        if op == "COPY"
+        for source in args.split()[:-1]
+        if source.startswith("pipeline_scripts/")
+    }
+    needed, todo = set(), ["serve"]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += _local_imports(REPO_ROOT / "pipeline_scripts" / f"{name}.py")
+    assert {f"{name}.py" for name in needed} <= copied, sorted(needed)

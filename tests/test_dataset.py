@@ -313,3 +313,10 @@ def test_make_schema_prints_the_block_and_what_to_review(tmp_path, capsys):
     data.write_bytes(b"a,b\n\xff,1\n")
     assert contract.main(["--data", str(data)]) == 1
     assert capsys.readouterr().err.startswith(f"schema error: {data}: cannot read it as UTF-8 text")
+
+
+def test_binary_labels_are_positive_negative_or_unknown_by_the_block():
+    known = Dataset.from_dict(block(problem_type="binary"))
+    assert [known.is_positive(label) for label in ("1", "TRUE", "0", "False", "yes")] == [True, True, False, False, None]
+    named = Dataset.from_dict(block(problem_type="binary", positive_class="yes"))
+    assert [named.is_positive(label) for label in ("yes", "no", "1")] == [True, False, False]

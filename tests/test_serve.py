@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -121,15 +122,18 @@ def test_server_predictions_match_the_batch_path(server, model_dir, tmp_path):
     from inference import Model
 
     _, _, body = server.request("POST", "/invocations", _csv(ROWS), {"Content-Type": "text/csv"})
-    expected = Model(model_dir).predict_records([list(map(str, r)) for r in ROWS])
+    model = Model(model_dir)
+    expected = model.predict_columns(model.read_records([list(map(str, r)) for r in ROWS]))
     assert np.allclose([float(v) for v in body.split()], expected, atol=1e-6)
 
 
 BAD_REQUESTS = [
     ("POST", "/invocations", "M,0.4,0.3\n", "text/csv", 400, "record 1: expected 8 fields"),
+    ("POST", "/invocations", "M,0.4,0.3,0.1,0.5,0.2,0.1,0.1\nF,0.4\n", "text/csv", 400, "record 2: expected 8 fields"),
+    ("POST", "/invocations", "M,0.4,0.3,0.1,0.5,0.2,0.1,0.1,9\n", "text/csv", 400, "record 1: expected 8 fields"),
     ("POST", "/invocations", "M,0.4,0.3,x,0.5,0.2,0.1,0.1\n", "text/csv", 400, "record 1: height must be a number, got 'x'"),
-    ("POST", "/invocations", "Q,0.4,0.3,0.1,0.5,0.2,0.1,0.1\n", "text/csv", 400, "record 1: sex 'Q' is not one of F, I, M"),
-    ("POST", "/invocations", "M,0.4,0.3,nan,0.5,0.2,0.1,0.1\n", "text/csv", 400, "record 1: height must be finite"),
+    ("POST", "/invocations", "M,0.4,0.3,nan,0.5,0.2,0.1,0.1\n", "text/csv", 400, "record 1: height must be a number, got 'nan'"),
+    ("POST", "/invocations", 'M,0.4,0.3,0.1,0.5,0.2,0.1,"0,1"\n', "text/csv", 400, "shell_weight must be a number, got '0,1'"),
     ("POST", "/invocations", "", "text/csv", 400, "no records"),
     ("POST", "/invocations", "{not json", "application/json", 400, "body is not valid JSON"),
     ("POST", "/invocations", '{"instances": [{"sex": "M"}]}', "application/json", 400, "record 1: missing field(s) length"),
@@ -147,7 +151,15 @@ BAD_REQUESTS = [
         400,
         "length must be a number, got True",
     ),
-    ("POST", "/invocations", '[["M", 0.4, NaN, 0.1, 0.5, 0.2, 0.1, 0.1]]', "application/json", 400, "diameter must be finite"),
+    (
+        "POST",
+        "/invocations",
+        '[["M", 0.4, "inf", 0.1, 0.5, 0.2, 0.1, 0.1]]',
+        "application/json",
+        400,
+        "diameter must be a number",
+    ),
+    ("POST", "/invocations", '[["M", 0.4, 0.3]]', "application/json", 400, "record 1: expected 8 fields"),
 ]
 
 
@@ -179,3 +191,15 @@ def test_an_unknown_accept_type_is_refused_with_406(server):
     assert status == 406 and "accept text/csv or application/json" in body
     status, _, _ = server.request("POST", "/invocations", _csv(ROWS[:1]), {"Content-Type": "text/csv", "Accept": "*/*"})
     assert status == 200
+
+
+def test_missing_values_and_unseen_categories_are_scored_not_refused(server):
+    """An empty field or null is missing; a category training never saw is scored as unknown, like a missing one."""
+    unseen = server.request("POST", "/invocations", "Q,0.4,0.3,0.1,0.5,0.2,0.1,0.1\n", {"Content-Type": "text/csv"})
+    missing = server.request("POST", "/invocations", ",0.4,0.3,0.1,0.5,0.2,0.1,0.1\n", {"Content-Type": "text/csv"})
+    assert unseen[0] == missing[0] == 200 and unseen[2] == missing[2]
+    body = json.dumps([[None, 0.4, 0.3, 0.1, 0.5, 0.2, 0.1, 0.1], ["M", 0.4, None, 0.1, 0.5, 0.2, 0.1, 0.1]])
+    status, _, answer = server.request("POST", "/invocations", body, {"Content-Type": "application/json"})
+    assert status == 200 and json.loads(answer)["predictions"][0] == pytest.approx(float(missing[2]), abs=1e-6)
+    status, _, answer = server.request("POST", "/invocations", "M,0.4,0.3,,0.5,0.2,0.1,\n", {"Content-Type": "text/csv"})
+    assert status == 200 and re.fullmatch(r"\d+\.\d{6}\n", answer)

@@ -398,6 +398,12 @@ def test_a_slow_endpoint_fails_on_p95_latency(stubbed):
         ("0.830000,yes\n", "0.830000,no\n", False),
         ("0.830000,nan\n", "0.830000,nan\n", True),
         ("0.830000,nan\n", "0.830000,NaN\n", False),
+        ("0.912345,malignant\n", "0.912346,malignant\n", True),
+        ("0.912345,malignant\n", "0.912345,benign\n", False),
+        ("0.912345,1\n", "0.912345,1.0\n", False),
+        ("0.912345,0\n", "0.912345,0.000001\n", False),
+        ("0.100000,0.700000,0.200000,versicolor\n", "0.100001,0.699999,0.200000,versicolor\n", True),
+        ("0.100000,0.700000,0.200000,versicolor\n", "0.100000,0.700000,0.200000,setosa\n", False),
     ],
 )
 def test_answers_compare_field_by_field_numbers_within_the_printed_precision(offline, answered, same):

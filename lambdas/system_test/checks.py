@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,9 +26,11 @@ PASS, FAIL, NOT_APPLICABLE, ERROR = "pass", "fail", "not-applicable", "error"
 OK = (PASS, NOT_APPLICABLE)
 # Written by pipeline_scripts/evaluate.py: one {"request": <text/csv body>, "answer": <text/csv answer>} a line.
 SAMPLE_FILE = "holdout.jsonl"
-# The server prints each number with 6 decimals (inference.format_csv): one prediction computed on two hosts can
+# The server prints each number with 6 decimals (inference.Model.format_csv): one prediction computed on two hosts can
 # differ in its last bits and so print one unit apart in the sixth decimal. Anything further is a different answer.
 TOLERANCE = Decimal("0.000001")
+# A field printed so is a number; any other field (a label such as `1` or `malignant`) is text.
+PRINTED_NUMBER = re.compile(r"-?\d+\.\d{6}")
 
 
 class SampleError(ValueError):
@@ -210,15 +213,12 @@ def read_sample(text: str, uri: str) -> list[tuple[str, str]]:
 
 
 def _number(field: str) -> Decimal | None:
-    try:
-        value = Decimal(field)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() else None
+    return Decimal(field) if PRINTED_NUMBER.fullmatch(field.strip()) else None
 
 
 def answers_match(expected: str, answered: str) -> bool:
-    """Field by field: numbers within TOLERANCE of each other (compared as the decimals printed), anything else exactly."""
+    """Field by field: numbers as the server prints them within TOLERANCE of each other (compared as the decimals
+    printed), anything else, a label included, exactly: label `1` is not label `1.0`."""
     want, got = expected.strip().split(","), answered.strip().split(",")
     if len(want) != len(got):
         return False
