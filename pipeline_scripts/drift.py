@@ -9,10 +9,13 @@ naming the features (other columns are ignored), or headerless records with the 
 preprocessing's baseline.csv holds them. `--captured` is a directory of SageMaker data-capture files (*.jsonl,
 searched recursively). numpy, pandas and the standard library only: it runs in the project's images.
 
-Cells. A numeric feature has 10 bins between the train split's deciles (fewer where ties merge edges; each bin
-right-closed, the outer ones open) and a "missing" cell (empty or not a finite number); a categorical feature has
-a cell per training level (after `canonical_value`, at most MAX_LEVELS, the rarer ones folded into "other"), an
-"other" cell that also takes a period's unseen values, and a "missing" cell.
+Cells. A numeric feature has BINS (5) bins between the train split's quintiles (fewer where ties merge edges;
+each bin right-closed, the outer ones open) and a "missing" cell (empty or not a finite number). Quintiles, not
+deciles: drift is mostly a smooth move of the whole distribution (a scale, an offset, a mix), which five cells
+show with 4 degrees of freedom instead of 9, so a shift is caught in fewer requests (BENCHMARKS.md, "Drift
+engine", measures both). A categorical feature has a cell per training level (after `canonical_value`, at most
+MAX_LEVELS, the rarer ones folded into "other"), an "other" cell that also takes a period's unseen values, and a
+"missing" cell.
 
 The test, per feature: Pearson's chi-square test of homogeneity of the 2 x k table (baseline counts, period
 counts). Not a goodness-of-fit test against the baseline's proportions as if they were exact: they are estimates
@@ -54,7 +57,7 @@ from dataset import Dataset, DatasetError, canonical_value, is_number
 
 BASELINE_FORMAT = "drift-baseline/1"
 REPORT_FORMAT = "drift-report/1"
-BINS = 10
+BINS = 5
 MAX_LEVELS = 100
 ALPHA = 0.01
 MIN_EFFECT = 0.05

@@ -44,7 +44,7 @@ def baseline() -> dict:
     return drift.build_baseline(frame(3000, seed=1), DATASET)
 
 
-def test_a_numeric_feature_is_binned_at_the_train_splits_deciles_with_its_missing_share():
+def test_a_numeric_feature_is_binned_at_the_train_splits_quantiles_with_its_missing_share():
     data = frame(1000, seed=3)
     data["length"] = data["length"].astype(object)
     data.loc[:49, "length"] = None
@@ -54,10 +54,10 @@ def test_a_numeric_feature_is_binned_at_the_train_splits_deciles_with_its_missin
     length = described["features"][1]
     assert (length["name"], length["type"]) == ("length", "numeric")
     present = pd.to_numeric(data["length"], errors="coerce").dropna()
-    assert length["edges"] == list(np.unique(np.quantile(present, np.arange(1, 10) / 10, method="inverted_cdf")))
+    assert length["edges"] == list(np.unique(np.quantile(present, np.arange(1, drift.BINS) / drift.BINS, method="inverted_cdf")))
     assert length["missing_share"] == 0.06
     bins = pd.cut(present, [-math.inf, *length["edges"], math.inf], right=True).value_counts(sort=False)
-    assert length["proportions"] == list(bins / 1000) and len(bins) == 10
+    assert length["proportions"] == list(bins / 1000) and len(bins) == drift.BINS
     assert math.isclose(sum(length["proportions"]) + length["missing_share"], 1)
     assert json.loads(json.dumps(described)) == described
 
@@ -66,8 +66,8 @@ def test_tied_values_merge_bin_edges_so_every_edge_is_unique():
     data = frame(500, seed=3)
     data["height"] = [0.1, 0.1, 0.1, 0.2, 0.3] * 100
     height = drift.build_baseline(data, DATASET)["features"][3]
-    assert height["edges"] == [0.1, 0.2, 0.3]
-    assert height["proportions"] == [0.6, 0.2, 0.2, 0.0]
+    assert height["edges"] == [0.1, 0.2]
+    assert height["proportions"] == [0.6, 0.2, 0.2]
 
 
 def test_a_categorical_feature_counts_its_canonical_levels_and_its_missing_share():
@@ -102,7 +102,7 @@ def test_a_mean_shift_of_one_feature_is_drift_of_that_feature(baseline):
     report = drift.compare(baseline, period, DATASET)
     assert report["verdict"] == "drift" and report["drifted_features"] == ["shell_weight"]
     shell = report["features"]["shell_weight"]
-    assert shell["p_value_holm"] < 1e-6 and shell["psi"] > 0.1 and shell["df"] == 9
+    assert shell["p_value_holm"] < 1e-6 and shell["psi"] > 0.1 and shell["df"] == drift.BINS - 1
 
 
 def test_a_change_in_the_category_mix_is_drift(baseline):
