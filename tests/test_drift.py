@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import math
 import subprocess
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from abalone_data import HEADER, abalone_rows, write_csv
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_dry_run
 
 SCRIPTS = REPO_ROOT / "pipeline_scripts"
 if str(SCRIPTS) not in sys.path:
@@ -300,3 +301,18 @@ def test_the_command_line_names_bad_input_in_one_line(tmp_path):
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("drift error: ") and "dataset.problem_type = 'ranking' is invalid" in result.stderr
+
+
+def test_make_bench_runs_the_drift_benchmark_which_without_data_says_how_to_pass_it(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("drift_bench", REPO_ROOT / "benchmarks" / "drift_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    missing = tmp_path / "abalone.csv"
+    assert bench.main(["--data", str(missing)]) == 0
+    assert capsys.readouterr().out == (
+        f"drift benchmark skipped: no data at {missing}; "
+        "pass the UCI Abalone CSV with make bench DATA=path/to/abalone.csv (or --data)\n"
+    )
+    assert any(
+        line.endswith(f"benchmarks/drift_bench.py --data '{missing}'") for line in make_dry_run("bench", f"DATA={missing}")
+    )
