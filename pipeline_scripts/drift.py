@@ -165,6 +165,11 @@ def _check_baseline(baseline: Any, dataset: Dataset) -> None:
     if not isinstance(baseline, dict) or baseline.get("format") != BASELINE_FORMAT:
         found = baseline.get("format") if isinstance(baseline, dict) else type(baseline).__name__
         raise DriftError(f"the baseline's format is {found!r}, not {BASELINE_FORMAT!r}; build it with `drift.py baseline`")
+    records = baseline.get("records")
+    if isinstance(records, bool) or not isinstance(records, int) or records < 1:
+        raise DriftError(
+            f"the baseline's records = {records!r} is invalid: a count of at least 1; build it with `drift.py baseline`"
+        )
     contract = [(f.name, f.type) for f in dataset.features]
     described = [(f.get("name"), f.get("type")) for f in baseline.get("features", [])]
     if described != contract:

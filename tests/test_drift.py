@@ -199,6 +199,8 @@ def test_a_baseline_of_other_features_or_format_is_refused(baseline):
         drift.compare(baseline, [], other)
     with pytest.raises(drift.DriftError, match=r"format is 'x', not 'drift-baseline/1'"):
         drift.compare({**baseline, "format": "x"}, [], DATASET)
+    with pytest.raises(drift.DriftError, match=r"the baseline's records = None is invalid"):
+        drift.compare({k: v for k, v in baseline.items() if k != "records"}, [], DATASET)
     with pytest.raises(drift.DriftError, match=r"alpha = 1.5 is invalid"):
         drift.compare(baseline, [], DATASET, alpha=1.5)
 
