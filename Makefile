@@ -63,11 +63,12 @@ validate: setup
 # The CSV for local-run and schema (any dataset cdk.json describes), and the UCI Abalone CSV for bench.
 DATA ?= ../shared/data/abalone.csv
 
-# Prints the figures recorded in BENCHMARKS.md; without DATA the scripts' benchmark says so and the others still run.
+# Prints the figures recorded in BENCHMARKS.md; without DATA the benchmarks of the data say so and the others still run.
 bench: setup
 	$(PYTHON) benchmarks/synth_bench.py --with-tests
 	$(PYTHON) benchmarks/layer_bench.py
 	$(PYTHON) benchmarks/function_bench.py
+	$(PYTHON) benchmarks/drift_bench.py --data '$(DATA)'
 	$(PYTHON) benchmarks/pipeline_scripts_bench.py --data '$(DATA)'
 
 # preprocess -> train -> evaluate -> batch inference on DATA for cdk.json's dataset, gated as dev gates, in a
