@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from dataset import Dataset, DatasetError, canonical_value, is_number
 
 BASELINE_FORMAT = "drift-baseline/1"

@@ -19,6 +19,7 @@ from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.pipeline_triggers import PipelineTriggers, PipelineTriggersProps
 from stacks.constructs.registered_pipeline import RegisteredPipeline
 from stacks.constructs.system_test_state_machine import SystemTestStateMachine, SystemTestStateMachineProps
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.storage import DataStores
 from stacks.synth.config import EnvironmentConfig
 
@@ -46,6 +47,7 @@ class OrchestrationStack(Stack):
         removal = RemovalPolicy.RETAIN if environment.storage.retain_data else RemovalPolicy.DESTROY
         self.training_pipeline = RegisteredPipeline(self, "TrainingPipeline", pipeline_name=names.training_pipeline)
         self.batch_pipeline = RegisteredPipeline(self, "BatchPipeline", pipeline_name=names.batch_pipeline)
+        network = VpcPlacement(self, "Network", network=environment.network) if environment.network else None
 
         # Construct ids are part of the logical ids of what they hold: renaming one replaces its resources.
         self.alerts = Alerts(
@@ -68,6 +70,7 @@ class OrchestrationStack(Stack):
                     alerts=self.alerts.topic,
                     dead_letters=self.alerts.dead_letters,
                     log_groups=stores.log_groups,
+                    network=network,
                 ),
             )
             if environment.monitoring.enabled
@@ -88,6 +91,7 @@ class OrchestrationStack(Stack):
                 log_groups=stores.log_groups,
                 monitoring=environment.monitoring,
                 model_monitoring=self.monitoring,
+                network=network,
             ),
         )
         self.triggers = PipelineTriggers(
@@ -138,6 +142,7 @@ class OrchestrationStack(Stack):
                 schedule_arns=tuple(schedule.schedule_arn for schedule, _ in self.triggers.schedule_states),
                 log_groups=stores.log_groups,
                 invoker_account=system_test_invoker_account,
+                network=network,
             ),
         )
         # `make validate ENV=<name>` reads what to check from here.

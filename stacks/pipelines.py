@@ -18,6 +18,7 @@ from stacks.constructs.pipeline_registration import PipelineRegistration, Pipeli
 from stacks.constructs.platform_function import ARCHITECTURE, RUNTIME
 from stacks.constructs.sagemaker_roles import SageMakerRoles, SageMakerRolesProps
 from stacks.constructs.training_data_check import TrainingDataCheck, TrainingDataCheckProps
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.storage import DataStores
 from stacks.synth.bundling import layer_code
 from stacks.synth.config import EnvironmentConfig
@@ -42,6 +43,7 @@ class PipelinesStack(Stack):
         self.training_pipeline_name = names.training_pipeline
         self.batch_pipeline_name = names.batch_pipeline
         self.model_package_group_name = names.model_package_group
+        network = VpcPlacement(self, "Network", network=environment.network) if environment.network else None
 
         self.model_package_group = ModelPackageGroup(
             self,
@@ -64,6 +66,7 @@ class PipelinesStack(Stack):
                 code_upload_policy=storage.code_upload_policy,
                 pipeline_names=(self.training_pipeline_name, self.batch_pipeline_name),
                 model_package_group=self.model_package_group,
+                network=network,
             ),
         )
 
@@ -83,6 +86,7 @@ class PipelinesStack(Stack):
                 model_package_group=self.model_package_group,
                 raw_data_bucket=storage.raw_data_bucket,
                 log_groups=storage.log_groups,
+                network=network,
             ),
         )
         self.training_data_check = TrainingDataCheck(
@@ -91,6 +95,7 @@ class PipelinesStack(Stack):
             props=TrainingDataCheckProps(
                 raw_data_bucket=storage.raw_data_bucket,
                 log_groups=storage.log_groups,
+                network=network,
             ),
         )
         for step_function in (self.resolver.function, self.training_data_check.function):
@@ -112,6 +117,7 @@ class PipelinesStack(Stack):
                 training_tag_override=environment.training.training_image_tag,
                 inference_tag_override=environment.training.inference_image_tag,
                 log_groups=storage.log_groups,
+                network=network,
             ),
         )
         settings = PipelineSettings(
@@ -137,6 +143,7 @@ class PipelinesStack(Stack):
             training=environment.training,
             batch_prediction=environment.batch_prediction,
             data_quality_checks=environment.monitoring.enabled,
+            network=environment.network,
         )
         self.registration = PipelineRegistration(
             self,
@@ -147,6 +154,7 @@ class PipelinesStack(Stack):
                 sdk_layer=self.sdk_layer,
                 depends_on=(self.model_package_group, self.images.resource),
                 log_groups=storage.log_groups,
+                network=network,
             ),
         )
         CfnOutput(self, "TrainingPipelineName", value=self.training_pipeline_name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Environment, Stage, Tags
+from aws_cdk import Environment, Stack, Stage, Tags
 from constructs import Construct
 
 from lambdas.common.names import ENVIRONMENT_TAG, PROJECT_TAG, ResourceNames
@@ -11,6 +11,7 @@ from stacks.orchestration import OrchestrationStack
 from stacks.pipelines import PipelinesStack
 from stacks.storage import StorageStack
 from stacks.synth.config import EnvironmentConfig
+from stacks.synth.guardrails import apply_permissions_boundary, place_functions_in_vpc
 from stacks.synth.nag import acknowledge_stage_wide
 
 
@@ -49,4 +50,9 @@ class MlopsStage(Stage):
             # Only a delivered non-production environment's test gates a pipeline.
             system_test_invoker_account=None if environment.production else delivery_account,
         )
-        acknowledge_stage_wide([self.storage, self.pipelines, self.orchestration])
+        stacks: list[Stack] = [self.storage, self.pipelines, self.orchestration]
+        acknowledge_stage_wide(stacks, in_vpc=environment.network is not None)
+        if environment.permissions_boundary:
+            apply_permissions_boundary(stacks, environment.permissions_boundary)
+        if environment.network:
+            place_functions_in_vpc(self, environment.network)

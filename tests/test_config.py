@@ -601,3 +601,75 @@ def test_environment_names_must_leave_room_for_the_endpoint_name():
         "'a-rather-long-project-a-long-environment-xy' names the endpoint and must be at most 40 "
         "characters; shorten the project or environment name"
     )
+
+
+VPC = "vpc-0123456789abcdef0"
+SUBNETS = ["subnet-0123456789abcdef0", "subnet-89abcdef"]
+GROUPS = ["sg-0123456789abcdef0"]
+
+
+def test_network_and_boundary_are_left_out_by_default_and_read_when_given():
+    assert all(e.network is None and e.permissions_boundary is None for e in load_config(mlops()).environments)
+    context = mlops()
+    context["environments"]["dev"]["network"] = {"vpc_id": VPC, "subnet_ids": SUBNETS, "security_group_ids": GROUPS}
+    context["environments"]["dev"]["permissions_boundary"] = "arn:aws:iam::aws:policy/PowerUserAccess"
+    context["environments"]["prod"]["permissions_boundary"] = "team-boundary"
+    config = load_config(context)
+    dev, prod = config.environment("dev"), config.environment("prod")
+    assert dev.network is not None and (dev.network.vpc_id, dev.network.subnet_ids, dev.network.security_group_ids) == (
+        VPC,
+        tuple(SUBNETS),
+        tuple(GROUPS),
+    )
+    assert (dev.permissions_boundary, prod.permissions_boundary, prod.network) == (
+        "arn:aws:iam::aws:policy/PowerUserAccess",
+        "team-boundary",
+        None,
+    )
+
+
+def _network(**changes: Any) -> dict[str, Any]:
+    block: dict[str, Any] = {"vpc_id": VPC, "subnet_ids": SUBNETS, "security_group_ids": GROUPS}
+    block.update(changes)
+    return {key: value for key, value in block.items() if value is not None}
+
+
+BAD_GUARDRAILS = [
+    ("network", _network(vpc_id="vpc-123"), "network.vpc_id' = 'vpc-123' is invalid: must be a VPC id such as"),
+    ("network", _network(vpc_id="subnet-0123456789abcdef0"), "network.vpc_id' = 'subnet-0123456789abcdef0' is invalid"),
+    ("network", _network(subnet_ids=[]), "network.subnet_ids' = [] is invalid: must be a list of at least 1 and at most 16"),
+    ("network", _network(subnet_ids=["subnet-0123456789abcdeg0"]), "network.subnet_ids[0]' = 'subnet-0123456789abcdeg0'"),
+    ("network", _network(subnet_ids=[SUBNETS[0], SUBNETS[0]]), "network.subnet_ids' = ['subnet-0123456789abcdef0', "),
+    ("network", _network(security_group_ids=[]), "network.security_group_ids' = [] is invalid: must be a list of at least 1"),
+    ("network", _network(security_group_ids=None), "network.security_group_ids' = None is invalid: is required"),
+    ("network", _network(security_group_ids=[f"sg-0000000{n}" for n in range(6)]), "at least 1 and at most 5 items"),
+    (
+        "network",
+        _network(security_group_ids=["sg-1", GROUPS[0]]),
+        "security_group_ids[0]' = 'sg-1' is invalid: must be a security",
+    ),
+    (
+        "network",
+        _network(vpc_ids=VPC),
+        "network.vpc_ids' = 'vpc-0123456789abcdef0' is invalid: unknown key; did you mean 'vpc_id'?",
+    ),
+    ("network", VPC, "network' = 'vpc-0123456789abcdef0' is invalid: must be an object"),
+    (
+        "permissions_boundary",
+        "arn:aws:iam::12:policy/b",
+        "permissions_boundary' = 'arn:aws:iam::12:policy/b' is invalid: must be",
+    ),
+    ("permissions_boundary", "arn:aws:iam::123456789012:role/b", "is invalid: must be the ARN of an IAM managed policy"),
+    ("permissions_boundary", "my boundary", "'my boundary' is invalid: must be the ARN of an IAM managed policy"),
+    ("permissions_boundary", "", "permissions_boundary' = '' is invalid"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), BAD_GUARDRAILS, ids=[f"{b[0]}-{n}" for n, b in enumerate(BAD_GUARDRAILS)])
+def test_a_wrong_network_or_boundary_is_named_with_what_is_allowed(key, value, message):
+    context = mlops()
+    context["environments"]["dev"][key] = value
+    with pytest.raises(ConfigError) as error:
+        load_config(context)
+    assert f"'mlops.environments.dev.{key}" in str(error.value) and message in str(error.value)
+    assert "\n" not in str(error.value)

@@ -679,3 +679,36 @@ def test_enabled_monitoring_without_its_role_is_a_settings_error(config):
         replace(config, monitoring_role_arn=None)
     disabled = replace(config, monitoring=replace(config.monitoring, enabled=False), monitoring_role_arn=None)
     assert disabled.monitoring_role_arn is None
+
+
+def test_with_a_network_the_model_and_the_monitoring_jobs_run_in_its_subnets(deployment, schedules, config, monkeypatch):
+    """CreateModel's VpcConfig and the job definition's NetworkConfig.VpcConfig, as the handler sends them; the
+    names change with the network, since a model cannot move to another VPC."""
+    from common.contracts import NetworkConfig
+
+    network = NetworkConfig(
+        vpc_id="vpc-0123456789abcdef0", subnet_ids=("subnet-0123456789abcdef0",), security_group_ids=("sg-0123456789abcdef0",)
+    )
+    for key, value in settings_environment(replace(config, network=network)).items():
+        monkeypatch.setenv(key, value)
+    deployer_module.settings.cache_clear()
+    sent: dict[str, dict] = {}
+    for operation in ("CreateModel", "CreateDataQualityJobDefinition"):
+        boto3.DEFAULT_SESSION.events.register(
+            f"before-parameter-build.sagemaker.{operation}",
+            lambda params, operation=operation, **kw: sent.update({operation: params}),
+        )
+    arn = package(deployment)
+    result = deployer_module.handler({"model_package_arn": arn}, None)
+    monitoring = deployer_module.handler(in_service(), None)["monitoring"]
+    vpc = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
+    assert sent["CreateModel"]["VpcConfig"] == vpc and sent["CreateModel"]["EnableNetworkIsolation"] is True
+    assert sent["CreateDataQualityJobDefinition"]["NetworkConfig"] == {
+        "EnableNetworkIsolation": True,
+        "EnableInterContainerTrafficEncryption": True,
+        "VpcConfig": vpc,
+    }
+    outside = deployer_module.resource_names(deployer_module.Deployment(arn, GROUP), config, 1)
+    assert result["model"] != outside[0] and result["model"].startswith(f"{outside[0]}-")
+    assert not result["endpoint_config"].startswith(deployer_module.config_prefix(deployer_module.Deployment(arn, GROUP), config))
+    assert monitoring["definition"] != deployer_module.DataQualityMonitor(config, deployment).definition_name(1)

@@ -580,18 +580,10 @@ def test_preprocessing_reads_the_dataset_block_from_a_file_named_by_its_content(
     assert source["S3Uri"] == f"s3://{S.artifacts_bucket}/code/{S.training_pipeline_name}/dataset/{digest}/dataset.json"
 
 
-@pytest.fixture(scope="module")
-def binary_definitions(S) -> dict[str, dict]:
-    """A binary dataset with an id column, gated on AUC: the other direction and batch transform's filters."""
+def _definitions_of(settings: PipelineSettings) -> dict[str, dict]:
+    """Both definitions of `settings`, built against moto."""
     from moto import mock_aws
 
-    block = {
-        "target": "churned",
-        "problem_type": "binary",
-        "features": [{"name": "tenure", "type": "numeric"}, {"name": "plan", "type": "categorical"}],
-        "id_columns": ["customer_id"],
-    }
-    settings = replace(S, dataset=block, training=replace(S.training, quality_gate=QualityGateConfig("auc", 0.8)))
     original, scripts_module.BUNDLED_SCRIPTS = scripts_module.BUNDLED_SCRIPTS, REPO_ROOT / "pipeline_scripts"
     session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
     try:
@@ -601,6 +593,20 @@ def binary_definitions(S) -> dict[str, dict]:
             return {name: json.loads(p.definition()) for name, p in pipelines.items()}
     finally:
         scripts_module.BUNDLED_SCRIPTS = original
+
+
+@pytest.fixture(scope="module")
+def binary_definitions(S) -> dict[str, dict]:
+    """A binary dataset with an id column, gated on AUC: the other direction and batch transform's filters."""
+
+    block = {
+        "target": "churned",
+        "problem_type": "binary",
+        "features": [{"name": "tenure", "type": "numeric"}, {"name": "plan", "type": "categorical"}],
+        "id_columns": ["customer_id"],
+    }
+    settings = replace(S, dataset=block, training=replace(S.training, quality_gate=QualityGateConfig("auc", 0.8)))
+    return _definitions_of(settings)
 
 
 def test_a_metric_that_is_better_higher_gates_at_least_its_threshold(binary_definitions):
@@ -624,3 +630,60 @@ def test_batch_transform_passes_the_id_columns_through_and_feeds_the_model_the_f
     assert plain["DataProcessing"] == {"InputFilter": "$", "JoinSource": "None", "OutputFilter": "$"}
     checks = [s for s in _all_steps(binary_definitions["batch-prediction"]["Steps"]).values() if s["Type"] == "QualityCheck"]
     assert checks == [], "the analyzer would read the id columns as features"
+
+
+NETWORK = {
+    "vpc_id": "vpc-0123456789abcdef0",
+    "subnet_ids": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+    "security_group_ids": ["sg-0123456789abcdef0"],
+}
+
+
+@pytest.fixture(scope="module")
+def vpc_definitions(S) -> dict[str, dict]:
+    """Both definitions of an environment with a `network` block, as SageMaker receives them."""
+
+    from common.contracts import NetworkConfig
+
+    settings = replace(S, network=NetworkConfig.from_mapping(NETWORK, "network"))
+    return _definitions_of(settings)
+
+
+# Where each kind of step carries its job's VpcConfig, as SageMaker Pipelines sends the step's request.
+VPC_CONFIG_OF = {
+    "Processing": lambda arguments: arguments["NetworkConfig"]["VpcConfig"],
+    "QualityCheck": lambda arguments: arguments["NetworkConfig"]["VpcConfig"],
+    "Training": lambda arguments: arguments["VpcConfig"],
+    "Tuning": lambda arguments: arguments["TrainingJobDefinition"]["VpcConfig"],
+    "Model": lambda arguments: arguments["VpcConfig"],
+}
+# Steps that start no job of their own: a transform job runs in its model's VpcConfig, and CreateTransformJob and
+# CreateModelPackage take none (botocore's model, checked below); the rest run no compute in the account.
+NO_VPC_CONFIG = {"Transform", "RegisterModel", "Lambda", "Condition", "Fail"}
+
+
+def test_with_a_network_every_job_of_both_pipelines_runs_in_its_subnets(vpc_definitions, definitions):
+    """The SDK has dropped network settings of some steps before; the definitions themselves are the proof."""
+    import botocore.session
+
+    expected = {"Subnets": NETWORK["subnet_ids"], "SecurityGroupIds": NETWORK["security_group_ids"]}
+    jobs = []
+    for name, definition in vpc_definitions.items():
+        for step in _all_steps(definition["Steps"]).values():
+            assert step["Type"] in VPC_CONFIG_OF or step["Type"] in NO_VPC_CONFIG, (name, step["Name"], step["Type"])
+            if step["Type"] in VPC_CONFIG_OF:
+                jobs.append(step["Type"])
+                assert VPC_CONFIG_OF[step["Type"]](step["Arguments"]) == expected, (name, step["Name"])
+            if step["Type"] in ("Processing", "QualityCheck"):
+                assert step["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is True, step["Name"]
+            if step["Type"] == "Model":
+                assert step["Arguments"]["EnableNetworkIsolation"] is True, step["Name"]
+            if step["Type"] == "Transform":
+                assert step["Arguments"]["ModelName"] == {"Get": "Steps.CreateModel-CreateModel.ModelName"}
+    # Preprocess, evaluate, the baseline; the tuner; the batch model and the input check.
+    assert sorted(jobs) == ["Model", "Processing", "Processing", "QualityCheck", "QualityCheck", "Tuning"]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    for operation in ("CreateTransformJob", "CreateModelPackage"):
+        assert "VpcConfig" not in model.operation_model(operation).input_shape.members, operation
+    without = [s for d in definitions.values() for s in _all_steps(d["Steps"]).values() if s["Type"] in VPC_CONFIG_OF]
+    assert without and "VpcConfig" not in json.dumps(without)

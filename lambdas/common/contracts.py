@@ -136,7 +136,8 @@ class Setting:
 
     `form` names a check of stacks/synth/config.py beyond the type and bounds: an instance type for a use
     (`instance_type:<hosting|transform|processing|training>`), a `cron`, a `monitor_cron`, a `timezone`, an S3
-    `prefix`, a file name `suffix`, an image `tag`.
+    `prefix`, a file name `suffix`, an image `tag`, a `vpc_id`, `subnet_id` or `security_group_id`, a
+    `permissions_boundary`. A list's form checks each item, and its minimum and maximum bound its length.
     """
 
     doc: str
@@ -246,6 +247,41 @@ class MonitoringConfig(Settings):
     ] = 24
 
 
+# Both SageMaker's VpcConfig (CreateTrainingJob, CreateProcessingJob, CreateModel and the monitoring job definitions)
+# and Lambda's take at most 16 subnets and 5 security groups (API references: VpcConfig).
+MAX_SUBNETS = 16
+MAX_SECURITY_GROUPS = 5
+
+
+@dataclass(frozen=True)
+class NetworkConfig(Settings):
+    """cdk.json `network`: an existing VPC every function, build and SageMaker job of the environment runs in.
+
+    Given by id, so synth looks nothing up and stays offline. Left out, everything runs as without a VPC.
+    """
+
+    vpc_id: Annotated[str, Setting("The VPC of the subnets and security groups", form="vpc_id")]
+    subnet_ids: Annotated[
+        tuple[str, ...],
+        Setting(
+            "Private subnets the functions, the image build and the jobs run in", minimum=1, maximum=MAX_SUBNETS, form="subnet_id"
+        ),
+    ]
+    security_group_ids: Annotated[
+        tuple[str, ...],
+        Setting(
+            "Security groups of their network interfaces (egress to the VPC endpoints)",
+            minimum=1,
+            maximum=MAX_SECURITY_GROUPS,
+            form="security_group_id",
+        ),
+    ]
+
+    def sagemaker_vpc_config(self) -> dict[str, list[str]]:
+        """The VpcConfig of SageMaker's CreateModel, CreateTrainingJob and monitoring NetworkConfig."""
+        return {"SecurityGroupIds": list(self.security_group_ids), "Subnets": list(self.subnet_ids)}
+
+
 @dataclass(frozen=True)
 class MonitoringScheduleConfig(Settings):
     """What the deployer needs of `monitoring` to keep the endpoint's data-quality schedule."""
@@ -284,6 +320,8 @@ class PipelineSettings(Settings):
     # Model Monitor's analyzer baselines the training data and checks batch input; off with monitoring, for
     # accounts that cannot use Model Monitor (closed to new customers).
     data_quality_checks: bool = True
+    # Every job and model of both pipelines runs in these subnets; left out, outside any VPC.
+    network: NetworkConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +347,8 @@ class DeployerSettings(Settings):
     # Left out for instance types with NVMe instance storage, which SageMaker refuses a volume key for.
     volume_kms_key_arn: str | None = None
     monitoring_volume_kms_key_arn: str | None = None
+    # The models and monitoring jobs run in these subnets; left out, outside any VPC.
+    network: NetworkConfig | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -150,16 +150,25 @@ def config_prefix(deployment: Deployment, config: DeployerSettings) -> str:
             config.kms_key_arn,
             config.volume_kms_key_arn or "",
             config.job_role_arn,
+            # Only with a VPC, so the names of an environment without one stay as they were.
+            *([network_digest(config)] if config.network else []),
         ]
     )
     digest = hashlib.sha256(serving.encode()).hexdigest()[:8]
     return f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}-{digest}-"
 
 
+def network_digest(config: DeployerSettings) -> str:
+    """8 hex digits of the VPC settings: a model is created in its VPC and cannot move, so a new VPC is a new model."""
+    assert config.network is not None
+    return hashlib.sha256(json.dumps(config.network.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+
+
 def resource_names(deployment: Deployment, config: DeployerSettings, instance_count: int) -> tuple[str, str]:
     """Model and endpoint-config names from the package version, the serving settings and the fleet size, never a clock."""
+    in_vpc = f"-{network_digest(config)}" if config.network else ""
     return (
-        f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}",
+        f"{deployment.endpoint_name}-v{package_version(deployment.model_package_arn)}{in_vpc}",
         f"{config_prefix(deployment, config)}{instance_count}",
     )
 
@@ -313,6 +322,7 @@ class EndpointDeployer:
         return package
 
     def _create_model(self, name: str, package: dict) -> None:
+        network = self.config.network
         try:
             self.sagemaker.create_model(
                 ModelName=name,
@@ -320,6 +330,8 @@ class EndpointDeployer:
                 Containers=[{"ModelPackageName": package["ModelPackageArn"]}],
                 EnableNetworkIsolation=True,
                 Tags=self.config.tags,
+                # The endpoint's instances reach S3 and ECR through the environment's VPC (CreateModel, VpcConfig).
+                **({"VpcConfig": network.sagemaker_vpc_config()} if network else {}),
             )
         except ClientError as error:
             if not _error(error, "ValidationException", ALREADY_EXISTS):

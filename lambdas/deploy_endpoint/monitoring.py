@@ -58,6 +58,8 @@ class DataQualityMonitor:
                 c.monitoring_reports_s3_uri,
                 c.kms_key_arn,
                 c.monitoring_volume_kms_key_arn or "",
+                # Only with a VPC, so the names of an environment without one stay as they were.
+                *([c.network.to_dict()] if c.network else []),
             ]
         )
         return f"{self.definition_prefix()}{version}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
@@ -139,7 +141,7 @@ class DataQualityMonitor:
                     "KmsKeyId": c.kms_key_arn,
                 },
                 JobResources={"ClusterConfig": cluster},
-                NetworkConfig={"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True},
+                NetworkConfig=self._network(),
                 RoleArn=c.monitoring_role_arn,
                 StoppingCondition={"MaxRuntimeInSeconds": MAX_RUNTIME_SECONDS},
                 Tags=c.tags,
@@ -148,6 +150,13 @@ class DataQualityMonitor:
             # The name carries the package version and a digest of every setting: one that exists is this one.
             if _code(error) != "ResourceInUse":
                 raise
+
+    def _network(self) -> dict[str, Any]:
+        """Isolated, and in the environment's subnets when it has a VPC (MonitoringNetworkConfig, VpcConfig)."""
+        network: dict[str, Any] = {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True}
+        if self.config.network:
+            network["VpcConfig"] = self.config.network.sagemaker_vpc_config()
+        return network
 
     def _create_or_update_schedule(self, schedule: dict | None, definition: str) -> str:
         config = {

@@ -10,7 +10,7 @@ writes each record's ids before its answer (pipeline_scripts/dataset.py, batch_d
 
 from __future__ import annotations
 
-from analyzer import analyzer_job
+from analyzer import analyzer_job, model_vpc_config
 from sagemaker.lambda_helper import Lambda
 from sagemaker.model import Model
 from sagemaker.model_monitor.dataset_format import DatasetFormat
@@ -78,8 +78,10 @@ def build_batch_pipeline(settings: PipelineSettings, session: PipelineSession) -
         model_data=resolved["model_data_url"],
         role=s.job_role_arn,
         sagemaker_session=session,
-        # The model server needs no network; the execution role creates isolated models alone.
+        # The model server needs no network; the execution role creates isolated models alone, in the environment's
+        # subnets when it has a VPC. The transform job runs in its model's VpcConfig (CreateTransformJob has none).
         enable_network_isolation=True,
+        vpc_config=model_vpc_config(s),
     )
     create_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=instance_type))
     transformer = Transformer(

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from analyzer import analyzer_job
+from analyzer import analyzer_job, network_config, vpc_arguments
 from sagemaker.drift_check_baselines import DriftCheckBaselines
 from sagemaker.estimator import Estimator
 from sagemaker.inputs import TrainingInput
@@ -21,7 +21,6 @@ from sagemaker.lambda_helper import Lambda
 from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
 from sagemaker.model_monitor.dataset_format import DatasetFormat
-from sagemaker.network import NetworkConfig
 from sagemaker.processing import FrameworkProcessor, ProcessingInput, ProcessingOutput
 from sagemaker.sklearn.estimator import SKLearn
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter, ParameterRange
@@ -86,8 +85,10 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
 
     common: dict[str, Any] = {"role": s.job_role_arn, "sagemaker_session": session}
     # No job of the pipeline needs the internet: inputs and outputs are S3 channels SageMaker moves itself. The
-    # pipeline execution role is only allowed to start isolated jobs (stacks/sagemaker_roles.job_conditions).
-    isolated = NetworkConfig(enable_network_isolation=True)
+    # pipeline execution role is only allowed to start isolated jobs (stacks/sagemaker_roles.job_conditions),
+    # in the environment's subnets when it has a VPC.
+    isolated = network_config(s)
+    in_vpc = vpc_arguments(s)
 
     # Preprocessing and evaluation run in the training image: the same pinned libraries as training and the tests.
     preprocessor = FrameworkProcessor(
@@ -150,6 +151,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
         hyperparameters=STATIC_HYPERPARAMETERS,
         metric_definitions=_metric_definitions(dataset),
         enable_network_isolation=True,
+        **in_vpc,
         base_job_name=f"{s.training_pipeline_name}-train",
         **common,
         **encryption(s.training.training_instance_type),
@@ -212,6 +214,7 @@ def build_training_pipeline(settings: PipelineSettings, session: PipelineSession
     )
     test_metric = JsonGet(step_name=evaluate.name, property_file=report, json_path=quality_gate.json_path)
 
+    # A model package has no VpcConfig (CreateModelPackage API reference); the deployer's model is created in the VPC.
     model = Model(image_uri=inference_image, model_data=best_model, role=s.job_role_arn, sagemaker_session=session)
     register = ModelStep(
         name="RegisterModel",

@@ -11,6 +11,7 @@ from constructs import Construct
 
 from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.bundling import function_code
 from stacks.synth.log_groups import LogGroups
 
@@ -20,6 +21,8 @@ class BatchInputsResolverProps:
     model_package_group: ModelPackageGroup
     raw_data_bucket: s3.IBucket
     log_groups: LogGroups
+    # The environment's VPC, which the function runs in; None outside any VPC.
+    network: VpcPlacement | None = None
 
 
 class BatchInputsResolver(Construct):
@@ -46,5 +49,6 @@ class BatchInputsResolver(Construct):
             timeout=Duration.seconds(30),
             name="resolve-batch-inputs",
             log_groups=props.log_groups,
+            network=props.network,
             synchronous_caller="the batch pipeline's Lambda step",
         ).function

@@ -22,6 +22,8 @@ from stacks.constructs.alerts import alarm
 from stacks.constructs.model_monitoring import ModelMonitoring
 from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.constructs.sagemaker_roles import vpc_conditions
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.arns import sagemaker_arn
 from stacks.synth.bundling import function_code
 from stacks.synth.config import supports_volume_kms
@@ -46,6 +48,8 @@ class EndpointDeployerProps:
     monitoring: MonitoringConfig
     # What the data-quality schedule runs with; None when monitoring is disabled (the deployer then removes it).
     model_monitoring: ModelMonitoring | None = None
+    # The environment's VPC, which the function runs in; None outside any VPC.
+    network: VpcPlacement | None = None
 
 
 class EndpointDeployer(Construct):
@@ -76,6 +80,7 @@ class EndpointDeployer(Construct):
             monitoring_schedule_name=props.names.monitoring_schedule,
             resource_tags={PROJECT_TAG: props.names.project, ENVIRONMENT_TAG: props.names.environment},
             **self._monitoring_settings(props),
+            network=props.network.network if props.network else None,
         )
         # "Default" keeps the function's and its log group's logical ids as they were before this construct existed.
         self.function = PlatformFunction(
@@ -87,6 +92,7 @@ class EndpointDeployer(Construct):
             description="Approved model package -> model -> endpoint config -> endpoint (blue/green)",
             name="deploy-endpoint",
             log_groups=props.log_groups,
+            network=props.network,
             dead_letter_queue=props.dead_letters,
             retry_attempts=2,
             max_event_age=Duration.hours(1),
@@ -177,7 +183,11 @@ class EndpointDeployer(Construct):
         key = props.data_key.key_arn
         endpoint_volume = {"sagemaker:VolumeKmsKey": key} if supports_volume_kms(props.endpoint.instance_type) else {}
         monitoring_volume = {"sagemaker:VolumeKmsKey": key} if supports_volume_kms(props.monitoring.instance_type) else {}
-        isolated = {"Bool": {"sagemaker:NetworkIsolation": "true"}}
+        # Models and monitoring jobs isolated, and in the environment's subnets when it has a VPC.
+        isolated = {
+            "Bool": {"sagemaker:NetworkIsolation": "true"},
+            **vpc_conditions(props.network.network if props.network else None),
+        }
         # Application Auto Scaling's write actions take the service namespace and dimension as condition keys
         # (Service Authorization Reference): the deployer may scale SageMaker variants, nothing else in the account.
         variants = {

@@ -22,6 +22,7 @@ from constructs import Construct
 
 from lambdas.common.contracts import ImageBuildSettings
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.bundling import function_code
 from stacks.synth.image_sources import build_source_asset, image_tag
 from stacks.synth.log_groups import LogGroups
@@ -44,6 +45,8 @@ class ImageBuildsProps:
     training_tag_override: str | None
     inference_tag_override: str | None
     log_groups: LogGroups
+    # The environment's VPC, which the build and the trigger run in; None outside any VPC.
+    network: VpcPlacement | None = None
 
 
 class ImageBuilds(Construct):
@@ -71,6 +74,7 @@ class ImageBuilds(Construct):
             logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=build_logs)),
             timeout=Duration.minutes(45),
             grant_report_group_permissions=False,
+            **self._build_network(props.network),
         )
         Validations.of(self.project).acknowledge(
             Acknowledgment(
@@ -98,7 +102,7 @@ class ImageBuilds(Construct):
                 resources=["*"],
             )
         )
-        self._acknowledge_project(source.bucket.bucket_arn)
+        self._acknowledge_project(source.bucket.bucket_arn, props.network is not None)
 
         settings = ImageBuildSettings(
             project_name=self.project.project_name,
@@ -135,6 +139,7 @@ class ImageBuilds(Construct):
                 timeout=Duration.minutes(1),
                 name=f"image-builds-{phase.replace('_', '-')}",
                 log_groups=props.log_groups,
+                network=props.network,
                 synchronous_caller="the CDK Provider framework for CloudFormation",
             ).function
             for phase, name in (("on_event", "OnEvent"), ("is_complete", "IsComplete"))
@@ -153,8 +158,9 @@ class ImageBuilds(Construct):
             waiter_state_machine_log_options=custom_resources.LogOptions(
                 destination=waiter_logs, include_execution_data=False, level=stepfunctions.LogLevel.ALL
             ),
+            **(props.network.function_options() if props.network else {}),
         )
-        self._acknowledge_provider(provider, functions.values())
+        self._acknowledge_provider(provider, functions.values(), props.network is not None)
         self.resource = CustomResource(
             self,
             "Default",
@@ -163,11 +169,36 @@ class ImageBuilds(Construct):
             properties={"Settings": stack.to_json_string(settings.to_dict())},
         )
 
-    def _acknowledge_project(self, source_bucket_arn: str) -> None:
+    @staticmethod
+    def _build_network(network: VpcPlacement | None) -> dict:
+        """CodeBuild's VPC arguments; aws-cdk-lib then gives the project's role CodeBuild's network-interface
+        permissions ("Allow CodeBuild to access AWS services in your Amazon VPC", CodeBuild User Guide)."""
+        if network is None:
+            return {}
+        return {"vpc": network.vpc, "subnet_selection": network.subnet_selection, "security_groups": network.security_groups}
+
+    def _acknowledge_project(self, source_bucket_arn: str, in_vpc: bool) -> None:
         policy = self.project.role.node.find_child("DefaultPolicy") if self.project.role else None
         if policy is None:
             raise RuntimeError("the CodeBuild project has no role policy to acknowledge")
         project = Stack.of(self).resolve(self.project.project_name)["Ref"]
+        if in_vpc:
+            # aws-cdk-lib's statements for a project in a VPC, as the CodeBuild User Guide lists them.
+            acknowledge_iam5(
+                self.project.node.find_child("PolicyDocument"),
+                {
+                    "Resource::*": "CodeBuild creates and describes the build's network interfaces in the VPC; those "
+                    "EC2 actions are granted on all resources by aws-cdk-lib as the CodeBuild User Guide documents."
+                },
+            )
+            acknowledge_iam5(
+                policy,
+                {
+                    arn_finding(self, "ec2", "network-interface/*"): "CodeBuild names the build's network interfaces "
+                    "at run time; ec2:CreateNetworkInterfacePermission is limited to the environment's subnets and to "
+                    "CodeBuild by condition."
+                },
+            )
         acknowledge_iam5(
             policy,
             {
@@ -186,7 +217,9 @@ class ImageBuilds(Construct):
             },
         )
 
-    def _acknowledge_provider(self, provider: custom_resources.Provider, functions: Iterable[lambda_.IFunction]) -> None:
+    def _acknowledge_provider(
+        self, provider: custom_resources.Provider, functions: Iterable[lambda_.IFunction], in_vpc: bool
+    ) -> None:
         waiter = provider.node.find_child("waiter-state-machine")
         Validations.of(waiter).acknowledge(
             Acknowledgment(
@@ -213,4 +246,5 @@ class ImageBuilds(Construct):
             ("framework-onEvent", "framework-isComplete", "framework-onTimeout"),
             [function.function_arn for function in functions],
             "build trigger",
+            in_vpc,
         )

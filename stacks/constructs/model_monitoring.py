@@ -29,6 +29,7 @@ from lambdas.common.contracts import MonitoringConfig, RetrainingSettings
 from lambdas.common.names import ResourceNames
 from stacks.constructs.alerts import alarm
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.bundling import function_code
 from stacks.synth.log_groups import LogGroups
 from stacks.synth.nag import acknowledge_iam5, arn_finding
@@ -77,6 +78,8 @@ class ModelMonitoringProps:
     alerts: sns.ITopic
     dead_letters: sqs.IQueue
     log_groups: LogGroups
+    # The environment's VPC, which the function runs in; None outside any VPC.
+    network: VpcPlacement | None = None
 
 
 class ModelMonitoring(Construct):
@@ -112,6 +115,8 @@ class ModelMonitoring(Construct):
             description="Model Monitor's data-quality jobs: read the captured data and baseline, write reports and metrics",
         )
         role.add_managed_policy(props.monitoring_access_policy)
+        if props.network is not None:
+            props.network.grant_sagemaker_network_interfaces(role)
         for statement in (
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
@@ -232,6 +237,7 @@ class ModelMonitoring(Construct):
             timeout=Duration.seconds(30),
             name="retrain-on-drift",
             log_groups=props.log_groups,
+            network=props.network,
             dead_letter_queue=props.dead_letters,
             retry_attempts=2,
             max_event_age=Duration.hours(1),

@@ -12,6 +12,7 @@ from constructs import Construct, IConstruct
 from lambdas.common.contracts import PipelineSettings
 from layers.build_layer import LAMBDA_TARGET, build_key
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.bundling import COMMON, LAMBDAS, PIPELINE_SCRIPTS, content_hash, function_code
 from stacks.synth.log_groups import LogGroups
 from stacks.synth.logical_ids import keep_logical_id
@@ -29,6 +30,8 @@ class PipelineRegistrationProps:
     # Registered after these exist (the model package group the training pipeline registers into).
     depends_on: tuple[IConstruct, ...]
     log_groups: LogGroups
+    # The environment's VPC, which the function runs in; None outside any VPC.
+    network: VpcPlacement | None = None
 
 
 class PipelineRegistration(Construct):
@@ -53,17 +56,26 @@ class PipelineRegistration(Construct):
             environment={"SAGEMAKER_SUPPRESS_V2_WARNING": "1"},
             name="register-pipelines",
             log_groups=props.log_groups,
+            network=props.network,
             synchronous_caller="the CDK Provider framework for CloudFormation",
         )
         keep_logical_id(register.log_group, "RegisterPipelinesLogsD64AABE1")
         self.function = register.function
         provider_logs = props.log_groups.create(self, "ProviderLogs", "registration-provider")
         keep_logical_id(provider_logs, "RegistrationProviderLogs21B114F2")
-        provider = custom_resources.Provider(self, "Provider", on_event_handler=self.function, log_group=provider_logs)
+        provider = custom_resources.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.function,
+            log_group=provider_logs,
+            **(props.network.function_options() if props.network else {}),
+        )
         # The service token is this function's ARN, and CloudFormation refuses to change a custom resource's
         # service token ("Updates are not supported", AWS::CloudFormation::CustomResource), so its id stays.
         keep_logical_id(provider.node.find_child("framework-onEvent"), "RegistrationProviderframeworkonEvent334FDBE0")
-        acknowledge_provider_functions(provider, ("framework-onEvent",), [self.function.function_arn], "registration function")
+        acknowledge_provider_functions(
+            provider, ("framework-onEvent",), [self.function.function_arn], "registration function", props.network is not None
+        )
         # "Default" keeps the resource's logical id: a new one would create the pipelines again, then delete them.
         resource = CustomResource(
             self,

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from lambdas.common.contracts import SETTINGS_VARIABLE, Settings
 from layers.build_layer import LAMBDA_TARGET
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.log_groups import LogGroups
 from stacks.synth.nag import acknowledge_compliance
 
@@ -29,7 +30,7 @@ class PlatformFunction(Construct):
     (AWS_LAMBDA_LOG_LEVEL), so every handler logs one structured style at the level the stack chose.
     `settings` travels as the SETTINGS variable (`settings_json`), which the handler reads back typed.
     A function is either invoked by a `synchronous_caller` (named for its compliance acknowledgment) or has a
-    `dead_letter_queue`.
+    `dead_letter_queue`. With a `network`, it runs in the environment's subnets.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class PlatformFunction(Construct):
         timeout: Duration | None = None,
         memory_size: int = 256,
         handler: str = "handler.handler",
+        network: VpcPlacement | None = None,
         **function_options,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -56,6 +58,9 @@ class PlatformFunction(Construct):
         if self.settings_json:
             environment = {SETTINGS_VARIABLE: self.settings_json, **(environment or {})}
         self.log_group = log_groups.create(self, "Logs", name)
+        if network is not None:
+            function_options.update(network.function_options())
+            network.grant_lambda_network_interfaces(role)
         self.function = lambda_.Function(
             self,
             "Function",

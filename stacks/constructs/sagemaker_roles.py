@@ -20,7 +20,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from lambdas.common.contracts import NetworkConfig
 from stacks.constructs.model_package_group import ModelPackageGroup
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.arns import sagemaker_arn
 from stacks.synth.config import supports_volume_kms
 from stacks.synth.nag import acknowledge_iam5, arn_finding, resource_finding
@@ -29,22 +31,39 @@ from stacks.synth.nag import acknowledge_iam5, arn_finding, resource_finding
 PIPELINE_JOB_TYPES = ("processing-job", "training-job", "hyper-parameter-tuning-job", "transform-job", "model")
 
 
-def job_conditions(key_arn: str, instance_type: str | None, isolated: bool) -> dict:
+def job_conditions(key_arn: str, instance_type: str | None, isolated: bool, network: NetworkConfig | None = None) -> dict:
     """What a job the pipelines start must ask for: no network, and the environment's key for its output and volume.
 
     IAM tests the request's own members through SageMaker's condition keys (sagemaker:NetworkIsolation,
     sagemaker:OutputKmsKey, sagemaker:VolumeKmsKey; Service Authorization Reference), so a job asked for without
     them is refused. Models have no output or volume key; instance types with NVMe storage take no volume key.
+    With a `network`, an isolated job or model must also ask for the environment's subnets and security groups
+    (sagemaker:VpcSubnets, sagemaker:VpcSecurityGroupIds); a multivalued key that is absent passes ForAllValues,
+    so Null requires it (IAM User Guide, "Single-valued vs. multivalued context keys").
     """
-    conditions: dict[str, dict[str, str]] = {}
+    conditions: dict[str, dict] = {}
     if isolated:
         conditions["Bool"] = {"sagemaker:NetworkIsolation": "true"}
+        conditions.update(vpc_conditions(network))
     if instance_type is not None:
         keys = {"sagemaker:OutputKmsKey": key_arn}
         if supports_volume_kms(instance_type):
             keys["sagemaker:VolumeKmsKey"] = key_arn
         conditions["ArnEquals"] = keys
     return conditions
+
+
+def vpc_conditions(network: NetworkConfig | None) -> dict:
+    """A request that must ask for the environment's subnets and security groups, none other (nothing without a VPC)."""
+    if network is None:
+        return {}
+    return {
+        "ForAllValues:StringEquals": {
+            "sagemaker:VpcSubnets": list(network.subnet_ids),
+            "sagemaker:VpcSecurityGroupIds": list(network.security_group_ids),
+        },
+        "Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"},
+    }
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,8 @@ class SageMakerRolesProps:
     code_upload_policy: iam.IManagedPolicy
     pipeline_names: tuple[str, ...]
     model_package_group: ModelPackageGroup
+    # The environment's VPC: the jobs and models run in it, and the execution role starts only such.
+    network: VpcPlacement | None = None
 
 
 class SageMakerRoles(Construct):
@@ -77,6 +98,8 @@ class SageMakerRoles(Construct):
             description="SageMaker processing, training and transform jobs and hosted models",
         )
         self.job_role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        if props.network is not None:
+            props.network.grant_sagemaker_network_interfaces(self.job_role)
         self.job_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
@@ -138,7 +161,9 @@ class SageMakerRoles(Construct):
                 iam.PolicyStatement(
                     actions=actions,
                     resources=[arn(k, "*") for k in ((kind,) if isinstance(kind, str) else kind)],
-                    conditions=job_conditions(props.data_key.key_arn, instance_type, isolated),
+                    conditions=job_conditions(
+                        props.data_key.key_arn, instance_type, isolated, props.network.network if props.network else None
+                    ),
                 )
             )
         props.model_package_group.grant_register(execution)

@@ -22,6 +22,7 @@ from lambdas.common.contracts import SystemTestSettings
 from lambdas.common.names import ResourceNames
 from stacks.constructs.model_package_group import ModelPackageGroup
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.arns import sagemaker_arn
 from stacks.synth.bundling import function_code
 from stacks.synth.log_groups import LogGroups
@@ -49,6 +50,8 @@ class SystemTestStateMachineProps:
     log_groups: LogGroups
     # The delivery pipeline's account, which may run this test through a role of this environment.
     invoker_account: str | None = None
+    # The environment's VPC, which the function runs in; None outside any VPC.
+    network: VpcPlacement | None = None
 
 
 class SystemTestStateMachine(Construct):
@@ -67,6 +70,7 @@ class SystemTestStateMachine(Construct):
             timeout=Duration.minutes(5),
             name="system-test",
             log_groups=props.log_groups,
+            network=props.network,
             synchronous_caller="the system test's state machine",
             settings=props.settings,
         ).function

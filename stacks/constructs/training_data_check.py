@@ -10,6 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.constructs.platform_function import PlatformFunction
+from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.bundling import function_code
 from stacks.synth.log_groups import LogGroups
 
@@ -18,6 +19,8 @@ from stacks.synth.log_groups import LogGroups
 class TrainingDataCheckProps:
     raw_data_bucket: s3.IBucket
     log_groups: LogGroups
+    # The environment's VPC, which the function runs in; None outside any VPC.
+    network: VpcPlacement | None = None
 
 
 class TrainingDataCheck(Construct):
@@ -42,5 +45,6 @@ class TrainingDataCheck(Construct):
             timeout=Duration.seconds(30),
             name="check-training-data",
             log_groups=props.log_groups,
+            network=props.network,
             synchronous_caller="the training pipeline's Lambda step",
         ).function

@@ -27,6 +27,7 @@ from lambdas.common.contracts import (
     BatchPredictionConfig,
     EndpointConfig,
     MonitoringConfig,
+    NetworkConfig,
     QualityGateConfig,
     Setting,
     TrainingConfig,
@@ -139,6 +140,12 @@ class ConfigError(ValueError):
 _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]{36}$"
 )
+# EC2 resource ids: the prefix, then 8 or 17 hexadecimal digits (EC2 API Reference, "Resource IDs").
+_EC2_ID = "-(?:[0-9a-f]{8}|[0-9a-f]{17})"
+# An IAM managed policy by ARN (customer managed, or AWS managed with account 'aws', optionally under a path), or
+# by the name of a customer managed policy of the environment's account (IAM quotas: names of 1-128 such characters).
+_POLICY_NAME = r"[A-Za-z0-9+=,.@_-]{1,128}"
+_BOUNDARY = re.compile(rf"^(arn:aws[a-z-]*:iam::([0-9]{{12}}|aws):policy/([A-Za-z0-9+=,.@_-]+/)*)?{_POLICY_NAME}$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
 _BRANCH = re.compile(r"^(?![/.-])[A-Za-z0-9._/-]{1,255}(?<![/.])$")
 
@@ -203,6 +210,14 @@ class EnvironmentConfig:
     account: Annotated[str | None, Setting("AWS account to pin the stage to (with region)", form="account")] = None
     region: Annotated[str | None, Setting("AWS region to pin the stage to (with account)", form="region")] = None
     alert_email: Annotated[str | None, Setting("E-mail subscription of the alerts topic", form="email")] = None
+    permissions_boundary: Annotated[
+        str | None,
+        Setting(
+            "IAM managed policy (ARN, or name in the account) bounding every role the stage creates", form="permissions_boundary"
+        ),
+    ] = None
+    # Left out, nothing runs in a VPC (README, "VPC-only deployments").
+    network: NetworkConfig | None = None
 
     @property
     def quality_gate(self) -> QualityGateConfig:
@@ -308,6 +323,14 @@ _FORMS: dict[str, tuple[re.Pattern[str], str]] = {
     ),
     "repository": (_REPOSITORY, "must be 'owner/repository' as the connection's provider names it"),
     "branch": (_BRANCH, "must be a branch name such as 'main'"),
+    "vpc_id": (re.compile(f"^vpc{_EC2_ID}$"), "must be a VPC id such as 'vpc-0123456789abcdef0'"),
+    "subnet_id": (re.compile(f"^subnet{_EC2_ID}$"), "must be a subnet id such as 'subnet-0123456789abcdef0'"),
+    "security_group_id": (re.compile(f"^sg{_EC2_ID}$"), "must be a security group id such as 'sg-0123456789abcdef0'"),
+    "permissions_boundary": (
+        _BOUNDARY,
+        "must be the ARN of an IAM managed policy (arn:aws:iam::<account>:policy/<name>) or the name of one in the "
+        "environment's account, or left out for no permissions boundary",
+    ),
 }
 
 
@@ -357,8 +380,16 @@ def _value(key: str, value: Any, hint: Any, setting: Setting | None, production:
             raise ConfigError(key, value, f"{_not_finite(value)}must be a number{_bounds(rule)}")
         return float(value)
     if typing.get_origin(hint) is tuple:
+        counted = f"must be a list of{_bounds(rule).removeprefix(' of')} items" if rule.minimum else ""
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(key, value, "must be a non-empty list of names")
+            raise ConfigError(key, value, counted or "must be a non-empty list of names")
+        if not _in_range(len(value), rule):
+            raise ConfigError(key, value, counted)
+        if len(set(value)) < len(value):
+            raise ConfigError(key, value, "lists an item twice")
+        for index, item in enumerate(value):
+            if rule.form:
+                _text(f"{key}[{index}]", item, rule.form)
         return tuple(value)
     if hint is str:
         return _text(key, value, rule.form)
@@ -581,6 +612,8 @@ def _environment(project_name: str, name: str, raw: Any, dataset: Dataset, proje
         account=values["account"],
         region=values["region"],
         alert_email=values["alert_email"],
+        permissions_boundary=values["permissions_boundary"],
+        network=None if values["network"] is None else NetworkConfig(**values["network"]),
     )
     if len(f"{project_name}-{name}") > MAX_ENDPOINT_NAME:
         raise ConfigError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, Stack, Token, Validations
@@ -56,16 +57,36 @@ def acknowledge_iam5(policy: IConstruct, findings: dict[str, str]) -> None:
         Validations.of(policy).acknowledge(Acknowledgment(id=rule, reason=combined))
 
 
+LAMBDA_VPC_POLICY_FINDING = (
+    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]"
+)
+
+
+def acknowledge_lambda_vpc_policy(scope: IConstruct, whose: str) -> None:
+    """AWSLambdaVPCAccessExecutionRole on a VPC function's role: Lambda's documented network-interface permissions."""
+    Validations.of(scope).acknowledge(
+        Acknowledgment(
+            id=LAMBDA_VPC_POLICY_FINDING,
+            reason=f"{whose} runs in the environment's VPC; Lambda creates and deletes its network interfaces with the "
+            "permissions of this AWS managed policy (Lambda Developer Guide, VPC access), of which "
+            "ec2:DescribeNetworkInterfaces works only on all resources.",
+        )
+    )
+
+
 def acknowledge_provider_functions(
-    provider: IConstruct, framework_functions: tuple[str, ...], handlers: list[str], invoked: str
+    provider: IConstruct, framework_functions: tuple[str, ...], handlers: list[str], invoked: str, in_vpc: bool = False
 ) -> None:
     """The CDK Provider framework's own functions: its managed logging policy, its runtime, and invoking `handlers`.
 
     `framework_functions` names the framework's children ("framework-onEvent", ...); `handlers` are the
-    ARNs (tokens) of the functions they invoke, `invoked` what those are, for the reason.
+    ARNs (tokens) of the functions they invoke, `invoked` what those are, for the reason. `in_vpc`: the
+    framework gave their roles the VPC access policy too.
     """
     for child in framework_functions:
         framework = provider.node.find_child(child)
+        if in_vpc:
+            acknowledge_lambda_vpc_policy(framework, "The CDK Provider framework's function")
         Validations.of(framework).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
@@ -129,7 +150,9 @@ STAGE_WIDE = {
 }
 
 
-def acknowledge_stage_wide(stacks: list[IConstruct]) -> None:
+def acknowledge_stage_wide(stacks: Sequence[IConstruct], in_vpc: bool = False) -> None:
+    """In an environment with a VPC every function runs in it, so LambdaInsideVPC is met, not acknowledged."""
     for stack in stacks:
         for rule, reason in STAGE_WIDE.items():
-            acknowledge_compliance(stack, rule, reason)
+            if not (in_vpc and rule == "LambdaInsideVPC"):
+                acknowledge_compliance(stack, rule, reason)
