@@ -28,9 +28,34 @@ sys.path.insert(0, str(REPO_ROOT / "lambdas"))
 
 from common import aws as common_aws
 from common.contracts import SETTINGS_VARIABLE, DeployerSettings, PipelineSettings
+from common.names import ResourceNames
 
+# What the suite reads from cdk.json, so that no test depends on the project name or the environments' names:
+# renaming the project or adding an environment needs `make snapshots` and nothing else.
+_MLOPS = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"]
+PROJECT = _MLOPS["project_name"]
 # The environments cdk.json defines: adding one there adds it to every per-environment test.
-ENVIRONMENTS = tuple(json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["mlops"]["environments"])
+ENVIRONMENTS = tuple(_MLOPS["environments"])
+
+
+def _first_environment(production: bool) -> str | None:
+    return next((name for name, block in _MLOPS["environments"].items() if block.get("production") is production), None)
+
+
+# The reference environments: the first non-production and the first production one in cdk.json (None when it has
+# none of that kind). Tests that need one of each kind and find one missing build their own context (reference_context).
+def _made_up_environment(kind: str) -> str:
+    return next(name for name in (f"{kind}{n}" for n in range(len(ENVIRONMENTS) + 1)) if name not in ENVIRONMENTS)
+
+
+# The reference environments: the first non-production and the first production one in cdk.json, or a made-up name
+# for a kind cdk.json lacks. Tests that need one of each kind use reference_context() or reference_synthesized, which
+# add such a made-up environment; the `synthesized` app is cdk.json's, as the snapshots record it.
+NONPRODUCTION = _first_environment(False) or _made_up_environment("nonproduction")
+PRODUCTION = _first_environment(True) or _made_up_environment("production")
+# The names every resource of a reference environment gets: tests derive the names they expect from these.
+NONPRODUCTION_NAMES = ResourceNames(PROJECT, NONPRODUCTION)
+PRODUCTION_NAMES = ResourceNames(PROJECT, PRODUCTION)
 # A valid environment name that cdk.json does not define, whichever environments a user adds.
 UNKNOWN_ENVIRONMENT = next(name for name in (f"undefined{n}" for n in range(len(ENVIRONMENTS) + 1)) if name not in ENVIRONMENTS)
 
@@ -50,6 +75,19 @@ def make_dry_run(*args: str) -> list[str]:
 def cdk_context() -> dict:
     """A fresh copy of the context in cdk.json, for tests that change it."""
     return copy.deepcopy(json.loads((REPO_ROOT / "cdk.json").read_text())["context"])
+
+
+def reference_context() -> dict:
+    """cdk_context() with both reference environments: a kind cdk.json lacks is added as `{"production": ...}`."""
+    context = cdk_context()
+    environments = context["mlops"]["environments"]
+    environments.setdefault(NONPRODUCTION, {"production": False})
+    environments.setdefault(PRODUCTION, {"production": True})
+    return context
+
+
+# The validated configuration of cdk.json plus any reference environment it lacks: what tests expect values from.
+CONFIG = load_config(reference_context()["mlops"])
 
 
 @dataclass
@@ -87,8 +125,18 @@ def synthesized(tmp_path_factory) -> SynthesizedApp:
     return synthesize(cdk_context(), tmp_path_factory.mktemp("cdk.out"))
 
 
-# The shipped environments, whose expected values the template tests spell out.
-REFERENCE_ENVIRONMENTS = ("dev", "prod")
+# The environments the per-environment template tests run for (the `environment` fixture): one of each kind, as
+# the two kinds differ in their defaults (retention, approval, capacity, ...), and every expected value is read from
+# the configuration of the environment under test. The other environments are covered by the whole-template checks.
+REFERENCE_ENVIRONMENTS = tuple(name for name in (NONPRODUCTION, PRODUCTION) if name in ENVIRONMENTS)
+
+
+@pytest.fixture(scope="session")
+def reference_synthesized(synthesized, tmp_path_factory) -> SynthesizedApp:
+    """An app with both reference environments: cdk.json's when it has both kinds, else one of reference_context()."""
+    if NONPRODUCTION in ENVIRONMENTS and PRODUCTION in ENVIRONMENTS:
+        return synthesized
+    return synthesize(reference_context(), tmp_path_factory.mktemp("cdk.out.reference"))
 
 
 @pytest.fixture(scope="session", params=REFERENCE_ENVIRONMENTS)
@@ -162,8 +210,15 @@ def template_deployer_settings(assembly: Assembly) -> DeployerSettings:
 
 
 @pytest.fixture(scope="session")
-def pipeline_settings(assemblies) -> PipelineSettings:
-    return template_pipeline_settings(assemblies["dev"])
+def reference_assemblies(reference_synthesized) -> dict[str, Assembly]:
+    """Both reference environments' cloud assemblies (cdk.json's when it has both kinds)."""
+    return {name: Assembly(reference_synthesized.outdir / f"assembly-{name}") for name in (NONPRODUCTION, PRODUCTION)}
+
+
+@pytest.fixture(scope="session")
+def pipeline_settings(reference_assemblies) -> PipelineSettings:
+    """The reference non-production environment's registration settings, as its template gives them."""
+    return template_pipeline_settings(reference_assemblies[NONPRODUCTION])
 
 
 @pytest.fixture(scope="session")
@@ -222,7 +277,7 @@ def custom_resource_event(request_type: str, resource_type: str, logical_id: str
         "RequestType": request_type,
         "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:provider",
         "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
-        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/dev-Pipelines/1",
+        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{NONPRODUCTION}-Pipelines/1",
         "RequestId": "r-1",
         "LogicalResourceId": logical_id,
         "ResourceType": resource_type,

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import ACCOUNT, LAMBDA_CONTEXT, REGION, REPO_ROOT, custom_resource_event, load_lambda
+from conftest import ACCOUNT, LAMBDA_CONTEXT, NONPRODUCTION_NAMES, REGION, REPO_ROOT, custom_resource_event, load_lambda
 
 from common import aws as common_aws
 from common.contracts import ImageBuildSettings, SettingsError
@@ -22,10 +22,10 @@ SETTINGS = ImageBuildSettings(
     project_name="ImagesProject-abc",
     build_quota="Concurrently running builds for Linux/Medium environment",
     registry=REGISTRY,
-    training_repository="abalone-mlops-dev-training",
+    training_repository=NONPRODUCTION_NAMES.training_repository,
     training_tag="sha-0123456789abcdef",
     build_training=True,
-    inference_repository="abalone-mlops-dev-inference",
+    inference_repository=NONPRODUCTION_NAMES.inference_repository,
     inference_tag="sha-fedcba9876543210",
     build_inference=True,
 )

@@ -8,7 +8,7 @@ import re
 
 import pytest
 from aws_strict import REGION, Assembly, allowed
-from conftest import REPO_ROOT, UNKNOWN_ENVIRONMENT, cdk_context, synthesize
+from conftest import NONPRODUCTION, NONPRODUCTION_NAMES, PRODUCTION, REPO_ROOT, UNKNOWN_ENVIRONMENT, reference_context, synthesize
 
 from stacks.delivery import SYNTH_COMMANDS
 from stacks.synth.config import ConfigError, load_config
@@ -21,15 +21,15 @@ DELIVERY = {
     "connection_arn": CONNECTION,
     "repository": "my-org/abalone-mlops",
     "branch": "main",
-    "environments": ["dev", "prod"],
+    "environments": [NONPRODUCTION, PRODUCTION],
 }
 
 
 def delivered_context(delivery: dict | None = None) -> dict:
-    context = cdk_context()
+    context = reference_context()
     environments = context["mlops"]["environments"]
-    environments["dev"].update(account=DEV_ACCOUNT, region="eu-west-1")
-    environments["prod"].update(account=PROD_ACCOUNT, region="eu-west-1")
+    environments[NONPRODUCTION].update(account=DEV_ACCOUNT, region="eu-west-1")
+    environments[PRODUCTION].update(account=PROD_ACCOUNT, region="eu-west-1")
     context["mlops"]["delivery"] = copy.deepcopy(DELIVERY if delivery is None else delivery)
     return context
 
@@ -49,7 +49,7 @@ def _pipeline_stages(outdir) -> list[dict]:
 
 def test_the_pipeline_deploys_dev_tests_it_waits_for_approval_then_deploys_prod(delivered):
     stages = {s["Name"]: s["Actions"] for s in _pipeline_stages(delivered)}
-    assert list(stages) == ["Source", "Build", "UpdatePipeline", "Assets", "dev", "prod"]
+    assert list(stages) == ["Source", "Build", "UpdatePipeline", "Assets", NONPRODUCTION, PRODUCTION]
     (source,) = stages["Source"]
     assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
     assert (source["Configuration"]["ConnectionArn"], source["Configuration"]["BranchName"]) == (CONNECTION, "main")
@@ -57,15 +57,15 @@ def test_the_pipeline_deploys_dev_tests_it_waits_for_approval_then_deploys_prod(
     def ordered(actions: list[dict]) -> list[tuple[str, str]]:
         return [(a["Name"], a["ActionTypeId"]["Provider"]) for a in sorted(actions, key=lambda a: a["RunOrder"])]
 
-    dev, prod = ordered(stages["dev"]), ordered(stages["prod"])
-    assert dev[-1] == ("SystemTest-dev", "StepFunctions") and all(p == "CloudFormation" for _, p in dev[:-1])
-    assert prod[0] == ("Approve-prod", "Manual") and all(p == "CloudFormation" for _, p in prod[1:])
+    dev, prod = ordered(stages[NONPRODUCTION]), ordered(stages[PRODUCTION])
+    assert dev[-1] == (f"SystemTest-{NONPRODUCTION}", "StepFunctions") and all(p == "CloudFormation" for _, p in dev[:-1])
+    assert prod[0] == (f"Approve-{PRODUCTION}", "Manual") and all(p == "CloudFormation" for _, p in prod[1:])
     assert not [name for name, _ in prod if name.startswith("SystemTest")], "production is approved, not system-tested"
-    (test,) = [a for a in stages["dev"] if a["Name"] == "SystemTest-dev"]
+    (test,) = [a for a in stages[NONPRODUCTION] if a["Name"] == f"SystemTest-{NONPRODUCTION}"]
     assert test["Configuration"]["StateMachineArn"] == (
-        f"arn:aws:states:eu-west-1:{DEV_ACCOUNT}:stateMachine:abalone-mlops-dev-system-test"
+        f"arn:aws:states:eu-west-1:{DEV_ACCOUNT}:stateMachine:{NONPRODUCTION_NAMES.system_test}"
     )
-    assert test["RoleArn"] == f"arn:aws:iam::{DEV_ACCOUNT}:role/abalone-mlops-dev-system-test-invoker"
+    assert test["RoleArn"] == f"arn:aws:iam::{DEV_ACCOUNT}:role/{NONPRODUCTION_NAMES.system_test_invoker}"
 
 
 def test_the_synth_step_runs_the_readmes_test_and_synth_commands(delivered):
@@ -90,10 +90,10 @@ def test_only_the_tested_environment_trusts_the_pipeline_account(delivered):
         resources = json.loads(template.read_text())["Resources"].values()
         return [r for r in resources if r["Type"] == "AWS::IAM::Role" and "system-test-invoker" in json.dumps(r)]
 
-    (role,) = invoker("dev")
+    (role,) = invoker(NONPRODUCTION)
     (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert PIPELINE_ACCOUNT in json.dumps(statement["Principal"])
-    assert invoker("prod") == []
+    assert invoker(PRODUCTION) == []
 
 
 def test_without_a_delivery_block_there_is_no_pipeline_and_no_invoker(synthesized):
@@ -104,14 +104,17 @@ def test_without_a_delivery_block_there_is_no_pipeline_and_no_invoker(synthesize
 
 BAD_BLOCKS = [
     (
-        {"environments": ["dev", UNKNOWN_ENVIRONMENT]},
+        {"environments": [NONPRODUCTION, UNKNOWN_ENVIRONMENT]},
         f"'mlops.delivery.environments' = {UNKNOWN_ENVIRONMENT!r} is invalid: is not an environment",
     ),
-    ({"environments": ["dev", "dev"]}, "'mlops.delivery.environments' = 'dev' is invalid: is listed twice"),
+    (
+        {"environments": [NONPRODUCTION, NONPRODUCTION]},
+        f"'mlops.delivery.environments' = {NONPRODUCTION!r} is invalid: is listed twice",
+    ),
     ({"environments": []}, "'mlops.delivery.environments' = [] is invalid: must be a list of environment names"),
     (
-        {"environments": ["prod", "dev"]},
-        "is invalid: production environment 'prod' must follow a non-production one, whose system test gates it",
+        {"environments": [PRODUCTION, NONPRODUCTION]},
+        f"is invalid: production environment {PRODUCTION!r} must follow a non-production one, whose system test gates it",
     ),
     (
         {"connection_arn": "arn:aws:codecommit:eu-west-1:333333333333:abalone"},
@@ -134,11 +137,11 @@ def test_a_bad_delivery_block_is_named(change, message):
 
 def test_a_delivered_environment_needs_its_account_and_region():
     context = delivered_context()
-    del context["mlops"]["environments"]["prod"]["account"], context["mlops"]["environments"]["prod"]["region"]
+    del context["mlops"]["environments"][PRODUCTION]["account"], context["mlops"]["environments"][PRODUCTION]["region"]
     with pytest.raises(ConfigError) as error:
         load_config(context["mlops"])
     assert str(error.value) == (
-        "cdk.json context 'mlops.environments.prod.account' = None is invalid: "
+        f"cdk.json context 'mlops.environments.{PRODUCTION}.account' = None is invalid: "
         "the delivery pipeline deploys only to environments with account and region"
     )
 
@@ -174,11 +177,11 @@ def test_the_source_action_may_use_a_codeconnections_connection(delivered):
 
 
 def test_the_system_test_invoker_may_do_what_the_step_functions_action_does(delivered):
-    assembly = Assembly(delivered / "assembly-dev")
+    assembly = Assembly(delivered / f"assembly-{NONPRODUCTION}")
     ((stack, logical_id),) = [(s, i) for s, i, r in assembly.resources("AWS::IAM::Role") if "InvokerRole" in i]
     statements = assembly.role_statements(stack, logical_id)
-    machine = f"arn:aws:states:{REGION}:{DEV_ACCOUNT}:stateMachine:abalone-mlops-dev-system-test"
-    execution = f"arn:aws:states:{REGION}:{DEV_ACCOUNT}:execution:abalone-mlops-dev-system-test:delivery-1"
+    machine = f"arn:aws:states:{REGION}:{DEV_ACCOUNT}:stateMachine:{NONPRODUCTION_NAMES.system_test}"
+    execution = f"arn:aws:states:{REGION}:{DEV_ACCOUNT}:execution:{NONPRODUCTION_NAMES.system_test}:delivery-1"
     for action, resource in (
         ("states:DescribeStateMachine", machine),
         ("states:StartExecution", machine),

@@ -12,19 +12,29 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from conftest import ACCOUNT, LAMBDA_CONTEXT, REGION, load_lambda, settings_environment, template_deployer_settings
+from conftest import (
+    ACCOUNT,
+    LAMBDA_CONTEXT,
+    NONPRODUCTION,
+    NONPRODUCTION_NAMES,
+    REGION,
+    load_lambda,
+    settings_environment,
+    template_deployer_settings,
+)
 from sagemaker_fakes import MonitoringSchedules
 
 from common.contracts import DeployerSettings, SettingsError
 
 deployer_module = load_lambda("deploy_endpoint")
-GROUP = "abalone-mlops-dev"
+NAMES = NONPRODUCTION_NAMES
+GROUP, ENDPOINT = NAMES.model_package_group, NAMES.endpoint
 
 
 @pytest.fixture(scope="module")
-def config(assemblies) -> DeployerSettings:
+def config(reference_assemblies) -> DeployerSettings:
     """The dev deployer's settings from its template, on a type and fleet that differ from dev's defaults."""
-    dev = template_deployer_settings(assemblies["dev"])
+    dev = template_deployer_settings(reference_assemblies[NONPRODUCTION])
     settings = replace(
         dev,
         endpoint=replace(
@@ -35,7 +45,7 @@ def config(assemblies) -> DeployerSettings:
             data_capture_percentage=20,
         ),
     )
-    assert (settings.endpoint_name, settings.model_package_group_name) == (GROUP, GROUP)
+    assert (settings.endpoint_name, settings.model_package_group_name) == (ENDPOINT, GROUP)
     return settings
 
 
@@ -69,7 +79,7 @@ def deployment(aws, schedules, deployer_env):
 
 def baseline(version: str) -> dict:
     """DriftCheckBaselines as the training pipeline's RegisterModel step writes them."""
-    uri = f"s3://artifacts/abalone-mlops-dev-training/{version}/data-quality-baseline"
+    uri = f"s3://artifacts/{NAMES.training_pipeline}/{version}/data-quality-baseline"
     return {
         "ModelDataQuality": {
             "Statistics": {"ContentType": "application/json", "S3Uri": f"{uri}/statistics.json"},
@@ -124,7 +134,7 @@ def updates(deployment):
     calls = []
     ok = (
         AWSResponse(url=None, status_code=200, headers={}, raw=None),
-        {"EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/abalone-mlops-dev"},
+        {"EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"},
     )
     events = boto3.DEFAULT_SESSION.events
     events.register("before-parameter-build.sagemaker.UpdateEndpoint", lambda params, **kw: calls.append(dict(params)))
@@ -141,11 +151,11 @@ def deployer(sagemaker, config: DeployerSettings | None = None) -> deployer_modu
 def test_approval_event_creates_model_config_and_endpoint(deployment, config):
     arn = package(deployment)
     result = deployer_module.handler(approval_event(arn), LAMBDA_CONTEXT)
-    assert result["action"] == "created" and result["model"] == "abalone-mlops-dev-v1"
+    assert result["action"] == "created" and result["model"] == f"{ENDPOINT}-v1"
     endpoint_config = deployment.describe_endpoint_config(EndpointConfigName=result["endpoint_config"])
     variant = endpoint_config["ProductionVariants"][0]
     assert (variant["ModelName"], variant["InstanceType"], variant["InitialInstanceCount"]) == (
-        "abalone-mlops-dev-v1",
+        f"{ENDPOINT}-v1",
         "ml.m5.large",
         1,
     )
@@ -156,15 +166,15 @@ def test_approval_event_creates_model_config_and_endpoint(deployment, config):
         config.data_capture_s3_uri,
     )
     assert [o["CaptureMode"] for o in capture["CaptureOptions"]] == ["Input", "Output"]
-    model = deployment.describe_model(ModelName="abalone-mlops-dev-v1")
+    model = deployment.describe_model(ModelName=f"{ENDPOINT}-v1")
     assert model["ExecutionRoleArn"] == config.job_role_arn
-    assert deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == result["endpoint_config"]
-    stage_tags = [{"Key": "project", "Value": "abalone-mlops"}, {"Key": "environment", "Value": "dev"}]
+    assert deployment.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == result["endpoint_config"]
+    stage_tags = [{"Key": "project", "Value": NONPRODUCTION_NAMES.project}, {"Key": "environment", "Value": NONPRODUCTION}]
     assert config.tags == stage_tags, "the stage's tags, as the template writes them"
     for arn in (
         model["ModelArn"],
         endpoint_config["EndpointConfigArn"],
-        deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointArn"],
+        deployment.describe_endpoint(EndpointName=ENDPOINT)["EndpointArn"],
     ):
         assert deployment.list_tags(ResourceArn=arn)["Tags"] == stage_tags, arn
 
@@ -179,7 +189,7 @@ def test_volume_key_only_where_the_stack_gives_one(deployment, config):
         == config.volume_kms_key_arn
     )
     target = deployer(deployment, replace(config, volume_kms_key_arn=None))
-    target._create_endpoint_config("nvme-config", "abalone-mlops-dev-v1", 1)
+    target._create_endpoint_config("nvme-config", f"{ENDPOINT}-v1", 1)
     nvme = deployment.describe_endpoint_config(EndpointConfigName="nvme-config")
     assert "KmsKeyId" not in nvme and nvme["DataCaptureConfig"]["KmsKeyId"] == config.kms_key_arn
 
@@ -195,14 +205,14 @@ def test_same_package_again_is_a_no_op(deployment):
 def test_new_package_updates_with_blue_green_and_alarm_rollback(deployment, updates):
     deployer_module.handler({"model_package_arn": package(deployment)}, LAMBDA_CONTEXT)
     result = deployer_module.handler(approval_event(package(deployment)), LAMBDA_CONTEXT)
-    assert result["action"] == "updated" and result["model"] == "abalone-mlops-dev-v2"
+    assert result["action"] == "updated" and result["model"] == f"{ENDPOINT}-v2"
     (call,) = updates
-    assert call["EndpointName"] == "abalone-mlops-dev" and call["EndpointConfigName"] == result["endpoint_config"]
+    assert call["EndpointName"] == ENDPOINT and call["EndpointConfigName"] == result["endpoint_config"]
     policy = call["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}
     assert call["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"] == [
-        {"AlarmName": "abalone-mlops-dev-5xx-errors"},
-        {"AlarmName": "abalone-mlops-dev-model-latency"},
+        {"AlarmName": NAMES.alarm("5xx-errors")},
+        {"AlarmName": NAMES.alarm("model-latency")},
     ]
 
 
@@ -217,9 +227,9 @@ def test_failed_endpoint_is_replaced(deployment, monkeypatch):
 
     target = deployer(deployment)
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", describe)
-    result = target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
+    result = target.deploy(deployer_module.Deployment(package(deployment), ENDPOINT))
     assert result["action"] == "created"
-    assert real_describe(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == result["endpoint_config"]
+    assert real_describe(EndpointName=ENDPOINT)["EndpointConfigName"] == result["endpoint_config"]
 
 
 @pytest.mark.parametrize("status", ["Creating", "Updating", "RollingBack"])
@@ -228,9 +238,9 @@ def test_busy_endpoint_defers_without_creating_anything(deployment, monkeypatch,
     target = deployer(deployment)
     real_describe = target.sagemaker.describe_endpoint
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", lambda **kw: {**real_describe(**kw), "EndpointStatus": status})
-    result = target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
+    result = target.deploy(deployer_module.Deployment(package(deployment), ENDPOINT))
     assert (result["action"], result["reason"]) == ("deferred", f"endpoint is {status}")
-    assert [m["ModelName"] for m in deployment.list_models()["Models"]] == ["abalone-mlops-dev-v1"]
+    assert [m["ModelName"] for m in deployment.list_models()["Models"]] == [f"{ENDPOINT}-v1"]
 
 
 def test_in_service_event_registers_autoscaling(deployment):
@@ -238,14 +248,14 @@ def test_in_service_event_registers_autoscaling(deployment):
     event = {
         "source": "aws.sagemaker",
         "detail-type": "SageMaker Endpoint State Change",
-        "detail": {"EndpointName": "abalone-mlops-dev", "EndpointStatus": "IN_SERVICE"},
+        "detail": {"EndpointName": ENDPOINT, "EndpointStatus": "IN_SERVICE"},
     }
     result = deployer_module.handler(event, LAMBDA_CONTEXT)
     assert result["action"] == "autoscaling" and result["converge"]["reason"] == "the latest approved package serves"
     scaling = boto3.client("application-autoscaling", region_name=REGION)
     (target,) = scaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (
-        "endpoint/abalone-mlops-dev/variant/AllTraffic",
+        f"endpoint/{ENDPOINT}/variant/AllTraffic",
         1,
         3,
     )
@@ -259,9 +269,7 @@ def five_versions(deployment):
     """Five approved packages, each with its model and endpoint config, as five deployments leave them."""
     target = deployer(deployment)
     arns = [package(deployment) for _ in range(5)]
-    names = [
-        deployer_module.resource_names(deployer_module.Deployment(arn, "abalone-mlops-dev"), target.config, 1) for arn in arns
-    ]
+    names = [deployer_module.resource_names(deployer_module.Deployment(arn, ENDPOINT), target.config, 1) for arn in arns]
     for arn, (model, config) in zip(arns, names, strict=True):
         target._create_model(model, target._approved_package(arn))
         target._create_endpoint_config(config, model, 1)
@@ -270,8 +278,8 @@ def five_versions(deployment):
 
 def test_old_versions_are_deleted_unless_in_use(deployment):
     target, names = five_versions(deployment)
-    deployment.create_endpoint(EndpointName="abalone-mlops-dev", EndpointConfigName=names[0][1])
-    deleted = target.delete_old_versions("abalone-mlops-dev")
+    deployment.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=names[0][1])
+    deleted = target.delete_old_versions(ENDPOINT)
     assert sorted(deleted) == sorted([names[1][1], names[1][0]])
     remaining = {c["EndpointConfigName"] for c in deployment.list_endpoint_configs()["EndpointConfigs"]}
     assert remaining == {names[i][1] for i in (0, 2, 3, 4)}
@@ -281,13 +289,13 @@ def test_old_versions_are_deleted_unless_in_use(deployment):
 def test_pruning_spares_the_models_of_the_live_and_pending_configs(deployment, monkeypatch):
     target, names = five_versions(deployment)
     live = {
-        "EndpointName": "abalone-mlops-dev",
+        "EndpointName": ENDPOINT,
         "EndpointStatus": "Updating",
         "EndpointConfigName": names[0][1],
         "PendingDeploymentSummary": {"EndpointConfigName": names[1][1]},
     }
     monkeypatch.setattr(target, "describe_endpoint", lambda name: live)
-    assert target.delete_old_versions("abalone-mlops-dev") == []
+    assert target.delete_old_versions(ENDPOINT) == []
 
 
 def test_update_keeps_the_autoscaled_fleet_size_and_canaries_one_instance(deployment, updates, monkeypatch):
@@ -303,7 +311,7 @@ def test_update_keeps_the_autoscaled_fleet_size_and_canaries_one_instance(deploy
         }
 
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", scaled)
-    result = target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
+    result = target.deploy(deployer_module.Deployment(package(deployment), ENDPOINT))
     assert result["action"] == "updated" and result["endpoint_config"].endswith("-3")
     variant = deployment.describe_endpoint_config(EndpointConfigName=result["endpoint_config"])["ProductionVariants"][0]
     assert variant["InitialInstanceCount"] == 3
@@ -334,53 +342,53 @@ BAD_INPUTS = [
         '{"model_package_arn": "...", "endpoint_name": "optional"}',
     ),
     (
-        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev"},
-        "'arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev' is not a versioned model package ARN "
+        {"model_package_arn": f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}"},
+        f"'arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}' is not a versioned model package ARN "
         "(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)",
     ),
     (
         {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/other-group/3"},
-        "model package group 'other-group' is not this deployer's group 'abalone-mlops-dev'",
+        f"model package group 'other-group' is not this deployer's group '{GROUP}'",
     ),
     (
         {
-            "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3",
+            "model_package_arn": f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3",
             "endpoint_name": "bad name!",
         },
         "endpoint_name 'bad name!' must be 1-40 letters, digits or hyphens",
     ),
     # re.match with `$` accepted a trailing newline; `\d` accepted non-ASCII digits.
     (
-        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3\n"},
-        "'arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3\\n' is not a versioned model package ARN "
+        {"model_package_arn": f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3\n"},
+        f"'arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3\\n' is not a versioned model package ARN "
         "(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)",
     ),
     (
-        {"model_package_arn": f"arn:aws:sagemaker:eu-west-1:{FULLWIDTH_ACCOUNT}:model-package/abalone-mlops-dev/3"},
-        f"'arn:aws:sagemaker:eu-west-1:{FULLWIDTH_ACCOUNT}:model-package/abalone-mlops-dev/3' "
+        {"model_package_arn": f"arn:aws:sagemaker:eu-west-1:{FULLWIDTH_ACCOUNT}:model-package/{GROUP}/3"},
+        f"'arn:aws:sagemaker:eu-west-1:{FULLWIDTH_ACCOUNT}:model-package/{GROUP}/3' "
         "is not a versioned model package ARN (arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)",
     ),
     (
         {
-            "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3",
-            "endpoint_name": "abalone-mlops-dev\n",
+            "model_package_arn": f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3",
+            "endpoint_name": f"{ENDPOINT}\n",
         },
-        "endpoint_name 'abalone-mlops-dev\\n' must be 1-40 letters, digits or hyphens",
+        f"endpoint_name '{ENDPOINT}\\n' must be 1-40 letters, digits or hyphens",
     ),
     # Only a missing or null endpoint_name means the deployer's own endpoint.
     (
         {
-            "model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3",
+            "model_package_arn": f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3",
             "endpoint_name": False,
         },
         "endpoint_name False must be 1-40 letters, digits or hyphens",
     ),
     (
-        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3", "endpoint_name": ""},
+        {"model_package_arn": f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3", "endpoint_name": ""},
         "endpoint_name '' must be 1-40 letters, digits or hyphens",
     ),
     (
-        {"model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package/abalone-mlops-dev/3", "force": True},
+        {"model_package_arn": f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/3", "force": True},
         "unknown key(s) force; send model_package_arn and optionally endpoint_name",
     ),
     (
@@ -467,11 +475,11 @@ def test_unexpected_aws_errors_propagate(deployment, monkeypatch):
 
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", broken)
     with pytest.raises(ClientError, match="Rate exceeded"):
-        target.describe_endpoint("abalone-mlops-dev")
+        target.describe_endpoint(ENDPOINT)
 
 
 # AWS's own error codes and messages on the error paths (moto answers these differently, or not at all).
-ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/abalone-mlops-dev"
+ENDPOINT_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"
 PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{GROUP}/3"
 
 
@@ -503,17 +511,17 @@ def test_a_retry_reuses_the_model_and_config_that_already_exist(stubbed):
     stub.add_client_error(
         "create_model",
         "ValidationException",
-        f'Cannot create already existing model "arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/abalone-mlops-dev-v3".',
+        f'Cannot create already existing model "arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{ENDPOINT}-v3".',
     )
     stub.add_client_error(
         "create_endpoint_config",
         "ValidationException",
         "Cannot create already existing endpoint "
-        f'configuration "arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/abalone-mlops-dev-v3".',
+        f'configuration "arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{ENDPOINT}-v3".',
     )
     stub.add_response("create_endpoint", {"EndpointArn": ENDPOINT_ARN})
     with stub:
-        result = target.deploy(deployer_module.Deployment(PACKAGE_ARN, "abalone-mlops-dev"))
+        result = target.deploy(deployer_module.Deployment(PACKAGE_ARN, ENDPOINT))
     assert result["action"] == "created"
     stub.assert_no_pending_responses()
 
@@ -522,15 +530,15 @@ def test_an_update_that_loses_a_race_defers_and_forgets_its_config(stubbed):
     target, stub = stubbed
     _approved(stub)
     live = {
-        "EndpointName": "abalone-mlops-dev",
+        "EndpointName": ENDPOINT,
         "EndpointArn": ENDPOINT_ARN,
-        "EndpointConfigName": "abalone-mlops-dev-v2-0a1b2c3d-1",
+        "EndpointConfigName": f"{ENDPOINT}-v2-0a1b2c3d-1",
         "EndpointStatus": "InService",
         "CreationTime": datetime(2026, 11, 23),
         "LastModifiedTime": datetime(2026, 11, 23),
     }
     stub.add_response("describe_endpoint", live)
-    stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/abalone-mlops-dev-v3"})
+    stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{ENDPOINT}-v3"})
     stub.add_response(
         "create_endpoint_config", {"EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/x"}
     )
@@ -540,16 +548,14 @@ def test_an_update_that_loses_a_race_defers_and_forgets_its_config(stubbed):
             "EndpointConfigName": live["EndpointConfigName"],
             "EndpointConfigArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/y",
             "CreationTime": datetime(2026, 11, 23),
-            "ProductionVariants": [
-                {"VariantName": "AllTraffic", "ModelName": "abalone-mlops-dev-v2", "InstanceType": "ml.m5.large"}
-            ],
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": f"{ENDPOINT}-v2", "InstanceType": "ml.m5.large"}],
         },
     )
     stub.add_client_error("update_endpoint", "ValidationException", f'Cannot update in-progress endpoint "{ENDPOINT_ARN}".')
     stub.add_response("describe_endpoint", {**live, "EndpointStatus": "Updating"})
     stub.add_response("delete_endpoint_config", {})
     with stub:
-        result = target.deploy(deployer_module.Deployment(PACKAGE_ARN, "abalone-mlops-dev"))
+        result = target.deploy(deployer_module.Deployment(PACKAGE_ARN, ENDPOINT))
     assert result["action"] == "deferred" and result["reason"].startswith("Cannot update in-progress endpoint")
     stub.assert_no_pending_responses()
 
@@ -558,7 +564,7 @@ def test_another_validation_error_is_not_mistaken_for_a_duplicate(stubbed):
     target, stub = stubbed
     stub.add_client_error("create_model", "ValidationException", "Could not access model data at s3://artifacts/model.tar.gz.")
     with stub, pytest.raises(ClientError, match="Could not access model data"):
-        target._create_model("abalone-mlops-dev-v3", {"ModelPackageArn": PACKAGE_ARN})
+        target._create_model(f"{ENDPOINT}-v3", {"ModelPackageArn": PACKAGE_ARN})
 
 
 def test_a_rolled_back_package_is_not_retried_on_every_in_service_event(deployment):
@@ -567,19 +573,19 @@ def test_a_rolled_back_package_is_not_retried_on_every_in_service_event(deployme
     target = deployer(deployment)
     deployment.update_endpoint = None  # nothing below may update the endpoint
     newer = package(deployment)
-    model, config = deployer_module.resource_names(deployer_module.Deployment(newer, "abalone-mlops-dev"), target.config, 1)
+    model, config = deployer_module.resource_names(deployer_module.Deployment(newer, ENDPOINT), target.config, 1)
     target._create_model(model, target._approved_package(newer))
     target._create_endpoint_config(config, model, 1)  # tried before: the update rolled back
-    result = target.converge("abalone-mlops-dev")
+    result = target.converge(ENDPOINT)
     assert result["action"] == "none" and "was tried" in result["reason"]
-    assert deployment.describe_endpoint(EndpointName="abalone-mlops-dev")["EndpointConfigName"] == first["endpoint_config"]
+    assert deployment.describe_endpoint(EndpointName=ENDPOINT)["EndpointConfigName"] == first["endpoint_config"]
 
 
 # --- the data-quality schedule (monitoring.py) ------------------------------------------------------------------
 
 
 def in_service() -> dict:
-    return aws_events.endpoint_state_change("abalone-mlops-dev", "IN_SERVICE")
+    return aws_events.endpoint_state_change(ENDPOINT, "IN_SERVICE")
 
 
 def test_in_service_attaches_the_schedule_to_the_serving_packages_baseline(deployment, schedules, config):
@@ -599,7 +605,7 @@ def test_in_service_attaches_the_schedule_to_the_serving_packages_baseline(deplo
         "ConstraintsResource": {"S3Uri": expected["Constraints"]["S3Uri"]},
         "StatisticsResource": {"S3Uri": expected["Statistics"]["S3Uri"]},
     }
-    assert definition["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == "abalone-mlops-dev"
+    assert definition["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == ENDPOINT
     output = definition["DataQualityJobOutputConfig"]
     assert (output["MonitoringOutputs"][0]["S3Output"]["S3Uri"], output["KmsKeyId"]) == (
         config.monitoring_reports_s3_uri,
@@ -623,7 +629,7 @@ def test_a_new_serving_package_moves_the_schedule_and_deletes_the_old_definition
     assert (moved["action"], moved["deleted"]) == ("updated", [first])
     schedule = schedules.schedules[config.monitoring_schedule_name]["MonitoringScheduleConfig"]
     assert schedule["MonitoringJobDefinitionName"] == moved["definition"] != first
-    assert moved["definition"].startswith("abalone-mlops-dev-dq-v2-") and len(moved["definition"]) <= 63
+    assert moved["definition"].startswith(f"{ENDPOINT}-dq-v2-") and len(moved["definition"]) <= 63
 
 
 def test_a_package_without_baseline_or_disabled_monitoring_removes_the_schedule(deployment, schedules, config):
@@ -637,7 +643,7 @@ def test_a_package_without_baseline_or_disabled_monitoring_removes_the_schedule(
     assert "no data-quality baseline" in removed["reason"] and schedules.schedules == {}
     deployer_module.handler(in_service(), LAMBDA_CONTEXT)
     disabled = replace(config, monitoring=replace(config.monitoring, enabled=False))
-    result = deployer(deployment, disabled).in_service("abalone-mlops-dev")["monitoring"]
+    result = deployer(deployment, disabled).in_service(ENDPOINT)["monitoring"]
     assert (result["action"], result["reason"]) == ("removed", "monitoring is disabled for this environment")
     assert schedules.schedules == {} and deployment.list_data_quality_job_definitions()["JobDefinitionSummaries"] == []
 
@@ -649,7 +655,7 @@ def test_replacing_a_failed_endpoint_removes_its_schedule_first(deployment, sche
     real_describe = target.sagemaker.describe_endpoint
     monkeypatch.setattr(target.sagemaker, "describe_endpoint", lambda **kw: {**real_describe(**kw), "EndpointStatus": "Failed"})
     monkeypatch.setattr(target.sagemaker, "get_waiter", lambda name: type("Done", (), {"wait": lambda self, **kw: None})())
-    target.deploy(deployer_module.Deployment(package(deployment), "abalone-mlops-dev"))
+    target.deploy(deployer_module.Deployment(package(deployment), ENDPOINT))
     assert [operation for operation, _ in schedules.calls][-2:] == ["DeleteMonitoringSchedule", "DescribeMonitoringSchedule"]
     assert schedules.schedules == {}
 
@@ -670,7 +676,7 @@ def test_a_pending_schedule_is_waited_for_and_then_named_in_a_timeout(deployment
     assert waits == [5]
     schedule["MonitoringScheduleStatus"] = "Pending"
     stuck = deployer_module.DataQualityMonitor(config, deployment, sleep=lambda seconds: None)
-    with pytest.raises(TimeoutError, match="abalone-mlops-dev-data-quality stayed Pending for 120 s; invoke again"):
+    with pytest.raises(TimeoutError, match=f"{NAMES.monitoring_schedule} stayed Pending for 120 s; invoke again"):
         stuck.remove("test")
 
 

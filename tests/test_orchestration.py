@@ -1,4 +1,4 @@
-"""Schedules, rules, the deployer, alarms, topic and queue, for dev and prod; rules matched against real events."""
+"""Schedules, rules, the deployer, alarms, topic and queue, for both kinds of environment; rules matched against real events."""
 
 from __future__ import annotations
 
@@ -12,7 +12,19 @@ import pytest
 from aws_cdk import App, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
-from conftest import ACCOUNT, REGION, cdk_context, synthesize, template_deployer_settings
+from conftest import (
+    ACCOUNT,
+    CONFIG,
+    ENVIRONMENTS,
+    NONPRODUCTION,
+    PRODUCTION,
+    PROJECT,
+    REGION,
+    cdk_context,
+    reference_context,
+    synthesize,
+    template_deployer_settings,
+)
 from moto.events.models import EventPattern
 
 from lambdas.common.names import ResourceNames
@@ -65,7 +77,7 @@ def rule_pattern(template, description_start: str) -> EventPattern:
 
 def test_model_approval_rule(synthesized, environment):
     pattern = rule_pattern(synthesized.template(environment, "orchestration"), "An approved model version")
-    group = f"abalone-mlops-{environment}"
+    group = ResourceNames(PROJECT, environment).model_package_group
     assert pattern.matches_event(aws_events.model_package_state_change(group, "Approved"))
     assert not pattern.matches_event(aws_events.model_package_state_change(group, "PendingManualApproval"))
     assert not pattern.matches_event(aws_events.model_package_state_change(group, "Rejected"))
@@ -83,18 +95,19 @@ def test_new_data_rule_fires_on_the_marker_only(synthesized, environment):
 
 def test_new_image_rule_fires_on_the_configured_training_tag(synthesized, environment):
     pattern = rule_pattern(synthesized.template(environment, "orchestration"), "The configured training image tag")
-    repository, tag = f"abalone-mlops-{environment}-training", image_tag("training")
+    names = ResourceNames(PROJECT, environment)
+    repository, tag = names.training_repository, image_tag("training")
     assert pattern.matches_event(aws_events.ecr_image_action(repository, tag))
     assert not pattern.matches_event(aws_events.ecr_image_action(repository, tag, action="DELETE"))
     assert not pattern.matches_event(aws_events.ecr_image_action(repository, tag, result="FAILURE"))
     assert not pattern.matches_event(aws_events.ecr_image_action(repository, "experiment-7"))
-    assert not pattern.matches_event(aws_events.ecr_image_action(f"abalone-mlops-{environment}-inference", tag))
+    assert not pattern.matches_event(aws_events.ecr_image_action(names.inference_repository, tag))
 
 
 def test_critical_image_findings_alert(synthesized, environment):
     pattern = rule_pattern(synthesized.template(environment, "orchestration"), "An image scan found CRITICAL")
-    for image in ("training", "inference"):
-        repository = f"abalone-mlops-{environment}-{image}"
+    names = ResourceNames(PROJECT, environment)
+    for repository in (names.training_repository, names.inference_repository):
         assert pattern.matches_event(aws_events.ecr_image_scan(repository, {"CRITICAL": 10, "MEDIUM": 9}))
         assert not pattern.matches_event(aws_events.ecr_image_scan(repository, {"HIGH": 3, "MEDIUM": 9}))
         assert not pattern.matches_event(aws_events.ecr_image_scan(repository, {"CRITICAL": 1}, status="FAILED"))
@@ -103,8 +116,8 @@ def test_critical_image_findings_alert(synthesized, environment):
 
 def test_pipeline_failure_rule(synthesized, environment):
     pattern = rule_pattern(synthesized.template(environment, "orchestration"), "A training or batch-prediction execution failed")
-    for pipeline in ("training", "batch-prediction"):
-        name = f"abalone-mlops-{environment}-{pipeline}"
+    names = ResourceNames(PROJECT, environment)
+    for name in (names.training_pipeline, names.batch_pipeline):
         assert pattern.matches_event(aws_events.pipeline_execution_status_change(name, "Failed"))
         assert not pattern.matches_event(aws_events.pipeline_execution_status_change(name, "Succeeded"))
     assert not pattern.matches_event(aws_events.pipeline_execution_status_change("another-pipeline", "Failed"))
@@ -112,7 +125,7 @@ def test_pipeline_failure_rule(synthesized, environment):
 
 def test_endpoint_in_service_rule(synthesized, environment):
     pattern = rule_pattern(synthesized.template(environment, "orchestration"), "A created or updated endpoint")
-    endpoint = f"abalone-mlops-{environment}"
+    endpoint = ResourceNames(PROJECT, environment).endpoint
     assert pattern.matches_event(aws_events.endpoint_state_change(endpoint, "IN_SERVICE"))
     assert not pattern.matches_event(aws_events.endpoint_state_change(endpoint, "CREATING"))
     assert not pattern.matches_event(aws_events.endpoint_state_change("other-endpoint", "IN_SERVICE"))
@@ -130,9 +143,10 @@ def _targets(template, description_start: str) -> list[dict]:
 def test_rule_targets_start_pipelines_or_the_deployer_with_dead_letters(synthesized, environment):
     template = synthesized.template(environment, "orchestration")
     (queue_id,) = template.find_resources("AWS::SQS::Queue")
-    for description, pipeline in (("A '_SUCCESS' marker", "training"), ("The configured training image tag", "training")):
+    pipeline = ResourceNames(PROJECT, environment).training_pipeline
+    for description in ("A '_SUCCESS' marker", "The configured training image tag"):
         (target,) = _targets(template, description)
-        assert f":pipeline/abalone-mlops-{environment}-{pipeline}" in json.dumps(target["Arn"])
+        assert f":pipeline/{pipeline}" in json.dumps(target["Arn"])
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
         assert "RoleArn" in target
     (deployer_id,) = [
@@ -173,8 +187,9 @@ def test_schedules_use_cron_in_the_time_zone_and_pass_parameters(synthesized, en
         "ENABLED",
     )
     assert (daily["ScheduleExpression"], daily["State"]) == ("cron(0 6 * * ? *)", "ENABLED")
-    assert f":pipeline/abalone-mlops-{environment}-training" in json.dumps(nightly["Target"]["Arn"])
-    assert f":pipeline/abalone-mlops-{environment}-batch-prediction" in json.dumps(daily["Target"]["Arn"])
+    names = ResourceNames(PROJECT, environment)
+    assert f":pipeline/{names.training_pipeline}" in json.dumps(nightly["Target"]["Arn"])
+    assert f":pipeline/{names.batch_pipeline}" in json.dumps(daily["Target"]["Arn"])
     assert [p["Name"] for p in nightly["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]] == ["InputDataUri"]
     assert [p["Name"] for p in daily["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]] == [
         "InputPrefixUri",
@@ -200,10 +215,8 @@ def test_pipeline_starter_role_may_only_start_these_pipelines(synthesized, envir
         if s["Action"] == "sagemaker:StartPipelineExecution"
     ]
     resources = json.dumps([s["Resource"] for s in statements])
-    assert (
-        f"pipeline/abalone-mlops-{environment}-training" in resources
-        and f"pipeline/abalone-mlops-{environment}-batch-prediction" in resources
-    )
+    names = ResourceNames(PROJECT, environment)
+    assert f"pipeline/{names.training_pipeline}" in resources and f"pipeline/{names.batch_pipeline}" in resources
     assert "pipeline/*" not in resources
 
 
@@ -216,12 +229,13 @@ def test_alarms_alert_and_drive_rollback(synthesized, assemblies, environment):
     (topic_id,) = template.find_resources("AWS::SNS::Topic")
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
-    errors, latency = alarms[f"abalone-mlops-{environment}-5xx-errors"], alarms[f"abalone-mlops-{environment}-model-latency"]
+    names = ResourceNames(PROJECT, environment)
+    errors, latency = alarms[names.alarm("5xx-errors")], alarms[names.alarm("model-latency")]
     assert (errors["MetricName"], errors["Namespace"], errors["Threshold"]) == ("Invocation5XXErrors", "AWS/SageMaker", 1)
     assert (latency["MetricName"], latency["ExtendedStatistic"], latency["Threshold"]) == ("ModelLatency", "p99", 200_000)
     assert template_deployer_settings(assemblies[environment]).rollback_alarm_names == (
-        f"abalone-mlops-{environment}-5xx-errors",
-        f"abalone-mlops-{environment}-model-latency",
+        names.alarm("5xx-errors"),
+        names.alarm("model-latency"),
     )
     descriptions = {a["AlarmDescription"] for a in alarms.values()}
     assert "The endpoint deployer failed; see its log group" in descriptions
@@ -256,7 +270,14 @@ def test_deployer_settings_match_what_the_lambda_reads(synthesized, assemblies, 
     ]
     assert set(deployer["Environment"]["Variables"]) == {"SETTINGS"}
     settings = template_deployer_settings(assemblies[environment])
-    expected = {"dev": ("ml.t2.medium", 1, 1, 2, 100), "prod": ("ml.m5.large", 2, 2, 6, 20)}[environment]
+    configured = CONFIG.environment(environment).endpoint
+    expected = (
+        configured.instance_type,
+        configured.initial_instance_count,
+        configured.min_capacity,
+        configured.max_capacity,
+        configured.data_capture_percentage,
+    )
     endpoint = settings.endpoint
     assert (
         endpoint.instance_type,
@@ -285,35 +306,40 @@ def test_deployer_role_is_scoped_to_this_endpoint(synthesized, environment):
     ]
     endpoint = next(s for s in statements if "sagemaker:UpdateEndpoint" in s["Action"])
     resources = json.dumps(endpoint["Resource"])
-    assert (
-        f':endpoint/abalone-mlops-{environment}"' in resources and f":endpoint-config/abalone-mlops-{environment}-v*" in resources
-    )
+    name = ResourceNames(PROJECT, environment).endpoint
+    assert f':endpoint/{name}"' in resources and f":endpoint-config/{name}-v*" in resources
     passrole = next(s for s in statements if s["Action"] == "iam:PassRole")
     assert "RolesJobRole" in json.dumps(passrole["Resource"])
 
 
 def test_log_retention_and_email_subscription_follow_the_config(tmp_path):
-    context = cdk_context()
-    context["mlops"]["environments"] = {"prod": context["mlops"]["environments"]["prod"]}
-    prod = context["mlops"]["environments"]["prod"]
+    context = reference_context()
+    context["mlops"]["environments"] = {PRODUCTION: context["mlops"]["environments"][PRODUCTION]}
+    prod = context["mlops"]["environments"][PRODUCTION]
     prod["alert_email"] = "oncall@example.com"
     prod.setdefault("schedules", {}).update(retraining_enabled=False, timezone="Europe/Berlin")
-    template = synthesize(context, tmp_path).template("prod", "orchestration")
+    template = synthesize(context, tmp_path).template(PRODUCTION, "orchestration")
     template.has_resource_properties("AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
     schedules = _schedules(template)
     assert (schedules["Nightly"]["State"], schedules["Daily"]["State"]) == ("DISABLED", "ENABLED")
     assert {s["ScheduleExpressionTimezone"] for s in schedules.values()} == {"Europe/Berlin"}
-    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 365})
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup", {"RetentionInDays": CONFIG.environment(PRODUCTION).storage.log_retention_days}
+    )
 
 
-def test_dev_has_no_email_subscription(synthesized):
-    assert synthesized.template("dev", "orchestration").find_resources("AWS::SNS::Subscription") == {}
+def test_an_environment_without_alert_email_has_no_email_subscription(synthesized):
+    for environment in ENVIRONMENTS:
+        email = CONFIG.environment(environment).alert_email
+        subscriptions = synthesized.template(environment, "orchestration").find_resources("AWS::SNS::Subscription")
+        assert [s["Properties"]["Endpoint"] for s in subscriptions.values()] == ([email] if email else []), environment
 
 
 @pytest.mark.parametrize("kind", ["AWS::KMS::Key", "AWS::SQS::Queue", "AWS::Logs::LogGroup"])
-def test_prod_retains_and_dev_destroys_orchestration_state(synthesized, kind):
-    for environment, policy in (("dev", "Delete"), ("prod", "Retain")):
-        resources = synthesized.template(environment, "orchestration").find_resources(kind)
+def test_prod_retains_and_dev_destroys_orchestration_state(reference_synthesized, kind):
+    for environment in (NONPRODUCTION, PRODUCTION):
+        policy = "Retain" if CONFIG.environment(environment).storage.retain_data else "Delete"
+        resources = reference_synthesized.template(environment, "orchestration").find_resources(kind)
         assert resources and all(r["DeletionPolicy"] == policy for r in resources.values())
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from conftest import template_pipeline_settings
+from conftest import CONFIG, NONPRODUCTION, PRODUCTION, PROJECT, template_pipeline_settings
 
 from common.contracts import ImageBuildSettings
+from common.names import ResourceNames
 from stacks.synth.image_sources import build_source_files, image_tag
 
 
@@ -40,11 +41,12 @@ def test_the_register_lambda_gets_its_settings_as_one_json_variable(synthesized,
     variables = _register_function(synthesized.template(environment, "pipelines"))["Properties"]["Environment"]["Variables"]
     assert set(variables) == {"SETTINGS", "SAGEMAKER_SUPPRESS_V2_WARNING"}
     settings = template_pipeline_settings(assemblies[environment])
-    assert settings.training_pipeline_name == f"abalone-mlops-{environment}-training"
+    names = ResourceNames(PROJECT, environment)
+    assert settings.training_pipeline_name == names.training_pipeline
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    assert settings.training_image_uri == f"{registry}/abalone-mlops-{environment}-training:{image_tag('training')}"
-    assert settings.inference_image_uri == f"{registry}/abalone-mlops-{environment}-inference:{image_tag('inference')}"
-    assert settings.training.model_approval_status == {"dev": "Approved", "prod": "PendingManualApproval"}[environment]
+    assert settings.training_image_uri == f"{registry}/{names.training_repository}:{image_tag('training')}"
+    assert settings.inference_image_uri == f"{registry}/{names.inference_repository}:{image_tag('inference')}"
+    assert settings.training.model_approval_status == CONFIG.environment(environment).training.model_approval_status
 
 
 def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesized, environment):
@@ -67,7 +69,7 @@ def test_each_function_has_its_own_least_privilege_role_and_log_group(synthesize
     assert len({json.dumps(f["Properties"]["Role"]) for f in functions.values()}) == 4
     for function in functions.values():
         assert function["Properties"]["LoggingConfig"]["LogFormat"] == "JSON"
-    retention = {"dev": 14, "prod": 365}[environment]
+    retention = CONFIG.environment(environment).storage.log_retention_days
     groups = template.find_resources("AWS::Logs::LogGroup")
     assert len(groups) == 9 and all(g["Properties"]["RetentionInDays"] == retention for g in groups.values())
 
@@ -96,15 +98,17 @@ def test_role_may_manage_only_this_environments_pipelines(synthesized, environme
     ]
     pipeline = next(s for s in statements if "sagemaker:CreatePipeline" in s["Action"])
     resources = json.dumps(pipeline["Resource"])
-    assert f":pipeline/abalone-mlops-{environment}-training" in resources
-    assert f":pipeline/abalone-mlops-{environment}-batch-prediction" in resources and "pipeline/*" not in resources
+    names = ResourceNames(PROJECT, environment)
+    assert f":pipeline/{names.training_pipeline}" in resources
+    assert f":pipeline/{names.batch_pipeline}" in resources and "pipeline/*" not in resources
 
 
-def test_model_package_group_follows_the_retention_policy(synthesized):
-    for environment, policy in (("dev", "Delete"), ("prod", "Retain")):
-        groups = synthesized.template(environment, "pipelines").find_resources("AWS::SageMaker::ModelPackageGroup")
+def test_model_package_group_follows_the_retention_policy(reference_synthesized):
+    for environment in (NONPRODUCTION, PRODUCTION):
+        policy = "Retain" if CONFIG.environment(environment).storage.retain_data else "Delete"
+        groups = reference_synthesized.template(environment, "pipelines").find_resources("AWS::SageMaker::ModelPackageGroup")
         (group,) = groups.values()
-        assert group["Properties"]["ModelPackageGroupName"] == f"abalone-mlops-{environment}"
+        assert group["Properties"]["ModelPackageGroupName"] == ResourceNames(PROJECT, environment).model_package_group
         assert group["DeletionPolicy"] == policy
 
 
@@ -122,18 +126,17 @@ def test_registration_runs_through_the_provider_framework_with_a_service_timeout
     assert group_id in registration["DependsOn"]
 
 
-def test_the_resolver_bundles_time_zone_data(synthesized):
-    function = next(
-        f for f in _own_functions(synthesized.template("dev", "pipelines")).values() if not f["Properties"].get("Layers")
-    )
-    asset = synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+def test_the_resolver_bundles_time_zone_data(reference_synthesized):
+    template = reference_synthesized.template(NONPRODUCTION, "pipelines")
+    function = next(f for f in _own_functions(template).values() if not f["Properties"].get("Layers"))
+    asset = reference_synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
     assert (asset / "handler.py").is_file() and (asset / "tzdata" / "zoneinfo" / "Europe" / "Berlin").is_file()
 
 
-def test_lambda_asset_holds_the_handler_and_the_pipeline_scripts(synthesized):
-    template = synthesized.template("dev", "pipelines")
+def test_lambda_asset_holds_the_handler_and_the_pipeline_scripts(reference_synthesized):
+    template = reference_synthesized.template(NONPRODUCTION, "pipelines")
     function = _register_function(template)
-    asset = synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+    asset = reference_synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
     names = {p.relative_to(asset).as_posix() for p in asset.rglob("*.py")}
     assert {
         "handler.py",
@@ -167,15 +170,15 @@ def test_images_are_built_privileged_encrypted_and_before_the_pipelines_are_regi
     assert properties["Source"]["BuildSpec"] == "containers/buildspec.yml"
     groups = template.find_resources("AWS::Logs::LogGroup")
     log_group = properties["LogsConfig"]["CloudWatchLogs"]["GroupName"]["Ref"]
-    assert groups[log_group]["Properties"]["RetentionInDays"] == {"dev": 14, "prod": 365}[environment]
+    assert groups[log_group]["Properties"]["RetentionInDays"] == CONFIG.environment(environment).storage.log_retention_days
     (images_id,) = template.find_resources("Custom::ContainerImages")
     (registration,) = template.find_resources("Custom::SageMakerPipelines").values()
     assert images_id in registration["DependsOn"]
 
 
-def test_the_build_source_asset_is_exactly_the_build_files(synthesized):
-    template = synthesized.template("dev", "pipelines")
+def test_the_build_source_asset_is_exactly_the_build_files(reference_synthesized):
+    template = reference_synthesized.template(NONPRODUCTION, "pipelines")
     (project,) = template.find_resources("AWS::CodeBuild::Project").values()
     key = json.dumps(project["Properties"]["Source"]["Location"]).split("/")[-1].split('"')[0]
-    (asset,) = synthesized.outdir.rglob(f"asset.{key.removesuffix('.zip')}")
+    (asset,) = reference_synthesized.outdir.rglob(f"asset.{key.removesuffix('.zip')}")
     assert sorted(p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()) == list(build_source_files())

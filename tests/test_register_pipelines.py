@@ -23,10 +23,18 @@ training_module = sys.modules["training_pipeline"]
 sys.path.insert(0, str(REPO_ROOT / "pipeline_scripts"))
 import preprocess
 
+# The regression dataset S is gated on with mse, whatever dataset cdk.json ships (binary_definitions has its own).
+REGRESSION_DATASET = {
+    "target": "age",
+    "problem_type": "regression",
+    "features": [{"name": "colour", "type": "categorical"}, {"name": "size", "type": "numeric"}],
+}
+
 
 @pytest.fixture(scope="module")
 def S(pipeline_settings) -> PipelineSettings:
-    """The dev environment's settings as its template gives them, with values that differ from every default."""
+    """The reference non-production environment's settings as its template gives them, with values that differ from
+    every default, on a regression dataset of its own."""
     training = replace(
         pipeline_settings.training,
         training_instance_type="ml.m5.2xlarge",
@@ -37,6 +45,7 @@ def S(pipeline_settings) -> PipelineSettings:
     )
     return replace(
         pipeline_settings,
+        dataset=REGRESSION_DATASET,
         training=training,
         timezone="Europe/Berlin",
         batch_prediction=replace(pipeline_settings.batch_prediction, instance_count=2),

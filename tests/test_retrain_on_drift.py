@@ -9,15 +9,16 @@ import aws_events
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import ACCOUNT, LAMBDA_CONTEXT, REGION, load_lambda, settings_environment
+from conftest import ACCOUNT, CONFIG, LAMBDA_CONTEXT, NONPRODUCTION_NAMES, PROJECT, REGION, load_lambda, settings_environment
 from moto.events.models import EventPattern
 
 from common.contracts import RetrainingSettings, SettingsError
+from common.names import ResourceNames
 
 retrain_module = load_lambda("retrain_on_drift")
 NOW = datetime(2026, 11, 23, 2, 5, tzinfo=UTC)
-PIPELINE = "abalone-mlops-dev-training"
-ALARM = "abalone-mlops-dev-data-drift"
+PIPELINE = NONPRODUCTION_NAMES.training_pipeline
+ALARM = NONPRODUCTION_NAMES.alarm("data-drift")
 
 
 def _settings(synthesized, environment) -> tuple[RetrainingSettings, dict]:
@@ -32,8 +33,9 @@ def _settings(synthesized, environment) -> tuple[RetrainingSettings, dict]:
 
 def test_the_rule_takes_the_drift_alarm_entering_alarm_only(synthesized, environment):
     settings, template = _settings(synthesized, environment)
-    assert settings.training_pipeline_name == f"abalone-mlops-{environment}-training"
-    assert settings.quiet_period_hours == {"dev": 24, "prod": 72}[environment]
+    names = ResourceNames(PROJECT, environment)
+    assert settings.training_pipeline_name == names.training_pipeline
+    assert settings.quiet_period_hours == CONFIG.environment(environment).monitoring.retraining_quiet_period_hours
     (rule,) = [
         r for r in template.find_resources("AWS::Events::Rule").values() if "drift alarm" in r["Properties"]["Description"]
     ]
@@ -48,7 +50,7 @@ def test_the_rule_takes_the_drift_alarm_entering_alarm_only(synthesized, environ
     matcher = EventPattern.load(__import__("json").dumps(pattern))
     assert matcher.matches_event(aws_events.cloudwatch_alarm_state_change(settings.drift_alarm_name, "ALARM"))
     assert not matcher.matches_event(aws_events.cloudwatch_alarm_state_change(settings.drift_alarm_name, "OK", "ALARM"))
-    assert not matcher.matches_event(aws_events.cloudwatch_alarm_state_change(f"abalone-mlops-{environment}-5xx-errors", "ALARM"))
+    assert not matcher.matches_event(aws_events.cloudwatch_alarm_state_change(names.alarm("5xx-errors"), "ALARM"))
 
 
 def test_the_drift_alarm_watches_every_captured_column_and_alerts(synthesized, environment):
@@ -59,17 +61,19 @@ def test_the_drift_alarm_watches_every_captured_column_and_alerts(synthesized, e
         if a["Properties"].get("AlarmName", "").endswith("-data-drift")
     ]
     metrics = [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
-    assert [m["MetricName"] for m in metrics] == [f"feature_baseline_drift__c{i}" for i in range(8)]
+    columns = len(CONFIG.dataset.captured_columns)
+    assert [m["MetricName"] for m in metrics] == [f"feature_baseline_drift__c{i}" for i in range(columns)]
     assert {m["Namespace"] for m in metrics} == {"aws/sagemaker/Endpoints/data-metrics"}
     assert all(
         m["Dimensions"]
         == [
-            {"Name": "Endpoint", "Value": f"abalone-mlops-{environment}"},
-            {"Name": "MonitoringSchedule", "Value": f"abalone-mlops-{environment}-data-quality"},
+            {"Name": "Endpoint", "Value": ResourceNames(PROJECT, environment).endpoint},
+            {"Name": "MonitoringSchedule", "Value": ResourceNames(PROJECT, environment).monitoring_schedule},
         ]
         for m in metrics
     )
-    assert (alarm["Threshold"], alarm["TreatMissingData"]) == (0.1, "notBreaching")
+    threshold = CONFIG.environment(environment).monitoring.drift_threshold
+    assert (alarm["Threshold"], alarm["TreatMissingData"]) == (threshold, "notBreaching")
     assert len(alarm["AlarmActions"]) == 1
 
 
@@ -150,7 +154,7 @@ def test_other_states_are_ignored_and_bad_events_are_named(stubbed):
         retrain_module.retrain(aws_events.cloudwatch_alarm_state_change("someone-else", "ALARM"), settings, client, NOW)
     with pytest.raises(retrain_module.EventError, match="expected a 'CloudWatch Alarm State Change' event"):
         retrain_module.retrain({"alarm": ALARM}, settings, client, NOW)
-    wrong = aws_events.endpoint_state_change("abalone-mlops-dev", "IN_SERVICE")
+    wrong = aws_events.endpoint_state_change(NONPRODUCTION_NAMES.endpoint, "IN_SERVICE")
     with pytest.raises(retrain_module.EventError, match=r"unsupported event 'aws\.sagemaker'"):
         retrain_module.retrain(wrong, settings, client, NOW)
     bad_time = {**aws_events.cloudwatch_alarm_state_change(ALARM, "ALARM"), "time": "yesterday"}

@@ -1,8 +1,11 @@
-"""Security properties of the key, buckets and repositories, for dev and prod and their differences."""
+"""Security properties of the key, buckets and repositories, for both kinds of environment and their differences."""
 
 from __future__ import annotations
 
 from aws_cdk.assertions import Match
+from conftest import CONFIG, NONPRODUCTION, PRODUCTION, PROJECT
+
+from common.names import ENVIRONMENT_TAG, PROJECT_TAG, ResourceNames
 
 DATA_BUCKET_LOG_PREFIXES = ("raw-data/", "features/", "artifacts/")
 
@@ -18,7 +21,7 @@ def _data_buckets(template) -> dict:
 def test_key_rotates(synthesized, environment):
     template = synthesized.template(environment, "storage")
     template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
-    template.has_resource_properties("AWS::KMS::Alias", {"AliasName": f"alias/abalone-mlops-{environment}"})
+    template.has_resource_properties("AWS::KMS::Alias", {"AliasName": f"alias/{ResourceNames(PROJECT, environment).prefix}"})
 
 
 def test_three_data_buckets_use_the_kms_key_and_log_access(synthesized, environment):
@@ -89,10 +92,10 @@ def test_only_the_raw_data_bucket_sends_events_to_eventbridge(synthesized, envir
 def test_repositories_scan_on_push_are_immutable_and_kms_encrypted(synthesized, environment):
     template = synthesized.template(environment, "storage")
     repositories = template.find_resources("AWS::ECR::Repository")
-    assert sorted(r["Properties"]["RepositoryName"] for r in repositories.values()) == [
-        f"abalone-mlops-{environment}-inference",
-        f"abalone-mlops-{environment}-training",
-    ]
+    names = ResourceNames(PROJECT, environment)
+    assert sorted(r["Properties"]["RepositoryName"] for r in repositories.values()) == sorted(
+        [names.inference_repository, names.training_repository]
+    )
     for repository in repositories.values():
         props = repository["Properties"]
         assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
@@ -101,26 +104,28 @@ def test_repositories_scan_on_push_are_immutable_and_kms_encrypted(synthesized, 
         assert "untagged" in props["LifecyclePolicy"]["LifecyclePolicyText"]
 
 
-def test_prod_retains_data_and_dev_destroys_it(synthesized):
-    for environment, policy in (("dev", "Delete"), ("prod", "Retain")):
-        template = synthesized.template(environment, "storage")
+def test_prod_retains_data_and_dev_destroys_it(reference_synthesized):
+    for environment in (NONPRODUCTION, PRODUCTION):
+        policy = "Retain" if CONFIG.environment(environment).storage.retain_data else "Delete"
+        template = reference_synthesized.template(environment, "storage")
         for kind in ("AWS::KMS::Key", "AWS::S3::Bucket", "AWS::ECR::Repository"):
             resources = template.find_resources(kind)
             assert resources and all(r["DeletionPolicy"] == policy for r in resources.values()), (environment, kind)
 
 
-def test_only_dev_empties_buckets_and_repositories_on_delete(synthesized):
-    dev = synthesized.template("dev", "storage")
-    prod = synthesized.template("prod", "storage")
-    assert len(dev.find_resources("Custom::S3AutoDeleteObjects")) == 4
-    assert prod.find_resources("Custom::S3AutoDeleteObjects") == {}
-    assert [r["Properties"].get("EmptyOnDelete") for r in dev.find_resources("AWS::ECR::Repository").values()] == [True, True]
-    assert [r["Properties"].get("EmptyOnDelete") for r in prod.find_resources("AWS::ECR::Repository").values()] == [False, False]
+def test_only_dev_empties_buckets_and_repositories_on_delete(reference_synthesized):
+    for environment in (NONPRODUCTION, PRODUCTION):
+        emptied = not CONFIG.environment(environment).storage.retain_data
+        template = reference_synthesized.template(environment, "storage")
+        assert len(template.find_resources("Custom::S3AutoDeleteObjects")) == (4 if emptied else 0), environment
+        repositories = template.find_resources("AWS::ECR::Repository").values()
+        assert [r["Properties"].get("EmptyOnDelete") for r in repositories] == [emptied, emptied], environment
 
 
-def test_dev_and_prod_lifecycles_follow_their_config(synthesized):
-    for environment, days in (("dev", 7), ("prod", 90)):
-        template = synthesized.template(environment, "storage")
+def test_dev_and_prod_lifecycles_follow_their_config(reference_synthesized):
+    for environment in (NONPRODUCTION, PRODUCTION):
+        days = CONFIG.environment(environment).storage.noncurrent_version_expiration_days
+        template = reference_synthesized.template(environment, "storage")
         template.has_resource_properties(
             "AWS::S3::Bucket",
             {
@@ -136,15 +141,13 @@ def test_resources_carry_project_and_environment_tags(synthesized, environment):
     template.has_resource_properties(
         "AWS::S3::Bucket",
         {
-            "Tags": Match.array_with(
-                [{"Key": "environment", "Value": environment}, {"Key": "project", "Value": "abalone-mlops"}]
-            ),
+            "Tags": Match.array_with([{"Key": ENVIRONMENT_TAG, "Value": environment}, {"Key": PROJECT_TAG, "Value": PROJECT}]),
         },
     )
     template.has_resource_properties(
         "AWS::KMS::Key",
         {
-            "Tags": Match.array_with([{"Key": "environment", "Value": environment}]),
+            "Tags": Match.array_with([{"Key": ENVIRONMENT_TAG, "Value": environment}]),
         },
     )
 
@@ -160,4 +163,4 @@ def test_every_tagged_resource_of_every_stack_carries_project_and_environment(sy
         assert tagged, stack
         for name, tags in tagged.items():
             pairs = {(t["Key"], t["Value"]) for t in tags}
-            assert {("project", "abalone-mlops"), ("environment", environment)} <= pairs, (stack, name)
+            assert {(PROJECT_TAG, PROJECT), (ENVIRONMENT_TAG, environment)} <= pairs, (stack, name)

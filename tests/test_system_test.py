@@ -14,25 +14,38 @@ import pytest
 from aws_strict import Call, permissions_for
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
-from conftest import ACCOUNT, ENVIRONMENTS, LAMBDA_CONTEXT, REGION, UNKNOWN_ENVIRONMENT, function_properties, load_lambda
+from conftest import (
+    ACCOUNT,
+    CONFIG,
+    ENVIRONMENTS,
+    LAMBDA_CONTEXT,
+    NONPRODUCTION_NAMES,
+    PROJECT,
+    REGION,
+    UNKNOWN_ENVIRONMENT,
+    function_properties,
+    load_lambda,
+)
 
 from common.contracts import SystemTestSettings
+from common.names import ResourceNames
 
 system_test = load_lambda("system_test")
 checks = system_test.checks
 validate = importlib.import_module("validate")
 
-ENV = "dev"
+NAMES = NONPRODUCTION_NAMES
+ENV = NAMES.environment
 KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-1111-2222-3333-444455556666"
-GROUP = "abalone-mlops-dev"
-ENDPOINT = "abalone-mlops-dev"
-EVALUATION = "s3://artifacts-bucket/abalone-mlops-dev-training/exec1/evaluation"
+GROUP = NAMES.model_package_group
+ENDPOINT = NAMES.endpoint
+EVALUATION = f"s3://artifacts-bucket/{NAMES.training_pipeline}/exec1/evaluation"
 SETTINGS = SystemTestSettings(
     environment=ENV,
     kms_key_arn=KEY,
     buckets=("raw-bucket", "features-bucket", "artifacts-bucket"),
-    repositories=("abalone-mlops-dev-training", "abalone-mlops-dev-inference"),
-    pipelines=("abalone-mlops-dev-training", "abalone-mlops-dev-batch-prediction"),
+    repositories=(NAMES.training_repository, NAMES.inference_repository),
+    pipelines=(NAMES.training_pipeline, NAMES.batch_pipeline),
     model_package_group_name=GROUP,
     schedules=("nightly-retraining=ENABLED", "daily-batch=DISABLED"),
     endpoint_name=ENDPOINT,
@@ -102,9 +115,11 @@ def test_the_settings_are_the_stack_output_make_validate_reads(assemblies, name)
     assert (
         SystemTestSettings.from_json(assembly.resolve(function_stack, function["Environment"]["Variables"]["SETTINGS"])) == output
     )
-    assert output.environment == name and output.endpoint_name == f"abalone-mlops-{name}"
-    assert [entry.rsplit("=", 1)[1] for entry in output.schedules] == ["ENABLED", "ENABLED"]
-    assert output.max_latency_ms == 200
+    configured = CONFIG.environment(name)
+    assert output.environment == name and output.endpoint_name == ResourceNames(PROJECT, name).endpoint
+    states = [configured.schedules.retraining_enabled, configured.schedules.batch_prediction_enabled]
+    assert [entry.rsplit("=", 1)[1] for entry in output.schedules] == ["ENABLED" if s else "DISABLED" for s in states]
+    assert output.max_latency_ms == configured.endpoint.max_latency_ms
 
 
 # --- resource checks against moto --------------------------------------------------------------------------------
@@ -153,7 +168,7 @@ def test_a_deployed_environment_passes_every_resource_check(environment):
 
 
 def test_each_broken_resource_is_named_and_the_other_checks_still_run(environment):
-    environment.ecr.delete_repository(repositoryName="abalone-mlops-dev-inference")
+    environment.ecr.delete_repository(repositoryName=NAMES.inference_repository)
     environment.scheduler.update_schedule(
         Name="nightly-retraining",
         ScheduleExpression="cron(0 2 * * ? *)",
@@ -161,16 +176,16 @@ def test_each_broken_resource_is_named_and_the_other_checks_still_run(environmen
         FlexibleTimeWindow={"Mode": "OFF"},
         Target={"Arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/p", "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/r"},
     )
-    environment.sagemaker.delete_pipeline(PipelineName="abalone-mlops-dev-batch-prediction", ClientRequestToken="1" * 32)
+    environment.sagemaker.delete_pipeline(PipelineName=NAMES.batch_pipeline, ClientRequestToken="1" * 32)
     other_key = replace(SETTINGS, kms_key_arn=f"arn:aws:kms:{REGION}:{ACCOUNT}:key/another")
     results = {r["check"]: r for r in checks.run_all_resource_checks(other_key, environment)}
     assert results["repositories_present"] == {
         "check": "repositories_present",
         "status": "fail",
-        "finding": "repository abalone-mlops-dev-inference does not exist",
+        "finding": f"repository {NAMES.inference_repository} does not exist",
     }
     assert results["schedules_in_state"]["finding"] == "schedule nightly-retraining is DISABLED, configured ENABLED"
-    assert results["pipelines_registered"]["finding"] == "pipeline abalone-mlops-dev-batch-prediction is not registered"
+    assert results["pipelines_registered"]["finding"] == f"pipeline {NAMES.batch_pipeline} is not registered"
     assert (
         results["buckets_encrypted"]["status"] == "fail"
         and "raw-bucket is encrypted with aws:kms" in results["buckets_encrypted"]["finding"]
@@ -503,14 +518,14 @@ def test_the_report_flattens_every_branch_publishes_and_passes_only_without_fail
     }
     caught = {"check": "schedules_in_state", "status": "error", "finding": "Lambda.TooManyRequestsException"}
     with Stubber(sns) as stub:
-        for subject in ("dev system test passed", "dev system test FAILED"):
+        for subject in (f"{ENV} system test passed", f"{ENV} system test FAILED"):
             stub.add_response(
                 "publish", {"MessageId": "m"}, {"TopicArn": SETTINGS.alerts_topic_arn, "Subject": subject, "Message": ANY}
             )
         passed = system_test.report([resource, model], SETTINGS, sns)
         failed = system_test.report([resource, model, caught], SETTINGS, sns)
     assert passed["passed"] is True and len(passed["checks"]) == 4
-    assert failed["passed"] is False and failed["summary"] == "dev system test FAILED: schedules_in_state"
+    assert failed["passed"] is False and failed["summary"] == f"{ENV} system test FAILED: schedules_in_state"
     with pytest.raises(system_test.EventError, match="is not a check result"):
         system_test.report([{"check": "x"}], SETTINGS, sns)
 
@@ -552,7 +567,7 @@ def test_the_report_refuses_results_it_cannot_read_or_an_empty_one(results, mess
 def _stack_with_output(value: str | None) -> None:
     outputs = {"SystemTestSettings": {"Value": value}} if value is not None else {}
     boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName="dev-Orchestration",
+        StackName=f"{ENV}-Orchestration",
         TemplateBody=json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}),
     )
 
@@ -560,12 +575,12 @@ def _stack_with_output(value: str | None) -> None:
 def test_make_validate_reports_every_check_from_the_stack_output(environment, capsys):
     _stack_with_output(json.dumps(SETTINGS.to_dict()))
     session = boto3.Session(region_name=REGION)
-    assert validate.main(["--environment", "dev"], session=session) == 0
+    assert validate.main(["--environment", ENV], session=session) == 0
     out = capsys.readouterr().out
-    assert out.strip().endswith("dev: 5 of 5 checks passed") and "PASS            buckets_encrypted" in out
-    environment.ecr.delete_repository(repositoryName="abalone-mlops-dev-training")
-    assert validate.main(["--environment", "dev"], session=session) == 1
-    assert "repository abalone-mlops-dev-training does not exist" in capsys.readouterr().out
+    assert out.strip().endswith(f"{ENV}: 5 of 5 checks passed") and "PASS            buckets_encrypted" in out
+    environment.ecr.delete_repository(repositoryName=NAMES.training_repository)
+    assert validate.main(["--environment", ENV], session=session) == 1
+    assert f"repository {NAMES.training_repository} does not exist" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -573,18 +588,18 @@ def test_make_validate_reports_every_check_from_the_stack_output(environment, ca
     [
         (
             None,
-            "validate: stack dev-Orchestration has no SystemTestSettings output; redeploy it with this version of the project",
+            f"validate: stack {ENV}-Orchestration has no SystemTestSettings output; redeploy it with this version of the project",
         ),
-        ("{}", "validate: dev-Orchestration output SystemTestSettings lacks environment"),
+        ("{}", f"validate: {ENV}-Orchestration output SystemTestSettings lacks environment"),
         (
             json.dumps({**SETTINGS.to_dict(), "mse_threshold": 6}),
-            "validate: dev-Orchestration output SystemTestSettings has unknown key(s) mse_threshold; expected environment, ",
+            f"validate: {ENV}-Orchestration output SystemTestSettings has unknown key(s) mse_threshold; expected environment, ",
         ),
     ],
 )
 def test_make_validate_names_an_environment_it_cannot_read(aws, capsys, output, message):
     _stack_with_output(output)
-    assert validate.main(["--environment", "dev"], session=boto3.Session(region_name=REGION)) == 2
+    assert validate.main(["--environment", ENV], session=boto3.Session(region_name=REGION)) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and "redeploy" in err and len(err.splitlines()) == 1
 
@@ -680,7 +695,7 @@ def test_make_validate_names_a_denied_call_without_a_traceback(capsys):
             stub.activate()
             return client
 
-    assert validate.main(["--environment", "dev"], session=DeniedSession()) == 2
+    assert validate.main(["--environment", ENV], session=DeniedSession()) == 2
     err = capsys.readouterr().err
     assert err.startswith("validate: An error occurred (AccessDenied) when calling the DescribeStacks operation: User: ")
     assert "Traceback" not in err
