@@ -44,6 +44,10 @@ FORMS = {
     "cron": "EventBridge Scheduler `cron(...)`",
     "monitor_cron": "hourly `cron(0 * ? * * *)` or every N hours `cron(0 */N ? * * *)`",
     "timezone": "IANA time zone",
+    "vpc_id": "VPC id",
+    "subnet_id": "list of subnet ids",
+    "security_group_id": "list of security group ids",
+    "permissions_boundary": "managed policy ARN or name",
     "name": "2-21 of `a-z`, `0-9`, `-`; a letter first",
 }
 
@@ -78,8 +82,9 @@ def _rows(config: type, prefix: str, skip: tuple[str, ...] = ()) -> list[str]:
             continue
         hint, setting = _unwrap(hints[field.name])
         key = f"{prefix}{field.name}"
-        if setting is None and isinstance(hint, type) and is_dataclass(hint):
-            rows += _rows(hint, f"{key}.")
+        section = _optional(hint) or hint
+        if setting is None and isinstance(section, type) and is_dataclass(section):
+            rows += _rows(section, f"{key}.")
             continue
         assert setting is not None, f"{config.__name__}.{field.name} has no Setting declaration"
         usual = default(config, field.name, production=False)
