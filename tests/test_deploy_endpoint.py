@@ -705,8 +705,8 @@ def test_with_a_network_the_model_and_the_monitoring_jobs_run_in_its_subnets(dep
             lambda params, operation=operation, **kw: sent.update({operation: params}),
         )
     arn = package(deployment)
-    result = deployer_module.handler({"model_package_arn": arn}, None)
-    monitoring = deployer_module.handler(in_service(), None)["monitoring"]
+    result = deployer_module.handler({"model_package_arn": arn}, LAMBDA_CONTEXT)
+    monitoring = deployer_module.handler(in_service(), LAMBDA_CONTEXT)["monitoring"]
     vpc = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
     assert sent["CreateModel"]["VpcConfig"] == vpc and sent["CreateModel"]["EnableNetworkIsolation"] is True
     assert sent["CreateDataQualityJobDefinition"]["NetworkConfig"] == {
