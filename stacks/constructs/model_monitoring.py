@@ -32,7 +32,7 @@ from stacks.constructs.platform_function import PlatformFunction
 from stacks.constructs.vpc_placement import VpcPlacement
 from stacks.synth.bundling import function_code
 from stacks.synth.log_groups import LogGroups
-from stacks.synth.nag import acknowledge_iam5, arn_finding
+from stacks.synth.nag import acknowledge_compliance, acknowledge_iam5, arn_finding
 
 # Where Model Monitor's analyzer publishes a data-quality job's per-feature metrics for an endpoint, with the
 # dimensions Endpoint and MonitoringSchedule ("CloudWatch Metrics for Bring Your Own Containers" and the
@@ -200,6 +200,13 @@ class ModelMonitoring(Construct):
             )
             for number, first in enumerate(range(0, len(metric_names), METRICS_PER_ALARM), start=1)
         ]
+        for part in parts:
+            acknowledge_compliance(
+                part,
+                "CloudWatchAlarmAction",
+                f"A member of the composite alarm {self.drift_alarm_name}, which notifies the alerts topic and starts "
+                "retraining: one notification per drift, whichever ten features drifted.",
+            )
         composite = cloudwatch.CompositeAlarm(
             self,
             "DriftAlarm",
