@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,22 +39,26 @@ def arn_finding(scope: IConstruct, service: str, resource: str) -> str:
     return f"Resource::arn:{partition}:{service}:{region}:{account}:{resource}"
 
 
+# The IAM5 reasons acknowledged so far, per app and (policy path, rule): kept here rather than read back from the
+# construct's metadata, which costs a jsii round trip per finding (about a tenth of a synth).
+_IAM5_REASONS: weakref.WeakKeyDictionary[IConstruct, dict[tuple[str, str], str]] = weakref.WeakKeyDictionary()
+
+
 def acknowledge_iam5(policy: IConstruct, findings: dict[str, str]) -> None:
     """Acknowledge AwsSolutions-IAM5 findings (finding -> reason) on one policy.
 
     A finding several grants share (Resource::* of two grants on one role) keeps every grant's reason: the
     acknowledgment written last, which synth uses, carries all of them.
     """
+    reasons = _IAM5_REASONS.setdefault(policy.node.root, {})
+    path = policy.node.path
     for finding, reason in findings.items():
         rule = f"AwsSolutions-IAM5[{finding}]"
-        earlier = [
-            entry.data[rule]
-            for entry in policy.node.metadata
-            if entry.type == "aws:cdk:acknowledged-rules" and isinstance(entry.data, dict) and rule in entry.data
-        ]
-        if earlier and reason in earlier[-1]:
+        earlier = reasons.get((path, rule))
+        if earlier and reason in earlier:
             continue
-        combined = f"{earlier[-1]} {reason}" if earlier else reason
+        combined = f"{earlier} {reason}" if earlier else reason
+        reasons[(path, rule)] = combined
         Validations.of(policy).acknowledge(Acknowledgment(id=rule, reason=combined))
 
 
