@@ -85,12 +85,15 @@ def test_model_approval_rule(synthesized, environment):
 
 
 def test_new_data_rule_fires_on_the_marker_only(synthesized, environment):
-    pattern = rule_pattern(synthesized.template(environment, "orchestration"), "A '_SUCCESS' marker")
-    assert pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, "incoming/2026-11-23/_SUCCESS"))
-    assert pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, "incoming/_SUCCESS"))
-    assert not pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, "incoming/2026-11-23/part-0001.csv"))
-    assert not pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, "batch-input/2026-11-23/_SUCCESS"))
-    assert not pattern.matches_event(aws_events.s3_object_created("someone-elses-bucket", "incoming/_SUCCESS"))
+    storage = CONFIG.environment(environment).storage
+    prefix, marker = storage.raw_data_prefix, storage.training_trigger_suffix
+    batch_input = CONFIG.environment(environment).batch_prediction.input_prefix
+    pattern = rule_pattern(synthesized.template(environment, "orchestration"), f"A '{marker}' marker")
+    assert pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, f"{prefix}2026-11-23/{marker}"))
+    assert pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, f"{prefix}{marker}"))
+    assert not pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, f"{prefix}2026-11-23/part-0001.csv"))
+    assert not pattern.matches_event(aws_events.s3_object_created(RAW_BUCKET, f"{batch_input}2026-11-23/{marker}"))
+    assert not pattern.matches_event(aws_events.s3_object_created("someone-elses-bucket", f"{prefix}{marker}"))
 
 
 def test_new_image_rule_fires_on_the_configured_training_tag(synthesized, environment):
@@ -144,7 +147,8 @@ def test_rule_targets_start_pipelines_or_the_deployer_with_dead_letters(synthesi
     template = synthesized.template(environment, "orchestration")
     (queue_id,) = template.find_resources("AWS::SQS::Queue")
     pipeline = ResourceNames(PROJECT, environment).training_pipeline
-    for description in ("A '_SUCCESS' marker", "The configured training image tag"):
+    marker = CONFIG.environment(environment).storage.training_trigger_suffix
+    for description in (f"A '{marker}' marker", "The configured training image tag"):
         (target,) = _targets(template, description)
         assert f":pipeline/{pipeline}" in json.dumps(target["Arn"])
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
@@ -181,12 +185,18 @@ def test_schedules_use_cron_in_the_time_zone_and_pass_parameters(synthesized, en
     schedules = _schedules(template)
     assert set(schedules) == {"Nightly", "Daily"}
     nightly, daily = schedules["Nightly"], schedules["Daily"]
+    configured = CONFIG.environment(environment).schedules
+    state = {True: "ENABLED", False: "DISABLED"}
     assert (nightly["ScheduleExpression"], nightly["ScheduleExpressionTimezone"], nightly["State"]) == (
-        "cron(0 2 * * ? *)",
-        "UTC",
-        "ENABLED",
+        configured.retraining_cron,
+        configured.timezone,
+        state[configured.retraining_enabled],
     )
-    assert (daily["ScheduleExpression"], daily["State"]) == ("cron(0 6 * * ? *)", "ENABLED")
+    assert (daily["ScheduleExpression"], daily["ScheduleExpressionTimezone"], daily["State"]) == (
+        configured.batch_prediction_cron,
+        configured.timezone,
+        state[configured.batch_prediction_enabled],
+    )
     names = ResourceNames(PROJECT, environment)
     assert f":pipeline/{names.training_pipeline}" in json.dumps(nightly["Target"]["Arn"])
     assert f":pipeline/{names.batch_pipeline}" in json.dumps(daily["Target"]["Arn"])
